@@ -1,0 +1,147 @@
+"""The `bench` command line: parses arguments, calls the library, formats the answer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.data.specs import all_specs
+from bench.device import DEVICE_CHOICES
+from bench.errors import BenchError
+from bench.recipes import MethodRegistry
+from bench.runner import RunOptions, run_benchmark
+from bench.summary import HEADLINE, format_table
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be comma-separated integers, got {text!r}"
+        ) from error
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `bench` and its sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Benchmark imbalance methods for medical image classification."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="train and evaluate methods over seeds",
+        description="Train and evaluate every (method, seed) not yet in "
+        "results/, then print the summary table.",
+    )
+    run.add_argument(
+        "--methods", default="all", help="comma-separated method names or lists (default: all)"
+    )
+    run.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    run.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=(0, 1, 2),
+        help="training seeds: initialisation, sampling, augmentation (default: 0,1,2)",
+    )
+    run.add_argument("--data-seeds", type=_seeds, default=(0,), help="split seeds (default: 0)")
+    knobs = run.add_argument_group("overrides of the dataset spec's training defaults")
+    knobs.add_argument("--epochs", type=_positive_int)
+    knobs.add_argument("--image-size", type=_positive_int)
+    knobs.add_argument("--backbone", help="resnet-compact, resnet-compact-wide, resnet18, resnet50")
+    knobs.add_argument("--batch-size", type=_positive_int)
+    knobs.add_argument("--lr", type=float, help="peak learning rate")
+    run.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="ImageNet weights for resnet18/50 (must already be in torch's cache)",
+    )
+    run.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    run.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    run.add_argument(
+        "--data-root",
+        type=Path,
+        help="folder holding the dataset (else $BENCH_DATA_ROOT, then the cache)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    listing = commands.add_parser("list", help="list registered methods or datasets")
+    listing.add_argument("what", choices=("methods", "datasets"))
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    overrides = {
+        "epochs": args.epochs,
+        "image_size": args.image_size,
+        "backbone": args.backbone,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+    }
+    summary = run_benchmark(
+        RunOptions(
+            dataset=args.dataset,
+            methods=args.methods,
+            seeds=args.seeds,
+            data_seeds=args.data_seeds,
+            overrides=overrides,
+            pretrained=args.pretrained,
+            device=args.device,
+            results_dir=args.results_dir,
+            data_root=args.data_root,
+            progress=not args.no_progress,
+        )
+    )
+    print(format_table(summary, HEADLINE))
+
+
+def _list(what: str) -> None:
+    if what == "methods":
+        registry = MethodRegistry()
+        for recipe in registry.recipes.values():
+            print(f"{recipe.name:18} {recipe.family:10} {recipe.description}")
+            print(f"{'':29} {recipe.summary()}  [{recipe.reference}]")
+        for name, members in registry.lists.items():
+            print(f"\nlist {name!r}: {', '.join(members)}")
+    else:
+        for spec in all_specs().values():
+            aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
+            print(f"{spec.name:12} {spec.format:10} {spec.description}{aliases}")
+            print(
+                f"{'':23} {len(spec.classes)} classes; defaults {spec.training}; "
+                f"source: {spec.source}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bench` console script; user errors exit with code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            _run(args)
+        else:
+            _list(args.what)
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished runs are kept, rerun to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

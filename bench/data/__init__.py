@@ -1,0 +1,1 @@
+"""Datasets: specs, readers, the embedded synthetic generator, caching and splits."""

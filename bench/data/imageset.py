@@ -1,0 +1,48 @@
+"""The in-memory dataset every method trains on: uint8 images, labels, groups, class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images held as one uint8 tensor (N×C×H×W) with per-item labels, ids and groups.
+
+    `groups` holds the unit that must not straddle splits (HAM10000's `lesion_id`); items
+    without a group are their own group. `fingerprint` identifies the content for cache and
+    run keys; `provenance` says where the data came from (recorded in `run.json`).
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    item_ids: list[str]
+    groups: list[str]
+    class_names: tuple[str, ...]
+    fingerprint: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"{self.name}: images must be uint8 N×C×H×W, got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
+        if not (self.images.shape[0] == n == len(self.item_ids) == len(self.groups)):
+            raise ValueError(f"{self.name}: images, labels, item ids and groups differ in length")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def class_counts(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """Images per class, over all items or over `indices`."""
+        labels = self.labels.numpy() if indices is None else self.labels.numpy()[indices]
+        return np.bincount(labels, minlength=self.num_classes)

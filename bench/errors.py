@@ -1,0 +1,21 @@
+"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BenchError(Exception):
+    """A problem the user can fix (bad name, bad file, missing data); the message says how."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:
+    """An error for an unknown registry name that lists the closest known names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    suggestion = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = f" Known: {', '.join(known)}." if len(known) <= 25 else ""
+    return BenchError(
+        f"unknown {kind} {name!r}.{suggestion}{listing}{(' ' + hint) if hint else ''}"
+    )

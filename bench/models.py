@@ -1,0 +1,143 @@
+"""Backbones registered by name, and the classifier (backbone + linear or cosine head)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.error import URLError
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from bench.errors import BenchError, unknown_name
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm and an identity (or 1×1 projection) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class CompactResNet(nn.Module):
+    """A CIFAR-style ResNet for 28–64 px inputs: three stages, `blocks` blocks each.
+
+    With widths 16/32/64 and one block per stage it is the CPU default: small enough to train
+    a benchmark on two cores, deep enough to learn texture and border cues.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64), blocks: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        ]
+        channels = widths[0]
+        for stage, width in enumerate(widths):
+            for block in range(blocks):
+                layers.append(BasicBlock(channels, width, 2 if stage and not block else 1))
+                channels = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.out_features = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _torchvision_resnet(arch: str) -> Callable[[bool], tuple[nn.Module, int]]:
+    def build(pretrained: bool) -> tuple[nn.Module, int]:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT if pretrained else None
+        try:
+            model = torchvision.models.get_model(arch, weights=weights)
+        except (URLError, OSError) as error:
+            hub = torch.hub.get_dir()
+            raise BenchError(
+                f"ImageNet weights for {arch} are not available offline ({error}). Place the "
+                f"file {weights.url.rsplit('/', 1)[-1] if weights else '?'} in {hub}/checkpoints "
+                "or run without --pretrained."
+            ) from error
+        features = model.fc.in_features
+        model.fc = nn.Identity()
+        return model, features
+
+    return build
+
+
+def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool], tuple[nn.Module, int]]:
+    def build(pretrained: bool) -> tuple[nn.Module, int]:
+        if pretrained:
+            raise BenchError(
+                "the compact ResNets have no pretrained weights; drop --pretrained "
+                "or choose resnet18 / resnet50."
+            )
+        net = CompactResNet(widths, blocks)
+        return net, net.out_features
+
+    return build
+
+
+BACKBONES: dict[str, Callable[[bool], tuple[nn.Module, int]]] = {
+    "resnet-compact": _compact((16, 32, 64), 1),
+    "resnet-compact-wide": _compact((32, 64, 128), 1),
+    "resnet18": _torchvision_resnet("resnet18"),
+    "resnet50": _torchvision_resnet("resnet50"),
+}
+
+
+class CosineHead(nn.Module):
+    """Logits = scale · cos(feature, class weight), as LDAM's normalised classifier."""
+
+    def __init__(self, in_features: int, num_classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+class Classifier(nn.Module):
+    """A backbone producing features followed by a classification head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def build_classifier(
+    backbone: str,
+    num_classes: int,
+    head: str = "linear",
+    head_scale: float = 1.0,
+    pretrained: bool = False,
+) -> Classifier:
+    """A classifier with the named backbone and a `linear` or `cosine` head."""
+    if backbone not in BACKBONES:
+        raise unknown_name("backbone", backbone, BACKBONES)
+    body, features = BACKBONES[backbone](pretrained)
+    if head == "linear":
+        return Classifier(body, nn.Linear(features, num_classes))
+    if head == "cosine":
+        return Classifier(body, CosineHead(features, num_classes, head_scale))
+    raise unknown_name("head", head, ("linear", "cosine"))

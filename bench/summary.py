@@ -1,0 +1,64 @@
+"""Mean ± std over seeds per method: the summary tables printed and written after a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.files import write_text_atomic
+
+HEADLINE = {"accuracy": "Acc", "balanced_accuracy": "BAcc", "macro_f1": "Macro-F1"}
+FULL = {**HEADLINE, "shot_many": "Many", "shot_medium": "Medium", "shot_few": "Few", "ece": "ECE"}
+FAMILY_ORDER = ("one-stage", "two-stage", "two-stage + metric learning")
+KEYS = ["family", "method", "setting"]
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, method, setting): number of seeds, then mean and std of every metric."""
+    done = runs[runs["status"] == "done"]
+    metrics = [c for c in done.columns if c in FULL or c.startswith("recall_")]
+    grouped = done.groupby(KEYS, sort=False)[metrics]
+    table = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
+    table.insert(0, "n_seeds", grouped.size())
+    table = table.reset_index()
+    table["_family"] = table["family"].map({f: i for i, f in enumerate(FAMILY_ORDER)})
+    return table.sort_values(["_family"], kind="stable").drop(columns="_family")
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    if pd.isna(mean):
+        return "–"
+    return f"{100 * mean:.1f}" if n < 2 or pd.isna(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def format_table(summary: pd.DataFrame, columns: dict[str, str]) -> str:
+    """A Markdown table (percentages, mean ± std over seeds) with one row per method."""
+    header = ["Family", "Method", "Seeds", *columns.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in summary.iterrows():
+        cells = [_cell(row[f"{k}_mean"], row[f"{k}_std"], row["n_seeds"]) for k in columns]
+        lines.append(
+            "| " + " | ".join([row["family"], row["method"], str(row["n_seeds"]), *cells]) + " |"
+        )
+    return "\n".join(lines)
+
+
+def per_class_columns(summary: pd.DataFrame) -> dict[str, str]:
+    """Per-class recall columns, named by class, in the order of the runs table."""
+    return {
+        c[: -len("_mean")]: c[len("recall_") : -len("_mean")]
+        for c in summary.columns
+        if c.startswith("recall_") and c.endswith("_mean")
+    }
+
+
+def write_summary(summary: pd.DataFrame, folder: Path, title: str) -> None:
+    """`summary.md` (main and per-class recall tables) and `summary.csv` (all numbers)."""
+    text = (
+        f"# {title}\n\nTest split, percent, mean ± std over seeds.\n\n"
+        f"{format_table(summary, FULL)}\n\n## Per-class recall\n\n"
+        f"{format_table(summary, per_class_columns(summary))}\n"
+    )
+    write_text_atomic(folder / "summary.md", text)
+    write_text_atomic(folder / "summary.csv", summary.to_csv(index=False))

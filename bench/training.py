@@ -1,0 +1,158 @@
+"""Stage-1 training: SGD with warm-up and cosine decay, batched augmentation on the device,
+and checkpoint selection on validation balanced accuracy."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.augment import Augment, Normalizer
+from bench.losses import Loss
+from bench.metrics import balanced_accuracy
+from bench.models import Classifier
+
+Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation knobs; defaults come from the dataset spec, overrides from the CLI."""
+
+    epochs: int
+    batch_size: int
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What stage 1 minimises: a loss, optional class weights switched on at an epoch, a sampler."""
+
+    loss: Loss
+    sampler: Sampler
+    class_weights: np.ndarray | None = None
+    weights_from_epoch: int = 0
+
+
+@dataclass
+class TrainingOutcome:
+    """The model with its best-on-validation weights loaded, its input normaliser, the history."""
+
+    model: Classifier
+    normalizer: Normalizer
+    best_epoch: int
+    best_val_balanced_accuracy: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up to `base_lr`, then cosine decay to zero (per optimisation step)."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * progress))
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 mixed precision on CUDA; a no-op context elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    normalizer: Normalizer,
+    device: torch.device,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """Float32 logits (on the CPU) of uint8 `images`, in evaluation mode."""
+    model.eval()
+    outputs = []
+    for chunk in images.split(batch_size):
+        with autocast(device):
+            outputs.append(model(normalizer(chunk.to(device))).float().cpu())
+    return torch.cat(outputs)
+
+
+def _steps_per_epoch(n: int, batch_size: int) -> int:
+    # A trailing batch of one image would break batch norm, so it is dropped.
+    return n // batch_size + (1 if n % batch_size > 1 else 0)
+
+
+def train_stage1(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    objective: Objective,
+    settings: TrainSettings,
+    device: torch.device,
+    seed: int,
+    augment: Augment | None = None,
+    progress: bool = True,
+) -> TrainingOutcome:
+    """Train `model` on `train` and keep the epoch with the best validation balanced accuracy.
+
+    `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
+    """
+    images, labels = train
+    augment = augment or Augment()
+    normalizer = Normalizer.fit(images)
+    generator = torch.Generator().manual_seed(seed)
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        nesterov=True,
+    )
+    steps = _steps_per_epoch(len(labels), settings.batch_size)
+    total, warmup = steps * settings.epochs, steps * settings.warmup_epochs
+    weights = (
+        None
+        if objective.class_weights is None
+        else torch.tensor(objective.class_weights, dtype=torch.float32, device=device)
+    )
+    best_score, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
+    history: list[dict[str, float]] = []
+    epochs = tqdm(
+        range(settings.epochs), desc="epochs", unit="ep", leave=False, disable=not progress
+    )
+    for epoch in epochs:
+        model.train()
+        epoch_weights = weights if epoch >= objective.weights_from_epoch else None
+        order = objective.sampler(labels, generator)
+        running = 0.0
+        for step in range(steps):
+            index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+            batch = augment(images[index].to(device, non_blocking=True), generator)
+            targets = labels[index].to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch * steps + step, total, warmup, settings.lr)
+            with autocast(device):
+                logits = model(normalizer(batch))
+            loss = objective.loss.fn(logits.float(), targets, epoch_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += float(loss.detach())
+        val_logits = predict_logits(model, val[0], normalizer, device)
+        score = balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
+        history.append(
+            {"epoch": epoch + 1, "train_loss": running / steps, "val_balanced_accuracy": score}
+        )
+        epochs.set_postfix(loss=f"{running / steps:.3f}", val_bacc=f"{score:.3f}")
+        if score > best_score:
+            best_score, best_epoch = score, epoch + 1
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return TrainingOutcome(model, normalizer, best_epoch, best_score, history)
