@@ -26,11 +26,12 @@ from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec, get_spec
 from bench.data.split import Split, make_split, write_manifest
 from bench.device import resolve_device
+from bench.errors import unknown_name
 from bench.files import stable_hash
 from bench.layout import default_results_dir, project_root
 from bench.losses import LOSSES
 from bench.metrics import classification_metrics
-from bench.models import build_classifier
+from bench.models import BACKBONES, build_classifier
 from bench.recipes import MethodRegistry, Recipe
 from bench.samplers import SAMPLERS
 from bench.store import ResultsStore
@@ -82,7 +83,10 @@ class PlannedRun:
 def resolve_settings(spec: DatasetSpec, overrides: dict[str, Any]) -> dict[str, Any]:
     """Training settings: built-in defaults < dataset spec `[training]` < command line."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return {**SETTING_DEFAULTS, **spec.training, **given}
+    settings = {**SETTING_DEFAULTS, **spec.training, **given}
+    if settings["backbone"] not in BACKBONES:
+        raise unknown_name("backbone", settings["backbone"], BACKBONES)
+    return settings
 
 
 def plan_run(
@@ -274,9 +278,10 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         )
 
     runs = store.write_runs_csv()
-    write_summary(summarise(runs), store.root, f"{spec.name}: all recorded runs")
+    order = [recipe.name for recipe in recipes] + list(registry.lists.get("all", []))
+    write_summary(summarise(runs, order), store.root, f"{spec.name}: all recorded runs")
     asked = runs[runs["run_id"].isin([run.run_id for run, _ in planned])]
-    return summarise(asked)
+    return summarise(asked, order)
 
 
 def _device_name(device: torch.device) -> str:

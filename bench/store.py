@@ -89,5 +89,6 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         row["val_balanced_accuracy"] = metrics["val"]["balanced_accuracy"]
         row["best_epoch"] = record.get("best_epoch")
         row["train_seconds"] = record.get("timings", {}).get("train_s")
-        row.update({f"recall_{c}": v["recall"] for c, v in test["per_class"].items()})
+        classes = config["dataset"]["classes"]  # dataset order, not JSON's sorted keys
+        row.update({f"recall_{c}": test["per_class"][c]["recall"] for c in classes})
     return row

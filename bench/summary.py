@@ -14,16 +14,26 @@ FAMILY_ORDER = ("one-stage", "two-stage", "two-stage + metric learning")
 KEYS = ["family", "method", "setting"]
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (family, method, setting): number of seeds, then mean and std of every metric."""
+def summarise(runs: pd.DataFrame, method_order: list[str] | None = None) -> pd.DataFrame:
+    """Per (family, method, setting): number of seeds, then mean and std of every metric.
+
+    Rows are grouped by family, then follow `method_order` (unlisted methods last, by name).
+    """
     done = runs[runs["status"] == "done"]
     metrics = [c for c in done.columns if c in FULL or c.startswith("recall_")]
     grouped = done.groupby(KEYS, sort=False)[metrics]
     table = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
     table.insert(0, "n_seeds", grouped.size())
     table = table.reset_index()
-    table["_family"] = table["family"].map({f: i for i, f in enumerate(FAMILY_ORDER)})
-    return table.sort_values(["_family"], kind="stable").drop(columns="_family")
+    rank = {name: i for i, name in enumerate(method_order or [])}
+    order = pd.DataFrame(
+        {
+            "family": table["family"].map({f: i for i, f in enumerate(FAMILY_ORDER)}),
+            "method": table["method"].map(lambda m: rank.get(m, len(rank))),
+            "name": table["method"],
+        }
+    )
+    return table.loc[order.sort_values(["family", "method", "name"]).index].reset_index(drop=True)
 
 
 def _cell(mean: float, std: float, n: int) -> str:

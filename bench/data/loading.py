@@ -74,7 +74,13 @@ def _load_ham10000(spec: DatasetSpec, image_size: int, data_root: Path | None) -
     table = ham10000.read_metadata(root, spec.classes)
     content = ham10000.content_fingerprint(table, root)
     key = stable_hash(
-        {"format": "ham10000", "content": content, "size": image_size, "classes": spec.classes}
+        {
+            "format": "ham10000",
+            "reader": ham10000.READER_VERSION,
+            "content": content,
+            "size": image_size,
+            "classes": spec.classes,
+        }
     )
     imageset, _ = cached_imageset(
         key, lambda: ham10000.decode(table, image_size, spec.classes, spec.name, key)

@@ -58,8 +58,8 @@ CLASS_ATTRIBUTE_MEANS = torch.tensor(
         [0.25, 0.25, 0.40, 0.15, 0.10, 0.10, 0.40, 0.10, 0.10, 0.25],  # bkl: sharp edge, milia dots
         [0.30, 0.50, 0.35, 0.40, 0.35, 0.05, 0.30, 0.15, 0.15, 0.30],  # bcc: pink, blue-grey ovoids
         [0.30, 0.60, 0.30, 0.45, 0.05, 0.05, 0.20, 0.05, 0.25, 0.25],  # akiec: red, scaly white
-        [0.15, 0.40, 0.45, 0.75, 0.20, 0.05, 0.45, 0.05, 0.05, 0.20],  # vasc: red lacunae
-        [0.20, 0.60, 0.35, 0.20, 0.05, 0.35, 0.10, 0.05, 0.45, 0.15],  # df: central white patch
+        [0.15, 0.40, 0.45, 0.60, 0.20, 0.05, 0.35, 0.05, 0.05, 0.20],  # vasc: red lacunae
+        [0.20, 0.55, 0.35, 0.20, 0.05, 0.35, 0.10, 0.05, 0.30, 0.15],  # df: central white patch
     ]
 )
 ATTRIBUTE_SPREAD = 0.12
@@ -106,7 +106,7 @@ def fingerprint(counts: list[int], image_size: int, seed: int, difficulty: float
     """Content key of a generated set (changes when the generator's inputs change)."""
     return stable_hash(
         {
-            "generator": "synthetic-v1",
+            "generator": "synthetic-v2",
             "counts": counts,
             "size": image_size,
             "seed": seed,

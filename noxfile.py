@@ -1,0 +1,28 @@
+"""Developer sessions. They run in the current environment (torch is large: no per-session
+virtualenvs); install it first with `pip install -e ".[dev]"`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (tiny CPU end-to-end runs included)."""
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.run("ruff", "check", "bench", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "bench", "tests", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the package."""
+    session.run("mypy")

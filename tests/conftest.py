@@ -1,0 +1,50 @@
+"""Shared fixtures: a throw-away project root with a tiny synthetic dataset, an isolated cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_HAM = REPO.parent / "shared" / "data" / "ham10000"
+
+TINY_SPEC = """
+description = "Tiny synthetic set for tests."
+format = "synthetic"
+classes = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]
+
+[params]
+n_images = 420
+imbalance_ratio = 10.0
+difficulty = 0.5
+seed = 0
+
+[split]
+val = 0.2
+test = 0.3
+
+[training]
+image_size = 16
+epochs = 2
+batch_size = 64
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own decoded-image cache and no inherited data root."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root with the real method recipes and a tiny `tiny` synthetic dataset."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "methods", root / "methods")
+    (root / "datasets").mkdir()
+    (root / "datasets" / "tiny.toml").write_text(TINY_SPEC)
+    monkeypatch.setenv("BENCH_HOME", str(root))
+    return root

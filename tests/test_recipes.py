@@ -1,0 +1,89 @@
+"""The method registry: every shipped recipe loads; malformed ones name file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.recipes import MethodRegistry, parse_recipe
+
+ISSUE_METHODS = {
+    "ce",
+    "focal",
+    "rw-inverse",
+    "rw-sqrt",
+    "rw-cb",
+    "rs-cb",
+    "drw",
+    "ldam-drw",
+    "balanced-softmax",
+    "logit-adjusted",
+}
+
+
+def test_shipped_registry_has_every_one_stage_method_in_all() -> None:
+    registry = MethodRegistry()
+    assert set(registry.recipes) >= ISSUE_METHODS
+    assert set(registry.lists["all"]) == set(registry.recipes)
+    drw = registry.get("ldam-drw")
+    assert drw.loss.params == {"max_margin": 0.5, "scale": 30.0}
+    assert drw.weighting is not None and drw.weighting.params == {"beta": 0.9999}
+    assert drw.weighting_start == 0.8
+
+
+def test_expand_mixes_lists_and_names_without_duplicates() -> None:
+    registry = MethodRegistry()
+    names = [r.name for r in registry.expand("ce,all,focal")]
+    assert names[0] == "ce" and len(names) == len(set(names)) == len(registry.recipes)
+
+
+def test_unknown_method_suggests_close_matches() -> None:
+    with pytest.raises(BenchError, match="Did you mean 'focal'"):
+        MethodRegistry().get("focl")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'description = "x"\n[loss]\nname = "focall"\n',
+            r"\[loss\] unknown loss 'focall'.*'focal'",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "focal"\ngama = 2\n',
+            r"\[loss\] field 'gama' is not a parameter of 'focal' \(accepted: gamma\)",
+        ),
+        ('description = "x"\n[loss]\nname = "focal"\ngamma = "two"\n', r"'gamma' must be a number"),
+        ('[loss]\nname = "ce"\n', r"'description'"),
+        (
+            'description = "x"\n[loss]\nname = "ce"\n[weighting]\nname = "inverse"\nstart = 1.5\n',
+            r"\[weighting\] field 'start'",
+        ),
+        ('description = "x"\nloss = 3\n', r"\[loss\] needs a string field 'name'"),
+        ('description = "x"\n[loss\n', r"invalid TOML"),
+        (
+            'description = "x"\nsampling = "x"\n[loss]\nname = "ce"\n',
+            r"unknown field\(s\) sampling",
+        ),
+    ],
+)
+def test_malformed_recipe_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BenchError, match=message) as error:
+        parse_recipe(path)
+    assert str(path) in str(error.value)
+
+
+def test_list_naming_an_unknown_method_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "ce.toml").write_text('description = "x"\n[loss]\nname = "ce"\n')
+    (tmp_path / "_lists.toml").write_text('all = ["ce", "cee2"]\n')
+    with pytest.raises(BenchError, match=r"_lists\.toml: list 'all' names unknown method 'cee2'"):
+        MethodRegistry(tmp_path)

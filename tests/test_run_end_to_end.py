@@ -1,0 +1,161 @@
+"""`bench run` end to end on a tiny synthetic dataset, on the CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import runner
+from bench.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _run(results: Path, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--dataset",
+            "tiny",
+            "--methods",
+            "ce,ldam-drw",
+            "--seeds",
+            "0",
+            "--results-dir",
+            str(results),
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
+    )
+
+
+def test_run_writes_every_file_and_a_summary(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    assert _run(results) == 0
+    printed = capsys.readouterr().out
+    assert "| one-stage | ce | 1 |" in printed and "| one-stage | ldam-drw | 1 |" in printed
+    runs = sorted((results / "tiny" / "runs").iterdir())
+    assert len(runs) == 2
+    for folder in runs:
+        record = json.loads((folder / "run.json").read_text())
+        assert record["status"] == "done" and record["config"]["train_seed"] == 0
+        assert record["config"]["training"]["epochs"] == 2
+        assert Path(record["split_manifest"]).exists()
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert 0 <= metrics["test"]["balanced_accuracy"] <= 1
+        predictions = np.load(folder / "predictions.npz")
+        assert predictions["test_logits"].shape == (len(predictions["test_labels"]), 7)
+        assert metrics["test"]["accuracy"] == pytest.approx(
+            float((predictions["test_logits"].argmax(1) == predictions["test_labels"]).mean())
+        )
+    table = pd.read_csv(results / "tiny" / "runs.csv")
+    assert set(table["method"]) == {"ce", "ldam-drw"} and "recall_df" in table
+    summary_md = (results / "tiny" / "summary.md").read_text()
+    ce_rows = [line for line in summary_md.splitlines() if line.startswith("| one-stage | ce |")]
+    assert len(ce_rows) == 2 and all("±" not in row for row in ce_rows)  # one seed: no std
+    assert (results / "tiny" / "summary.csv").exists()
+
+
+def test_rerun_skips_finished_runs_and_resumes_missing_ones(
+    tiny_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = tmp_path / "results"
+    assert _run(results) == 0
+    trained: list[str] = []
+    real_execute = runner.execute
+
+    def counting_execute(run, *args, **kwargs):
+        trained.append(run.recipe.name)
+        return real_execute(run, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", counting_execute)
+    capsys.readouterr()
+    assert _run(results) == 0
+    assert trained == [] and "2 already done, 0 to run" in capsys.readouterr().out
+    # A crash mid-way leaves a run without its record: only that one is redone.
+    ldam = next((results / "tiny" / "runs").glob("ldam-drw-*"))
+    (ldam / "run.json").unlink()
+    assert _run(results) == 0
+    assert trained == ["ldam-drw"]
+    assert len(pd.read_csv(results / "tiny" / "runs.csv")) == 2
+
+
+def test_same_seeds_give_identical_metrics(tiny_project: Path, tmp_path: Path) -> None:
+    metrics = []
+    for name in ("a", "b"):
+        assert _run(tmp_path / name, "--methods", "ce") == 0
+        folder = next((tmp_path / name / "tiny" / "runs").iterdir())
+        metrics.append(json.loads((folder / "metrics.json").read_text()))
+    assert metrics[0] == metrics[1]
+
+
+def test_overrides_are_recorded_and_change_the_run_id(tiny_project: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    assert _run(results, "--methods", "ce") == 0
+    assert _run(results, "--methods", "ce", "--epochs", "1") == 0
+    records = [json.loads(p.read_text()) for p in (results / "tiny" / "runs").glob("*/run.json")]
+    assert len(records) == 2
+    overridden = next(r for r in records if r["overrides"])
+    assert overridden["overrides"] == {"epochs": 1}
+    assert overridden["config"]["training"]["epochs"] == 1
+    assert len({r["setting"] for r in records}) == 2
+
+
+def test_failed_run_is_recorded_and_the_rest_go_on(
+    tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_execute = runner.execute
+
+    def failing_for_ce(run, *args, **kwargs):
+        if run.recipe.name == "ce":
+            raise RuntimeError("simulated divergence")
+        return real_execute(run, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", failing_for_ce)
+    results = tmp_path / "results"
+    assert _run(results) == 0
+    table = pd.read_csv(results / "tiny" / "runs.csv").set_index("method")
+    assert table.loc["ce", "status"] == "failed"
+    assert "simulated divergence" in table.loc["ce", "error"]
+    assert table.loc["ldam-drw", "status"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["run", "--dataset", "tiny", "--methods", "focl"],
+            "unknown method 'focl'. Did you mean 'focal'",
+        ),
+        (["run", "--dataset", "synthetc"], "unknown dataset 'synthetc'. Did you mean 'synthetic'"),
+        (
+            ["run", "--dataset", "tiny", "--backbone", "resnet19", "--methods", "ce"],
+            "unknown backbone 'resnet19'",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(
+    tiny_project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    (tiny_project / "datasets" / "synthetic.toml").write_text(
+        (Path(__file__).parents[1] / "datasets" / "synthetic.toml").read_text()
+    )
+    code = main([*argv, "--results-dir", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert "Traceback" not in err and err.count("\n") == 1
