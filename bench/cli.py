@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("bench: interrupted; finished runs are kept, rerun to resume.", file=sys.stderr)
         return 130

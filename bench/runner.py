@@ -119,11 +119,8 @@ def plan_run(
         "train_seed": train_seed,
         "device": device.type,
     }
-    setting = stable_hash(
-        {k: v for k, v in config.items() if k not in ("split", "train_seed")}
-        | {"data": config["dataset"]},
-        8,
-    )
+    seedless = {k: v for k, v in config.items() if k not in ("split", "train_seed")}
+    setting = stable_hash(seedless, 8)
     run_id = f"{recipe.name}-d{split.data_seed}-s{train_seed}-{stable_hash(config, 10)}"
     return PlannedRun(recipe, split, train_seed, config, run_id, setting)
 
@@ -249,7 +246,8 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         f"{len(todo)} to run on {device.type} (data loaded in {load_seconds:.1f} s)."
     )
     environment = _environment()
-    for run, manifest in tqdm(todo, desc="runs", unit="run", disable=not options.progress):
+    sweep_start, failures = time.perf_counter(), 0
+    for run, manifest in tqdm(todo, desc="runs", unit="run", disable=not options.progress or not todo):
         record = {
             "run_id": run.run_id,
             "setting": run.setting,
@@ -268,6 +266,7 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
                 record, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"
             )
             tqdm.write(f"run {run.run_id} failed: {type(error).__name__}: {error}")
+            failures += 1
             continue
         record |= outcome | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
         store.save_done(record, metrics, predictions)
@@ -277,6 +276,10 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
             f"({record['timings']['train_s']:.0f} s)"
         )
 
+    tqdm.write(
+        f"{len(todo) - failures} run(s) done, {failures} failed, in "
+        f"{time.perf_counter() - sweep_start:.0f} s; results in {store.root}"
+    )
     runs = store.write_runs_csv()
     order = [recipe.name for recipe in recipes] + list(registry.lists.get("all", []))
     write_summary(summarise(runs, order), store.root, f"{spec.name}: all recorded runs")

@@ -49,6 +49,9 @@ def test_run_writes_every_file_and_a_summary(
         assert record["status"] == "done" and record["config"]["train_seed"] == 0
         assert record["config"]["training"]["epochs"] == 2
         assert Path(record["split_manifest"]).exists()
+        # The kept checkpoint is the epoch with the best validation balanced accuracy.
+        val_scores = [h["val_balanced_accuracy"] for h in record["history"]]
+        assert record["best_epoch"] == 1 + val_scores.index(max(val_scores))
         metrics = json.loads((folder / "metrics.json").read_text())
         assert 0 <= metrics["test"]["balanced_accuracy"] <= 1
         predictions = np.load(folder / "predictions.npz")

@@ -12,10 +12,20 @@ def _runs() -> pd.DataFrame:
     rows = []
     for method, values in (("ce", [0.30, 0.40, 0.50]), ("rs-cb", [0.70, 0.70])):
         for seed, value in enumerate(values):
-            rows.append({"family": "one-stage", "method": method, "setting": "s",
-                         "status": "done", "accuracy": 0.8, "balanced_accuracy": value,
-                         "macro_f1": value / 2, "recall_nv": 1.0, "recall_df": value,
-                         "train_seed": seed})
+            rows.append(
+                {
+                    "family": "one-stage",
+                    "method": method,
+                    "setting": "s",
+                    "status": "done",
+                    "accuracy": 0.8,
+                    "balanced_accuracy": value,
+                    "macro_f1": value / 2,
+                    "recall_nv": 1.0,
+                    "recall_df": value,
+                    "train_seed": seed,
+                }
+            )
     rows.append({**rows[0], "status": "failed", "balanced_accuracy": None})
     return pd.DataFrame(rows)
 
