@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.artefacts import ArtefactCache
 from bench.data.specs import all_specs
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError
@@ -77,11 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder holding the dataset (else $BENCH_DATA_ROOT, then the cache)",
     )
+    _cache_dir_option(run)
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
+
+    cache = commands.add_parser("cache", help="list or clear cached stage-1 artefacts")
+    cache.add_argument("action", choices=("list", "clear"))
+    _cache_dir_option(cache)
     return parser
+
+
+def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="cache of decoded images and stage-1 artefacts (same as $BENCH_CACHE_DIR; "
+        "default ~/.cache/medlt-bench)",
+    )
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -112,11 +127,16 @@ def _run(args: argparse.Namespace) -> None:
 def _list(what: str) -> None:
     if what == "methods":
         registry = MethodRegistry()
-        for recipe in registry.recipes.values():
-            print(f"{recipe.name:18} {recipe.family:10} {recipe.description}")
-            print(f"{'':29} {recipe.summary()}  [{recipe.reference}]")
+        print("Stage-1 recipes (alone: one-stage methods):")
+        for recipe in registry.stage1.values():
+            print(f"  {recipe.name:18} {recipe.description}")
+            print(f"  {'':18} {recipe.summary()}  [{recipe.reference}]")
+        print("\nStage-2 recipes (compose as STAGE1+STAGE2, e.g. supcon+crt):")
+        for stage2 in registry.stage2.values():
+            print(f"  {stage2.name:18} {stage2.description}")
+            print(f"  {'':18} {stage2.summary()}  [{stage2.reference}]")
         for name, members in registry.lists.items():
-            print(f"\nlist {name!r}: {', '.join(members)}")
+            print(f"\nlist {name!r} ({len(members)} methods): {', '.join(members)}")
     else:
         for spec in all_specs().values():
             aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
@@ -127,12 +147,32 @@ def _list(what: str) -> None:
             )
 
 
+def _cache(action: str) -> None:
+    cache = ArtefactCache()
+    if action == "clear":
+        print(f"removed {cache.clear()} stage-1 artefact(s) from {cache.folder}")
+        return
+    entries = cache.entries()
+    for entry in entries:
+        print(
+            f"{entry['key']}  {entry['dataset']:10} {entry['stage1']:16} "
+            f"data_seed={entry['data_seed']} train_seed={entry['train_seed']}  "
+            f"{entry['train_seconds']:.0f} s  {entry['bytes'] / 1e6:.1f} MB  {entry['created']}"
+        )
+    total = sum(e["bytes"] for e in entries) / 1e6
+    print(f"{len(entries)} stage-1 artefact(s), {total:.1f} MB, in {cache.folder}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bench` console script; user errors exit with code 2."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "cache_dir", None):
+        os.environ["BENCH_CACHE_DIR"] = str(args.cache_dir)
     try:
         if args.command == "run":
             _run(args)
+        elif args.command == "cache":
+            _cache(args.action)
         else:
             _list(args.what)
     except BenchError as error:

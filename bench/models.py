@@ -114,15 +114,35 @@ class CosineHead(nn.Module):
 
 
 class Classifier(nn.Module):
-    """A backbone producing features followed by a classification head."""
+    """A backbone producing features, a classification head, and optionally a projection.
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    The projection (an MLP, as in supervised contrastive learning) maps features to the
+    unit-norm embedding a metric-learning loss acts on; the head never sees it.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, projection: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.projection = projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Unit-norm embedding of backbone features (needs a projection)."""
+        if self.projection is None:
+            raise RuntimeError("this classifier was built without a projection head")
+        return F.normalize(self.projection(features), dim=1)
+
+
+def projection_head(in_features: int, embedding_dim: int) -> nn.Module:
+    """Linear–ReLU–linear projection to `embedding_dim` (Khosla et al., NeurIPS 2020)."""
+    return nn.Sequential(
+        nn.Linear(in_features, in_features), nn.ReLU(), nn.Linear(in_features, embedding_dim)
+    )
 
 
 def build_classifier(
@@ -131,13 +151,16 @@ def build_classifier(
     head: str = "linear",
     head_scale: float = 1.0,
     pretrained: bool = False,
+    embedding_dim: int | None = None,
 ) -> Classifier:
-    """A classifier with the named backbone and a `linear` or `cosine` head."""
+    """A classifier with the named backbone, a `linear` or `cosine` head, and a projection to
+    `embedding_dim` when one is given (for metric learning)."""
     if backbone not in BACKBONES:
         raise unknown_name("backbone", backbone, BACKBONES)
     body, features = BACKBONES[backbone](pretrained)
+    projection = None if embedding_dim is None else projection_head(features, embedding_dim)
     if head == "linear":
-        return Classifier(body, nn.Linear(features, num_classes))
+        return Classifier(body, nn.Linear(features, num_classes), projection)
     if head == "cosine":
-        return Classifier(body, CosineHead(features, num_classes, head_scale))
+        return Classifier(body, CosineHead(features, num_classes, head_scale), projection)
     raise unknown_name("head", head, ("linear", "cosine"))

@@ -1,7 +1,10 @@
-"""Method recipes: one TOML file per stage-1 recipe in `methods/`, and named method lists.
+"""Method recipes: TOML files in `methods/`, composed by name into methods.
 
-A recipe composes registered pieces — a loss, an optional class weighting (optionally deferred,
-as in DRW), a sampler — each with its parameters, so new methods are data, not code.
+A stage-1 recipe composes registered pieces — a loss, an optional class weighting (optionally
+deferred, as in DRW), a sampler, and an optional metric-learning term — each with its
+parameters. A stage-2 recipe names a classifier re-balancing method and its parameters. A
+method is a stage-1 recipe alone (one-stage) or `stage1+stage2` (two-stage), so new methods
+are data, not code.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from bench.errors import BenchError, unknown_name
 from bench.files import read_toml
 from bench.layout import methods_dir
 from bench.losses import LOSSES
-from bench.samplers import SAMPLERS
+from bench.metric_losses import METRIC_LOSSES
+from bench.samplers import REBALANCING_SAMPLERS, SAMPLERS
+from bench.stage2 import STAGE2_METHODS, TRAINABLE
 from bench.weighting import WEIGHTINGS
 
 LISTS_FILE = "_lists.toml"
-RECIPE_KEYS = {"description", "reference", "loss", "weighting", "sampler"}
+STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric"}
+STAGE2_KEYS = {"description", "reference", "stage2"}
+STAGE2_MODES = ("features", "finetune-bn")
+FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,28 @@ class Component:
         """Name and parameters as one flat mapping (recorded in results)."""
         return {"name": self.name, **self.params}
 
+    def describe(self) -> str:
+        """`name(param=value, ...)`."""
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({args})" if args else self.name
+
+
+@dataclass(frozen=True)
+class MetricTerm:
+    """`weight · metric(projection(features))`, added to the classification loss."""
+
+    loss: Component
+    weight: float = 1.0
+    embedding_dim: int = 128
+
+    def as_dict(self) -> dict[str, Any]:
+        """Recorded form (hashed into run ids)."""
+        return {**self.loss.as_dict(), "weight": self.weight, "embedding_dim": self.embedding_dim}
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """A stage-1 recipe: what loss, class weighting and sampler train the network."""
+    """A stage-1 recipe: what loss, weighting, sampler and metric term train the network."""
 
     name: str
     description: str
@@ -46,36 +72,93 @@ class Recipe:
     sampler: Component
     weighting: Component | None = None
     weighting_start: float = 0.0
+    metric: MetricTerm | None = None
     path: Path | None = None
 
-    @property
-    def family(self) -> str:
-        """The comparison group this method belongs to in tables."""
-        return "one-stage"
-
     def resolved(self) -> dict[str, Any]:
-        """Everything about the recipe that changes a result (hashed into run ids)."""
-        return {
+        """Everything about the recipe that changes a result (hashed into ids)."""
+        resolved = {
             "loss": self.loss.as_dict(),
             "weighting": self.weighting.as_dict() if self.weighting else None,
             "weighting_start": self.weighting_start,
             "sampler": self.sampler.as_dict(),
         }
+        if self.metric:
+            resolved["metric"] = self.metric.as_dict()
+        return resolved
 
     def summary(self) -> str:
         """One line: the pieces and their parameters."""
-        parts = [_describe(self.loss)]
+        parts = [self.loss.describe()]
+        if self.metric:
+            parts[0] += f" + {self.metric.weight} × {self.metric.loss.describe()}"
         if self.weighting:
             when = f" from {self.weighting_start:.0%} of epochs" if self.weighting_start else ""
-            parts.append(f"weights {_describe(self.weighting)}{when}")
+            parts.append(f"weights {self.weighting.describe()}{when}")
         if self.sampler.name != "instance":
-            parts.append(f"sampler {_describe(self.sampler)}")
+            rebalances = " (re-balances)" if self.sampler.name in REBALANCING_SAMPLERS else ""
+            parts.append(f"sampler {self.sampler.describe()}{rebalances}")
         return "; ".join(parts)
 
 
-def _describe(component: Component) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in component.params.items())
-    return f"{component.name}({args})" if args else component.name
+@dataclass(frozen=True)
+class Stage2Recipe:
+    """A stage-2 recipe: a classifier re-balancing method, its parameters and input mode."""
+
+    name: str
+    description: str
+    reference: str
+    method: Component
+    mode: str = "features"
+    views: int = 0
+    path: Path | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything about the recipe that changes a result (hashed into run ids)."""
+        return {**self.method.as_dict(), "mode": self.mode, "views": self.views}
+
+    def summary(self) -> str:
+        """One line: the method, its parameters and its mode."""
+        views = f", {self.views} augmented views" if self.views else ""
+        trained = f" [{self.mode}{views}]" if self.method.name in TRAINABLE else ""
+        return f"{self.method.describe()}{trained}"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A stage-1 recipe, optionally followed by a stage-2 recipe (`stage1+stage2`)."""
+
+    stage1: Recipe
+    stage2: Stage2Recipe | None = None
+
+    @property
+    def name(self) -> str:
+        """`stage1` or `stage1+stage2`."""
+        return self.stage1.name + (f"+{self.stage2.name}" if self.stage2 else "")
+
+    @property
+    def family(self) -> str:
+        """The comparison group of tables: one-stage, two-stage, or two-stage + metric learning."""
+        if self.stage2 is None:
+            return FAMILIES[0]
+        return FAMILIES[2] if self.stage1.metric else FAMILIES[1]
+
+    def resolved(self) -> dict[str, Any]:
+        """The recorded method block of a run's config."""
+        resolved = {"name": self.name, "family": self.family, **self.stage1.resolved()}
+        if self.stage2:
+            resolved["stage2"] = self.stage2.resolved()
+        return resolved
+
+
+def _check_value(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise BenchError(f"{where} must be a string, got {value!r}.")
+        return value
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BenchError(f"{where} must be a number, got {value!r}.")
+    return float(value) if isinstance(default, float) else value
 
 
 def _component(
@@ -85,7 +168,10 @@ def _component(
     path: Path,
     extra: tuple[str, ...] = (),
 ) -> tuple[Component, dict[str, Any]]:
-    """Validate one `[table]` against the registered builder's keyword-only parameters."""
+    """Validate one `[table]` against the registered builder's keyword-only parameters.
+
+    Fields named in `extra` are not builder parameters; they are returned apart.
+    """
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise BenchError(
             f"{path}: [{table}] needs a string field 'name' (one of {', '.join(sorted(registry))})."
@@ -93,10 +179,9 @@ def _component(
     name = raw["name"]
     if name not in registry:
         raise BenchError(f"{path}: [{table}] {unknown_name(table, name, registry)}")
-    signature = inspect.signature(registry[name])
     accepted = {
         p.name: p.default
-        for p in signature.parameters.values()
+        for p in inspect.signature(registry[name]).parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
     params, extras = {}, {}
@@ -111,25 +196,36 @@ def _component(
                 f"{path}: [{table}] field {key!r} is not a parameter of {name!r} "
                 f"(accepted: {allowed})."
             )
-        elif not isinstance(value, int | float) or isinstance(value, bool):
-            raise BenchError(f"{path}: [{table}] field {key!r} must be a number, got {value!r}.")
         else:
-            params[key] = float(value) if isinstance(accepted[key], float) else value
+            params[key] = _check_value(value, accepted[key], f"{path}: [{table}] field {key!r}")
     defaults = {k: v for k, v in accepted.items() if v is not inspect.Parameter.empty}
     return Component(name, {**defaults, **params}), extras
 
 
-def parse_recipe(path: Path) -> Recipe:
-    """Read and validate one recipe file; errors name the file and the field."""
-    raw = read_toml(path)
-    unknown = sorted(set(raw) - RECIPE_KEYS)
+def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
+    unknown = sorted(set(raw) - keys)
     if unknown:
         raise BenchError(
-            f"{path}: unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(RECIPE_KEYS))}."
+            f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(keys))}."
         )
     if not isinstance(raw.get("description"), str):
         raise BenchError(f"{path}: field 'description' (a one-line string) is required.")
+    return raw["description"], str(raw.get("reference", ""))
+
+
+def _metric_term(raw: Any, path: Path) -> MetricTerm:
+    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, ("weight", "embedding_dim"))
+    weight = _check_value(extras.get("weight", 1.0), 1.0, f"{path}: [metric] field 'weight'")
+    dim = _check_value(extras.get("embedding_dim", 128), 128, f"{path}: [metric] 'embedding_dim'")
+    if weight < 0 or dim < 1:
+        raise BenchError(f"{path}: [metric] needs weight >= 0 and embedding_dim >= 1.")
+    return MetricTerm(loss, weight, dim)
+
+
+def parse_recipe(path: Path) -> Recipe:
+    """Read and validate one stage-1 recipe file; errors name the file and the field."""
+    raw = read_toml(path)
+    description, reference = _common(raw, path, STAGE1_KEYS)
     loss, _ = _component(raw.get("loss"), "loss", LOSSES, path)
     sampler, _ = _component(raw.get("sampler", {"name": "instance"}), "sampler", SAMPLERS, path)
     weighting, start = None, 0.0
@@ -143,48 +239,78 @@ def parse_recipe(path: Path) -> Recipe:
                 f"{path}: [weighting] field 'start' must be a fraction of the "
                 f"epochs in [0, 1), got {start!r}."
             )
+    metric = _metric_term(raw["metric"], path) if "metric" in raw else None
     return Recipe(
-        name=path.stem,
-        description=raw["description"],
-        reference=str(raw.get("reference", "")),
-        loss=loss,
-        sampler=sampler,
-        weighting=weighting,
-        weighting_start=float(start),
-        path=path,
+        path.stem, description, reference, loss, sampler, weighting, float(start), metric, path
     )
 
 
+def parse_stage2_recipe(path: Path) -> Stage2Recipe:
+    """Read and validate one stage-2 recipe file."""
+    raw = read_toml(path)
+    description, reference = _common(raw, path, STAGE2_KEYS)
+    method, extras = _component(
+        raw.get("stage2"), "stage2", STAGE2_METHODS, path, ("mode", "views")
+    )
+    mode, views = extras.get("mode", "features"), extras.get("views", 0)
+    if mode not in STAGE2_MODES:
+        raise BenchError(
+            f"{path}: [stage2] field 'mode' must be one of {', '.join(STAGE2_MODES)}, got {mode!r}."
+        )
+    if (mode != "features" or views) and method.name not in TRAINABLE:
+        raise BenchError(
+            f"{path}: [stage2] 'mode' and 'views' apply to methods that train a "
+            f"head ({', '.join(sorted(TRAINABLE))}), not {method.name!r}."
+        )
+    if not isinstance(views, int) or views < 0 or (views and mode != "features"):
+        raise BenchError(
+            f"{path}: [stage2] field 'views' must be a non-negative integer, "
+            f"used with mode 'features'; got {views!r}."
+        )
+    return Stage2Recipe(path.stem, description, reference, method, mode, views, path)
+
+
 class MethodRegistry:
-    """The recipes in a methods folder, by name, and its named lists (such as `all`)."""
+    """The recipes in a methods folder by name, their compositions, and the named lists."""
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder or methods_dir()
-        self.recipes = {
-            p.stem: parse_recipe(p)
-            for p in sorted(self.folder.glob("*.toml"))
-            if not p.name.startswith("_")
-        }
+        self.stage1: dict[str, Recipe] = {}
+        self.stage2: dict[str, Stage2Recipe] = {}
+        for path in sorted(self.folder.glob("*.toml")):
+            if path.name.startswith("_"):
+                continue
+            if "stage2" in read_toml(path):
+                self.stage2[path.stem] = parse_stage2_recipe(path)
+            else:
+                self.stage1[path.stem] = parse_recipe(path)
+        clash = sorted(set(self.stage1) & set(self.stage2))
+        if clash:
+            raise BenchError(f"{self.folder}: {', '.join(clash)} named twice.")
         lists_path = self.folder / LISTS_FILE
         self.lists: dict[str, list[str]] = read_toml(lists_path) if lists_path.exists() else {}
         for list_name, members in self.lists.items():
             for member in members:
-                if member not in self.recipes:
-                    raise BenchError(
-                        f"{lists_path}: list {list_name!r} names "
-                        f"{unknown_name('method', member, self.recipes)}"
-                    )
+                try:
+                    self.get(member)
+                except BenchError as error:
+                    raise BenchError(f"{lists_path}: list {list_name!r} names {error}") from None
 
-    def get(self, name: str) -> Recipe:
-        """The recipe called `name`."""
-        if name not in self.recipes:
-            raise unknown_name(
-                "method", name, self.recipes, hint="`bench list methods` shows them all."
-            )
-        return self.recipes[name]
+    def get(self, name: str) -> Method:
+        """The method called `name`: a stage-1 recipe or `stage1+stage2`."""
+        first, plus, second = name.partition("+")
+        hint = "`bench list methods` shows them all."
+        if first not in self.stage1:
+            kind = "stage-1 recipe" if plus else "method"
+            raise unknown_name(kind, first, self.stage1, hint=hint)
+        if not plus:
+            return Method(self.stage1[first])
+        if second not in self.stage2:
+            raise unknown_name("stage-2 recipe", second, self.stage2, hint=hint)
+        return Method(self.stage1[first], self.stage2[second])
 
-    def expand(self, spec: str) -> list[Recipe]:
-        """Recipes for a comma-separated mix of method names and list names, in order, once."""
+    def expand(self, spec: str) -> list[Method]:
+        """Methods for a comma-separated mix of method names and list names, in order, once."""
         names: list[str] = []
         for item in (s.strip() for s in spec.split(",")):
             if not item:

@@ -20,24 +20,24 @@ import torchvision
 from tqdm import tqdm
 
 import bench
+from bench.artefacts import ArtefactCache
 from bench.augment import Augment
 from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec, get_spec
 from bench.data.split import Split, make_split, write_manifest
+from bench.decoupled import run_stage2
 from bench.device import resolve_device
 from bench.errors import unknown_name
 from bench.files import stable_hash
 from bench.layout import default_results_dir, project_root
-from bench.losses import LOSSES
 from bench.metrics import classification_metrics
-from bench.models import BACKBONES, build_classifier
-from bench.recipes import MethodRegistry, Recipe
-from bench.samplers import SAMPLERS
+from bench.models import BACKBONES
+from bench.recipes import Method, MethodRegistry
+from bench.samplers import REBALANCING_SAMPLERS
+from bench.stage1 import obtain_artefact
 from bench.store import ResultsStore
 from bench.summary import summarise, write_summary
-from bench.training import Objective, TrainSettings, predict_logits, train_stage1
-from bench.weighting import WEIGHTINGS
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "image_size": 32,
@@ -72,7 +72,7 @@ class RunOptions:
 class PlannedRun:
     """One (method, data seed, train seed) with its resolved config and id."""
 
-    recipe: Recipe
+    method: Method
     split: Split
     train_seed: int
     config: dict[str, Any]
@@ -92,7 +92,7 @@ def resolve_settings(spec: DatasetSpec, overrides: dict[str, Any]) -> dict[str, 
 def plan_run(
     spec: DatasetSpec,
     imageset: ImageSet,
-    recipe: Recipe,
+    method: Method,
     split: Split,
     train_seed: int,
     settings: dict[str, Any],
@@ -110,7 +110,7 @@ def plan_run(
             "shot_groups": spec.shot_groups,
         },
         "split": {"data_seed": split.data_seed, "hash": split.digest},
-        "method": {"name": recipe.name, "family": recipe.family, **recipe.resolved()},
+        "method": method.resolved(),
         "training": {
             **settings,
             "pretrained": pretrained,
@@ -121,8 +121,16 @@ def plan_run(
     }
     seedless = {k: v for k, v in config.items() if k not in ("split", "train_seed")}
     setting = stable_hash(seedless, 8)
-    run_id = f"{recipe.name}-d{split.data_seed}-s{train_seed}-{stable_hash(config, 10)}"
-    return PlannedRun(recipe, split, train_seed, config, run_id, setting)
+    run_id = f"{method.name}-d{split.data_seed}-s{train_seed}-{stable_hash(config, 10)}"
+    return PlannedRun(method, split, train_seed, config, run_id, setting)
+
+
+def stage1_config(config: dict[str, Any], method: Method) -> dict[str, Any]:
+    """The part of a run's config that decides its stage 1 (what the artefact key hashes)."""
+    return {
+        **{k: config[k] for k in ("dataset", "split", "training", "train_seed", "device")},
+        "stage1": method.stage1.resolved(),
+    }
 
 
 def _environment() -> dict[str, Any]:
@@ -151,64 +159,54 @@ def _environment() -> dict[str, Any]:
 
 
 def execute(
-    run: PlannedRun, imageset: ImageSet, device: torch.device, progress: bool
+    run: PlannedRun,
+    imageset: ImageSet,
+    device: torch.device,
+    cache: ArtefactCache,
+    progress: bool,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    """Train and evaluate one run; returns its record, metrics and predictions."""
+    """Obtain stage 1 (cached or trained), apply stage 2 if any, evaluate; returns the run's
+    record, metrics and predictions."""
     started = time.perf_counter()
-    recipe, settings = run.recipe, run.config["training"]
-    train_idx, val_idx, test_idx = run.split.train, run.split.val, run.split.test
-    counts = imageset.class_counts(train_idx)
-    loss = LOSSES[recipe.loss.name](counts, **recipe.loss.params)
-    weights = (
-        WEIGHTINGS[recipe.weighting.name](counts, **recipe.weighting.params)
-        if recipe.weighting
-        else None
+    method, split = run.method, run.split
+    key, artefact, reused = obtain_artefact(
+        stage1_config(run.config, method), method.stage1, imageset, split, device, cache, progress
     )
-    objective = Objective(
-        loss=loss,
-        sampler=SAMPLERS[recipe.sampler.name],
-        class_weights=weights,
-        weights_from_epoch=round(recipe.weighting_start * settings["epochs"]),
-    )
-    torch.manual_seed(run.train_seed)
-    model = build_classifier(
-        settings["backbone"],
-        imageset.num_classes,
-        loss.head,
-        loss.head_scale,
-        settings["pretrained"],
-    )
-    train_settings = TrainSettings(
-        **{f.name: settings[f.name] for f in dataclasses.fields(TrainSettings)}
-    )
-    outcome = train_stage1(
-        model,
-        (imageset.images[train_idx], imageset.labels[train_idx]),
-        (imageset.images[val_idx], imageset.labels[val_idx]),
-        objective,
-        train_settings,
-        device,
-        seed=run.train_seed,
-        progress=progress,
-    )
-    trained = time.perf_counter()
-    metrics, predictions = {}, {}
-    for name, index in (("val", val_idx), ("test", test_idx)):
-        logits = predict_logits(
-            outcome.model, imageset.images[index], outcome.normalizer, device
-        ).numpy()
-        labels = imageset.labels[index].numpy()
-        metrics[name] = classification_metrics(
-            logits, labels, counts, imageset.class_names, run.config["dataset"]["shot_groups"]
+    stage1_done = time.perf_counter()
+    logits = {name: artefact.logits[name] for name in ("val", "test")}
+    stage2: dict[str, Any] | None = None
+    if method.stage2:
+        outcome = run_stage2(
+            method.stage2, artefact, key, imageset, split, run.train_seed, device, cache
         )
-        predictions[f"{name}_logits"], predictions[f"{name}_labels"] = logits, labels
+        logits, stage2 = outcome.logits, {"mode": method.stage2.mode, **outcome.choices}
+    stage2_done = time.perf_counter()
+    counts = imageset.class_counts(split.train)
+    metrics, predictions = {}, {}
+    for name in ("val", "test"):
+        labels = imageset.labels[split.indices(name)].numpy()
+        scores = logits[name].numpy()
+        metrics[name] = classification_metrics(
+            scores, labels, counts, imageset.class_names, run.config["dataset"]["shot_groups"]
+        )
+        predictions[f"{name}_logits"], predictions[f"{name}_labels"] = scores, labels
     record = {
-        "best_epoch": outcome.best_epoch,
-        "history": outcome.history,
-        "class_weights": None if weights is None else weights.tolist(),
+        "best_epoch": artefact.best_epoch,
+        "history": artefact.history,
+        "stage1": {
+            "key": key,
+            "reused": reused,
+            "train_s": artefact.train_seconds,
+            "rebalancing_sampler": method.stage1.sampler.name in REBALANCING_SAMPLERS,
+        },
+        "stage2": stage2,
         "timings": {
-            "train_s": round(trained - started, 3),
-            "eval_s": round(time.perf_counter() - trained, 3),
+            "train_s": round(
+                (0 if reused else artefact.train_seconds) + stage2_done - stage1_done, 3
+            ),
+            "stage1_s": round(stage1_done - started, 3),
+            "stage2_s": round(stage2_done - stage1_done, 3),
+            "eval_s": round(time.perf_counter() - stage2_done, 3),
         },
     }
     return record, metrics, predictions
@@ -218,11 +216,11 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
     """Run every missing (method, data seed, train seed); returns the summary of those asked."""
     spec = get_spec(options.dataset)
     registry = MethodRegistry(options.methods_dir)
-    recipes = registry.expand(options.methods)
+    methods = registry.expand(options.methods)
     settings = resolve_settings(spec, options.overrides)
     device = resolve_device(options.device)
-    results_dir = options.results_dir or default_results_dir()
-    store = ResultsStore(results_dir, spec.name)
+    store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
+    cache = ArtefactCache()
 
     load_start = time.perf_counter()
     imageset = load_imageset(spec, int(settings["image_size"]), options.data_root)
@@ -233,21 +231,23 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         manifest = write_manifest(split, imageset, store.splits_dir)
         planned += [
             (
-                plan_run(spec, imageset, recipe, split, seed, settings, options.pretrained, device),
+                plan_run(spec, imageset, method, split, seed, settings, options.pretrained, device),
                 manifest,
             )
-            for recipe in recipes
+            for method in methods
             for seed in options.seeds
         ]
     todo = [(run, manifest) for run, manifest in planned if not store.is_done(run.run_id)]
     tqdm.write(
-        f"{spec.name}: {len(imageset.labels)} images, {len(recipes)} method(s), "
+        f"{spec.name}: {len(imageset.labels)} images, {len(methods)} method(s), "
         f"{len(planned)} run(s): {len(planned) - len(todo)} already done, "
         f"{len(todo)} to run on {device.type} (data loaded in {load_seconds:.1f} s)."
     )
     environment = _environment()
-    sweep_start, failures = time.perf_counter(), 0
-    for run, manifest in tqdm(todo, desc="runs", unit="run", disable=not options.progress or not todo):
+    sweep_start, failures, stage1_seconds, trained = time.perf_counter(), 0, 0.0, 0
+    bar = tqdm(todo, desc="runs", unit="run", disable=not options.progress or not todo)
+    for run, manifest in bar:
+        bar.set_postfix_str(run.method.name)
         record = {
             "run_id": run.run_id,
             "setting": run.setting,
@@ -260,7 +260,7 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         try:
-            outcome, metrics, predictions = execute(run, imageset, device, options.progress)
+            outcome, metrics, predictions = execute(run, imageset, device, cache, options.progress)
         except Exception as error:  # a failed run is recorded and the sweep goes on
             store.save_failed(
                 record, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"
@@ -270,18 +270,26 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
             continue
         record |= outcome | {"finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
         store.save_done(record, metrics, predictions)
+        stage1 = outcome["stage1"]
+        if not stage1["reused"]:
+            stage1_seconds, trained = stage1_seconds + stage1["train_s"], trained + 1
+        how = (
+            f"stage 1 reused from cache {stage1['key']}"
+            if stage1["reused"]
+            else f"stage 1 trained in {stage1['train_s']:.0f} s"
+        )
         tqdm.write(
             f"{run.run_id}: test BAcc {metrics['test']['balanced_accuracy']:.3f}, "
-            f"Acc {metrics['test']['accuracy']:.3f} "
-            f"({record['timings']['train_s']:.0f} s)"
+            f"Acc {metrics['test']['accuracy']:.3f} ({how})"
         )
 
+    total = time.perf_counter() - sweep_start
     tqdm.write(
-        f"{len(todo) - failures} run(s) done, {failures} failed, in "
-        f"{time.perf_counter() - sweep_start:.0f} s; results in {store.root}"
+        f"{len(todo) - failures} run(s) done, {failures} failed, in {total:.0f} s, of which "
+        f"{trained} stage-1 training(s) took {stage1_seconds:.0f} s; results in {store.root}"
     )
     runs = store.write_runs_csv()
-    order = [recipe.name for recipe in recipes] + list(registry.lists.get("all", []))
+    order = [method.name for method in methods] + list(registry.lists.get("all", []))
     write_summary(summarise(runs, order), store.root, f"{spec.name}: all recorded runs")
     asked = runs[runs["run_id"].isin([run.run_id for run, _ in planned])]
     return summarise(asked, order)

@@ -34,12 +34,19 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class Objective:
-    """What stage 1 minimises: a loss, optional class weights switched on at an epoch, a sampler."""
+    """What stage 1 minimises, and how it samples.
+
+    The classification loss (with optional class weights switched on at an epoch) plus, when
+    `metric` is set, `metric_weight` times a metric-learning loss on the model's normalised
+    projection of the features.
+    """
 
     loss: Loss
     sampler: Sampler
     class_weights: np.ndarray | None = None
     weights_from_epoch: int = 0
+    metric: torch.nn.Module | None = None
+    metric_weight: float = 1.0
 
 
 @dataclass
@@ -67,20 +74,22 @@ def autocast(device: torch.device) -> torch.autocast:
 
 
 @torch.no_grad()
-def predict_logits(
-    model: torch.nn.Module,
+def predict(
+    model: Classifier,
     images: torch.Tensor,
     normalizer: Normalizer,
     device: torch.device,
     batch_size: int = 512,
-) -> torch.Tensor:
-    """Float32 logits (on the CPU) of uint8 `images`, in evaluation mode."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 features and logits (on the CPU) of uint8 `images`, in evaluation mode."""
     model.eval()
-    outputs = []
+    features, logits = [], []
     for chunk in images.split(batch_size):
         with autocast(device):
-            outputs.append(model(normalizer(chunk.to(device))).float().cpu())
-    return torch.cat(outputs)
+            batch_features = model.backbone(normalizer(chunk.to(device)))
+            logits.append(model.head(batch_features).float().cpu())
+        features.append(batch_features.float().cpu())
+    return torch.cat(features), torch.cat(logits)
 
 
 def _steps_per_epoch(n: int, batch_size: int) -> int:
@@ -108,8 +117,12 @@ def train_stage1(
     normalizer = Normalizer.fit(images)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
+    parameters = list(model.parameters())
+    if objective.metric is not None:
+        objective.metric.to(device).train()
+        parameters += list(objective.metric.parameters())
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        parameters,
         lr=settings.lr,
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
@@ -139,13 +152,17 @@ def train_stage1(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch * steps + step, total, warmup, settings.lr)
             with autocast(device):
-                logits = model(normalizer(batch))
+                features = model.backbone(normalizer(batch))
+                logits = model.head(features)
             loss = objective.loss.fn(logits.float(), targets, epoch_weights)
+            if objective.metric is not None:
+                embeddings = model.embed(features).float()
+                loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += float(loss.detach())
-        val_logits = predict_logits(model, val[0], normalizer, device)
+        _, val_logits = predict(model, val[0], normalizer, device)
         score = balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
         history.append(
             {"epoch": epoch + 1, "train_loss": running / steps, "val_balanced_accuracy": score}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.recipes import MethodRegistry, parse_recipe
+from bench.recipes import MethodRegistry, parse_recipe, parse_stage2_recipe
 
 ISSUE_METHODS = {
     "ce",
@@ -23,25 +23,59 @@ ISSUE_METHODS = {
 }
 
 
-def test_shipped_registry_has_every_one_stage_method_in_all() -> None:
+def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:
     registry = MethodRegistry()
-    assert set(registry.recipes) >= ISSUE_METHODS
-    assert set(registry.lists["all"]) == set(registry.recipes)
-    drw = registry.get("ldam-drw")
+    assert set(registry.stage1) >= ISSUE_METHODS
+    assert {"crt", "lws", "tau", "ncm", "posthoc-la"} <= set(registry.stage2)
+    metric_stage1 = {
+        n for n, r in registry.stage1.items() if r.metric and r.sampler.name == "instance"
+    }
+    assert metric_stage1 == {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
+    expected = (
+        ISSUE_METHODS
+        | {"focal-g2"}
+        | {f"ce+{s}" for s in ("crt", "lws", "tau", "ncm", "posthoc-la")}
+        | {f"{m}+{s}" for m in metric_stage1 for s in ("crt", "lws")}
+    )
+    assert set(registry.lists["all"]) == expected
+    drw = registry.get("ldam-drw").stage1
     assert drw.loss.params == {"max_margin": 0.5, "scale": 30.0}
     assert drw.weighting is not None and drw.weighting.params == {"beta": 0.9999}
     assert drw.weighting_start == 0.8
 
 
+def test_composition_and_family() -> None:
+    registry = MethodRegistry()
+    assert registry.get("ce").family == "one-stage"
+    assert registry.get("focal+crt").family == "two-stage"
+    method = registry.get("centre+lws")
+    assert method.family == "two-stage + metric learning" and method.name == "centre+lws"
+    assert method.resolved()["stage2"]["name"] == "lws"
+
+
 def test_expand_mixes_lists_and_names_without_duplicates() -> None:
     registry = MethodRegistry()
-    names = [r.name for r in registry.expand("ce,all,focal")]
-    assert names[0] == "ce" and len(names) == len(set(names)) == len(registry.recipes)
+    names = [m.name for m in registry.expand("ce,all,focal")]
+    assert names[0] == "ce" and len(names) == len(set(names)) == len(registry.lists["all"])
 
 
 def test_unknown_method_suggests_close_matches() -> None:
     with pytest.raises(BenchError, match="Did you mean 'focal'"):
         MethodRegistry().get("focl")
+
+
+def test_stage2_recipe_validation(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, 'description = "x"\n[stage2]\nname = "tau-norm"\nmode = "finetune-bn"\n'
+    )
+    with pytest.raises(BenchError, match=r"'mode' and 'views' apply to methods that train"):
+        parse_stage2_recipe(path)
+    path.write_text('description = "x"\n[stage2]\nname = "crt"\nmode = "bn"\n')
+    with pytest.raises(BenchError, match=r"'mode' must be one of features, finetune-bn"):
+        parse_stage2_recipe(path)
+    path.write_text('description = "x"\n[stage2]\nname = "crt"\nepochs = 3\nmode = "finetune-bn"\n')
+    recipe = parse_stage2_recipe(path)
+    assert recipe.mode == "finetune-bn" and recipe.method.params["epochs"] == 3
 
 
 def _write(tmp_path: Path, text: str) -> Path:

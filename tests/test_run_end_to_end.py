@@ -79,7 +79,7 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
     real_execute = runner.execute
 
     def counting_execute(run, *args, **kwargs):
-        trained.append(run.recipe.name)
+        trained.append(run.method.name)
         return real_execute(run, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", counting_execute)
@@ -121,7 +121,7 @@ def test_failed_run_is_recorded_and_the_rest_go_on(
     real_execute = runner.execute
 
     def failing_for_ce(run, *args, **kwargs):
-        if run.recipe.name == "ce":
+        if run.method.name == "ce":
             raise RuntimeError("simulated divergence")
         return real_execute(run, *args, **kwargs)
 

@@ -1,0 +1,230 @@
+"""Stage 2: re-balancing the classifier on top of a frozen stage-1 network.
+
+cRT re-trains a fresh linear head and LWS learns one scale per class on the stage-1 head, both
+with class-balanced sampling and the epoch picked on validation balanced accuracy (Kang et al.,
+ICLR 2020). τ-normalisation rescales the head's class weights by ‖w_j‖^−τ and post-hoc logit
+adjustment subtracts τ·log π_j (Menon et al., ICLR 2021), each τ picked on validation over
+0..2 in steps of 0.1. Nearest class mean scores cosine similarity to the train-set class means
+of normalised features. The test split never informs any choice.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.feature_sources import FeatureSource
+from bench.losses import log_prior
+from bench.metrics import balanced_accuracy
+from bench.samplers import class_balanced_order
+from bench.training import lr_at
+
+TAU_GRID = tuple(round(0.1 * k, 1) for k in range(21))
+
+
+@dataclass(frozen=True)
+class HeadWeights:
+    """The stage-1 classification head: weight (C×D), bias, and its kind and logit scale."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    kind: str = "linear"
+    scale: float = 1.0
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head applied to features, as in stage 1."""
+        if self.kind == "cosine":
+            return self.scale * F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).T
+        out = features @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+
+@dataclass(frozen=True)
+class Stage2Context:
+    """Everything a stage-2 method may use: features, labels of each split, the stage-1 head.
+
+    `labels["train"]` labels the un-augmented train split; the source's `train_labels` label its
+    training rows (which may hold several augmented views of each image).
+    """
+
+    source: FeatureSource
+    labels: dict[str, torch.Tensor]
+    head: HeadWeights
+    class_counts: np.ndarray
+    seed: int
+    device: torch.device
+
+
+@dataclass
+class Stage2Outcome:
+    """Val and test logits after stage 2, and what was chosen on validation."""
+
+    logits: dict[str, torch.Tensor]
+    choices: dict[str, Any] = field(default_factory=dict)
+
+
+def _score(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return balanced_accuracy(labels.numpy(), logits.argmax(1).numpy())
+
+
+def fit_head(
+    head: nn.Module,
+    context: Stage2Context,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> int:
+    """Train `head` on class-balanced batches, leave it at the epoch best on validation balanced
+    accuracy, and return that epoch."""
+    source, labels = context.source, context.source.train_labels
+    generator = torch.Generator().manual_seed(context.seed)
+    optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = max(1, len(labels) // batch_size)
+    best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(head.state_dict())
+    for epoch in range(epochs):
+        order = class_balanced_order(labels, generator)
+        for step in range(steps):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch * steps + step, epochs * steps, 0, lr)
+            features = source.train_batch(index).to(context.device)
+            loss = F.cross_entropy(head(features), labels[index].to(context.device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            score = _score(
+                head(source.split("val").to(context.device)).cpu(), context.labels["val"]
+            )
+        if score > best_score:
+            best_score, best_epoch, best_state = score, epoch + 1, copy.deepcopy(head.state_dict())
+    head.load_state_dict(best_state)
+    return best_epoch
+
+
+def _evaluate(
+    head: Callable[[torch.Tensor], torch.Tensor], context: Stage2Context
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {
+            name: head(context.source.split(name).to(context.device)).float().cpu()
+            for name in ("val", "test")
+        }
+
+
+def crt(
+    context: Stage2Context,
+    *,
+    epochs: int = 10,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    weight_decay: float = 5e-4,
+) -> Stage2Outcome:
+    """Classifier re-training: a re-initialised linear head on class-balanced batches."""
+    torch.manual_seed(context.seed)
+    in_features = context.head.weight.shape[1]
+    head = nn.Linear(in_features, len(context.class_counts)).to(context.device)
+    best_epoch = fit_head(
+        head, context, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay
+    )
+    return Stage2Outcome(_evaluate(head, context), {"best_epoch": best_epoch})
+
+
+class ScaledHead(nn.Module):
+    """The frozen stage-1 head with a learnable scale per class (LWS)."""
+
+    def __init__(self, frozen: HeadWeights, device: torch.device) -> None:
+        super().__init__()
+        self.frozen = HeadWeights(
+            frozen.weight.to(device),
+            None if frozen.bias is None else frozen.bias.to(device),
+            frozen.kind,
+            frozen.scale,
+        )
+        self.scales = nn.Parameter(torch.ones(len(frozen.weight), device=device))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.frozen.logits(features)
+        if self.frozen.bias is not None:  # scale w_j·x, keep the bias as learned in stage 1
+            return self.scales * (logits - self.frozen.bias) + self.frozen.bias
+        return self.scales * logits
+
+
+def lws(
+    context: Stage2Context,
+    *,
+    epochs: int = 10,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    weight_decay: float = 5e-4,
+) -> Stage2Outcome:
+    """Learnable weight scaling: per-class scales on the frozen head, class-balanced batches."""
+    head = ScaledHead(context.head, context.device)
+    best_epoch = fit_head(
+        head, context, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay
+    )
+    scales = head.scales.detach().cpu().tolist()
+    return Stage2Outcome(_evaluate(head, context), {"best_epoch": best_epoch, "scales": scales})
+
+
+def _pick_tau(
+    make_logits: Callable[[float, str], torch.Tensor], context: Stage2Context
+) -> Stage2Outcome:
+    """Score every τ of the grid on val; the first best wins; report val/test at that τ."""
+    scores = {tau: _score(make_logits(tau, "val"), context.labels["val"]) for tau in TAU_GRID}
+    tau = max(scores, key=lambda t: scores[t])
+    return Stage2Outcome(
+        {name: make_logits(tau, name) for name in ("val", "test")},
+        {"tau": tau, "val_balanced_accuracy_by_tau": scores},
+    )
+
+
+def tau_norm(context: Stage2Context) -> Stage2Outcome:
+    """τ-normalised head: w_j / ‖w_j‖^τ, no bias (Kang et al.); τ picked on val."""
+    weight = context.head.weight
+    norms = weight.norm(dim=1, keepdim=True)
+
+    def logits(tau: float, split: str) -> torch.Tensor:
+        features = context.source.split(split)
+        if context.head.kind == "cosine":  # already unit-norm rows: τ changes nothing
+            return context.head.logits(features)
+        return features @ (weight / norms.pow(tau)).T
+
+    return _pick_tau(logits, context)
+
+
+def logit_adjustment(context: Stage2Context) -> Stage2Outcome:
+    """Post-hoc logit adjustment: stage-1 logits − τ·log π_j; τ picked on val."""
+    prior = log_prior(context.class_counts)
+    base = {name: context.head.logits(context.source.split(name)) for name in ("val", "test")}
+    return _pick_tau(lambda tau, split: base[split] - tau * prior, context)
+
+
+def nearest_class_mean(context: Stage2Context) -> Stage2Outcome:
+    """Cosine similarity to each class's mean normalised train feature."""
+    train = F.normalize(context.source.split("train"), dim=1)
+    labels = context.labels["train"]
+    means = torch.stack([train[labels == c].mean(0) for c in range(len(context.class_counts))])
+    means = F.normalize(means, dim=1)
+    return Stage2Outcome(
+        {name: F.normalize(context.source.split(name), dim=1) @ means.T for name in ("val", "test")}
+    )
+
+
+STAGE2_METHODS: dict[str, Callable[..., Stage2Outcome]] = {
+    "crt": crt,
+    "lws": lws,
+    "tau-norm": tau_norm,
+    "ncm": nearest_class_mean,
+    "logit-adjustment": logit_adjustment,
+}
+TRAINABLE = frozenset({"crt", "lws"})

@@ -1,0 +1,139 @@
+"""Stage-2 methods on hand-built features: formulas, fitting, and choices made on val only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.feature_sources import CachedFeatures
+from bench.losses import log_prior
+from bench.stage2 import (
+    STAGE2_METHODS,
+    TAU_GRID,
+    HeadWeights,
+    Stage2Context,
+    logit_adjustment,
+    tau_norm,
+)
+
+CPU = torch.device("cpu")
+
+
+def _context(
+    splits: dict[str, torch.Tensor],
+    labels: dict[str, torch.Tensor],
+    head: HeadWeights,
+    counts: list[int],
+) -> Stage2Context:
+    source = CachedFeatures(splits, splits["train"], labels["train"])
+    return Stage2Context(source, labels, head, np.array(counts), seed=0, device=CPU)
+
+
+def _tau_case() -> Stage2Context:
+    # Class 0 has a long weight vector (frequent class), class 1 a short one. Point (1, 1)
+    # goes to class 0 at τ = 0 (score 2 vs 1) and to class 1 once τ ≥ 0.5 or so.
+    head = HeadWeights(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), None)
+    point = torch.tensor([[1.0, 1.0]])
+    splits = {"train": point, "val": point, "test": point}
+    return _context(
+        splits,
+        {"train": torch.tensor([0]), "val": torch.tensor([0]), "test": torch.tensor([1])},
+        head,
+        [10, 2],
+    )
+
+
+def test_tau_is_picked_on_val_although_test_labels_would_pick_otherwise() -> None:
+    outcome = tau_norm(_tau_case())
+    assert outcome.choices["tau"] == 0.0  # val label 0 prefers no normalisation
+    # Under test labels, τ = 0 scores worst: the pick did not look at them.
+    assert outcome.logits["test"].argmax(1).item() == 0
+    expected = torch.tensor([[2.0, 1.0]])
+    assert torch.allclose(outcome.logits["test"], expected)
+
+
+def test_tau_norm_formula_at_the_first_tau_that_flips_the_point() -> None:
+    # Class 0 scores 2 / 2^τ, class 1 scores 1: class 1 wins strictly from τ = 1.1.
+    context = _tau_case()
+    flipped = _context(
+        {name: context.source.split(name) for name in ("train", "val", "test")},
+        {"train": torch.tensor([0]), "val": torch.tensor([1]), "test": torch.tensor([1])},
+        context.head,
+        [10, 2],
+    )
+    outcome = tau_norm(flipped)
+    assert outcome.choices["tau"] == 1.1
+    assert outcome.logits["val"].tolist()[0] == pytest.approx([2 / 2**1.1, 1.0])
+    scores = outcome.choices["val_balanced_accuracy_by_tau"]
+    assert list(scores) == list(TAU_GRID)
+    assert [t for t, v in scores.items() if v == 1.0] == [t for t in TAU_GRID if t >= 1.1]
+
+
+def test_logit_adjustment_tau_is_picked_on_val() -> None:
+    head = HeadWeights(torch.eye(2), torch.zeros(2))
+    point = torch.tensor([[1.0, 0.5]])  # raw logits (1, 0.5): class 0 wins without adjustment
+    counts = [90, 10]  # log prior gap ≈ 2.2: τ ≥ 0.3 flips the point to class 1
+    splits = {"train": point, "val": point, "test": point}
+    val_wants_1 = _context(
+        splits,
+        {"train": torch.tensor([0]), "val": torch.tensor([1]), "test": torch.tensor([0])},
+        head,
+        counts,
+    )
+    outcome = logit_adjustment(val_wants_1)
+    tau = outcome.choices["tau"]
+    assert tau == 0.3
+    expected = point - tau * log_prior(np.array(counts))
+    assert torch.allclose(outcome.logits["test"], expected)
+    assert outcome.logits["test"].argmax(1).item() == 1  # wrong for test: it was not consulted
+
+
+def test_nearest_class_mean_hand_computed() -> None:
+    train = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    query = torch.tensor([[3.0, 4.0]])
+    splits = {"train": train, "val": query, "test": query}
+    labels = {"train": torch.tensor([0, 0, 1]), "val": torch.tensor([1]), "test": torch.tensor([1])}
+    head = HeadWeights(torch.eye(2), None)
+    outcome = STAGE2_METHODS["ncm"](_context(splits, labels, head, [2, 1]))
+    # Means of normalised features: (1, 0) and (0, 1); query normalised (0.6, 0.8).
+    assert outcome.logits["test"].flatten().tolist() == pytest.approx([0.6, 0.8])
+
+
+def _blobs(n_per_class: list[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[3.0, 0.0], [0.0, 3.0], [-3.0, -3.0]])
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+    return centres[labels] + torch.randn(len(labels), 2, generator=generator), labels
+
+
+def test_crt_learns_a_balanced_head_from_scratch() -> None:
+    train, train_labels = _blobs([200, 20, 5], 0)
+    val, val_labels = _blobs([20, 20, 20], 1)
+    test, test_labels = _blobs([20, 20, 20], 2)
+    context = _context(
+        {"train": train, "val": val, "test": test},
+        {"train": train_labels, "val": val_labels, "test": test_labels},
+        HeadWeights(torch.zeros(3, 2), torch.zeros(3)),
+        [200, 20, 5],
+    )
+    outcome = STAGE2_METHODS["crt"](context, epochs=10, lr=0.1, batch_size=32)
+    accuracy = (outcome.logits["test"].argmax(1) == test_labels).float().mean()
+    assert accuracy > 0.9 and 1 <= outcome.choices["best_epoch"] <= 10
+    again = STAGE2_METHODS["crt"](context, epochs=10, lr=0.1, batch_size=32)
+    assert torch.equal(outcome.logits["test"], again.logits["test"])
+
+
+def test_lws_only_rescales_the_frozen_head() -> None:
+    train, train_labels = _blobs([200, 20, 5], 0)
+    val, val_labels = _blobs([20, 20, 20], 1)
+    weight, bias = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), torch.tensor([0.5, 0, -1])
+    context = _context(
+        {"train": train, "val": val, "test": val},
+        {"train": train_labels, "val": val_labels, "test": val_labels},
+        HeadWeights(weight, bias),
+        [200, 20, 5],
+    )
+    outcome = STAGE2_METHODS["lws"](context, epochs=5, lr=0.1, batch_size=32)
+    scales = torch.tensor(outcome.choices["scales"])
+    assert torch.allclose(outcome.logits["test"], scales * (val @ weight.T) + bias, atol=1e-5)

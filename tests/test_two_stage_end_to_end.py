@@ -1,0 +1,134 @@
+"""Two-stage runs end to end: the stage-1 cache is shared, invalidated, listed and cleared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import stage1
+from bench.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stage1_trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the stage-1 recipes trained (not loaded from the cache) during the test."""
+    trained: list[str] = []
+    real = stage1.train_artefact
+
+    def counting(recipe, *args, **kwargs):
+        trained.append(recipe.name)
+        return real(recipe, *args, **kwargs)
+
+    monkeypatch.setattr(stage1, "train_artefact", counting)
+    return trained
+
+
+def _run(results: Path, methods: str, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--dataset",
+            "tiny",
+            "--methods",
+            methods,
+            "--seeds",
+            "0",
+            "--results-dir",
+            str(results),
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
+    )
+
+
+def test_stage1_is_trained_once_for_all_stage2_methods(
+    tiny_project: Path,
+    tmp_path: Path,
+    stage1_trainings: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    methods = "ce,ce+crt,ce+lws,ce+tau,ce+ncm,ce+posthoc-la,ce+crt-bn,ce+crt-views,centre+lws"
+    assert _run(tmp_path / "r", methods) == 0
+    assert stage1_trainings == ["ce", "centre"]
+    out = capsys.readouterr().out
+    assert out.count("stage 1 reused from cache") == 7
+    table = pd.read_csv(tmp_path / "r" / "tiny" / "runs.csv").set_index("method")
+    assert (table["status"] == "done").all()
+    assert table.loc["ce", "family"] == "one-stage"
+    assert table.loc["ce+crt", "family"] == "two-stage"
+    assert table.loc["centre+lws", "family"] == "two-stage + metric learning"
+    records = {
+        json.loads(p.read_text())["config"]["method"]["name"]: json.loads(p.read_text())
+        for p in (tmp_path / "r" / "tiny" / "runs").glob("*/run.json")
+    }
+    assert records["ce+crt-bn"]["stage2"]["mode"] == "finetune-bn"
+    assert records["ce+crt"]["stage2"]["mode"] == "features"
+    assert records["ce+tau"]["stage2"]["tau"] in [round(0.1 * k, 1) for k in range(21)]
+    assert records["ce+lws"]["stage1"]["key"] == records["ce"]["stage1"]["key"]
+    assert records["ce+lws"]["stage1"]["reused"] and not records["ce"]["stage1"]["reused"]
+
+
+def test_a_changed_stage1_field_trains_anew(
+    tiny_project: Path, tmp_path: Path, stage1_trainings: list[str]
+) -> None:
+    assert _run(tmp_path / "r", "ce+crt") == 0
+    assert _run(tmp_path / "r2", "ce+lws") == 0  # other results folder, same cache
+    assert stage1_trainings == ["ce"]
+    recipe = tiny_project / "methods" / "ce.toml"
+    recipe.write_text(recipe.read_text() + '\n[sampler]\nname = "class-balanced"\n')
+    assert _run(tmp_path / "r", "ce+crt") == 0
+    assert _run(tmp_path / "r", "ce+crt", "--epochs", "1") == 0
+    assert stage1_trainings == ["ce", "ce", "ce"]
+
+
+def test_metric_learning_methods_train_and_the_sampler_flag_is_recorded(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    methods = "supcon+crt,triplet+crt,proxy-anchor+crt,centre-triplet+crt,supcon-mpc+crt"
+    assert _run(tmp_path / "r", methods) == 0
+    records = [
+        json.loads(p.read_text()) for p in (tmp_path / "r" / "tiny" / "runs").glob("*/run.json")
+    ]
+    assert all(r["status"] == "done" for r in records) and len(records) == 5
+    flags = {r["config"]["method"]["name"]: r["stage1"]["rebalancing_sampler"] for r in records}
+    assert flags["supcon-mpc+crt"] and not flags["supcon+crt"]
+
+
+def test_cache_list_and_clear(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "mycache"
+    assert _run(tmp_path / "r", "ce,rs-cb", "--cache-dir", str(cache)) == 0
+    capsys.readouterr()
+    assert main(["cache", "list", "--cache-dir", str(cache)]) == 0
+    listing = capsys.readouterr().out
+    assert "tiny" in listing and " ce " in listing and "rs-cb" in listing
+    assert "2 stage-1 artefact(s)" in listing
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
+    assert "removed 2" in capsys.readouterr().out
+    assert not (cache / "stage1").exists()
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        ("ce+crtt", "unknown stage-2 recipe 'crtt'. Did you mean 'crt'"),
+        ("supcom+crt", "unknown stage-1 recipe 'supcom'. Did you mean 'supcon'"),
+    ],
+)
+def test_unknown_composition_parts_are_named(
+    tiny_project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    methods: str,
+    message: str,
+) -> None:
+    assert _run(tmp_path, methods) == 2
+    assert message in capsys.readouterr().err
