@@ -223,7 +223,7 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
     cache = ArtefactCache()
 
     load_start = time.perf_counter()
-    imageset = load_imageset(spec, int(settings["image_size"]), options.data_root)
+    imageset = load_imageset(spec, int(settings["image_size"]), options.data_root, options.progress)
     load_seconds = time.perf_counter() - load_start
     planned = []
     for data_seed in options.data_seeds:

@@ -83,13 +83,14 @@ def fit_head(
     batch_size: int,
     weight_decay: float,
 ) -> int:
-    """Train `head` on class-balanced batches, leave it at the epoch best on validation balanced
-    accuracy, and return that epoch."""
+    """Train `head` on class-balanced batches, leave it (and the source's batch-norm state, in
+    finetune-bn mode) at the epoch best on validation balanced accuracy; return that epoch."""
     source, labels = context.source, context.source.train_labels
     generator = torch.Generator().manual_seed(context.seed)
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     steps = max(1, len(labels) // batch_size)
-    best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(head.state_dict())
+    best_score, best_epoch = -1.0, 0
+    best_state, best_source = copy.deepcopy(head.state_dict()), source.snapshot()
     for epoch in range(epochs):
         order = class_balanced_order(labels, generator)
         for step in range(steps):
@@ -106,8 +107,10 @@ def fit_head(
                 head(source.split("val").to(context.device)).cpu(), context.labels["val"]
             )
         if score > best_score:
-            best_score, best_epoch, best_state = score, epoch + 1, copy.deepcopy(head.state_dict())
+            best_score, best_epoch = score, epoch + 1
+            best_state, best_source = copy.deepcopy(head.state_dict()), source.snapshot()
     head.load_state_dict(best_state)
+    source.restore(best_source)
     return best_epoch
 
 
@@ -125,7 +128,7 @@ def crt(
     context: Stage2Context,
     *,
     epochs: int = 10,
-    lr: float = 0.1,
+    lr: float = 0.05,
     batch_size: int = 128,
     weight_decay: float = 5e-4,
 ) -> Stage2Outcome:
@@ -163,7 +166,7 @@ def lws(
     context: Stage2Context,
     *,
     epochs: int = 10,
-    lr: float = 0.1,
+    lr: float = 0.05,
     batch_size: int = 128,
     weight_decay: float = 5e-4,
 ) -> Stage2Outcome:

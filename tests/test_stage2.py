@@ -137,3 +137,36 @@ def test_lws_only_rescales_the_frozen_head() -> None:
     outcome = STAGE2_METHODS["lws"](context, epochs=5, lr=0.1, batch_size=32)
     scales = torch.tensor(outcome.choices["scales"])
     assert torch.allclose(outcome.logits["test"], scales * (val @ weight.T) + bias, atol=1e-5)
+
+
+def test_finetune_bn_updates_batch_norm_statistics_but_no_weight() -> None:
+    from bench.augment import Normalizer
+    from bench.feature_sources import BatchNormFinetuning
+    from bench.models import build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier("resnet-compact", 3)
+    images = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8)
+    source = BatchNormFinetuning(
+        model,
+        {"train": images, "val": images, "test": images},
+        torch.zeros(16, dtype=torch.long),
+        Normalizer.fit(images),
+        CPU,
+        seed=0,
+    )
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
+    before = source.snapshot()
+    features = source.train_batch(torch.arange(8))
+    assert features.shape == (8, 64) and not features.requires_grad
+    after = source.snapshot()
+    assert not torch.equal(before["body.1.running_mean"], after["body.1.running_mean"])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+    source.restore(before)
+    assert torch.equal(
+        model.backbone.state_dict()["body.1.running_mean"], before["body.1.running_mean"]
+    )

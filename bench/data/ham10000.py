@@ -80,11 +80,19 @@ def content_fingerprint(table: pd.DataFrame, root: Path) -> str:
 
 
 def decode(
-    table: pd.DataFrame, image_size: int, class_names: tuple[str, ...], name: str, fingerprint: str
+    table: pd.DataFrame,
+    image_size: int,
+    class_names: tuple[str, ...],
+    name: str,
+    fingerprint: str,
+    progress: bool = True,
 ) -> ImageSet:
     """Decode and resize every listed image into an ImageSet (the slow, cacheable step)."""
     images = torch.empty(len(table), 3, image_size, image_size, dtype=torch.uint8)
-    for i, path in enumerate(tqdm(table["path"], desc=f"decoding {name}", unit="img", leave=False)):
+    paths = tqdm(
+        table["path"], desc=f"decoding {name}", unit="img", leave=False, disable=not progress
+    )
+    for i, path in enumerate(paths):
         try:
             raw = read_rgb(path, image_size)
         except (OSError, UnidentifiedImageError) as error:

@@ -29,12 +29,14 @@ def candidate_roots(spec: DatasetSpec, data_root: Path | None) -> list[Path]:
     return roots
 
 
-def load_imageset(spec: DatasetSpec, image_size: int, data_root: Path | None = None) -> ImageSet:
+def load_imageset(
+    spec: DatasetSpec, image_size: int, data_root: Path | None = None, progress: bool = True
+) -> ImageSet:
     """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached)."""
     if spec.format == "synthetic":
         return _load_synthetic(spec, image_size)
     if spec.format == "ham10000":
-        return _load_ham10000(spec, image_size, data_root)
+        return _load_ham10000(spec, image_size, data_root, progress)
     raise BenchError(f"{spec.path}: no reader for format {spec.format!r}.")
 
 
@@ -63,7 +65,9 @@ def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
     )
 
 
-def _load_ham10000(spec: DatasetSpec, image_size: int, data_root: Path | None) -> ImageSet:
+def _load_ham10000(
+    spec: DatasetSpec, image_size: int, data_root: Path | None, progress: bool
+) -> ImageSet:
     roots = candidate_roots(spec, data_root)
     root = next((r for r in roots if ham10000.is_ham10000_root(r)), None)
     if root is None:
@@ -83,7 +87,7 @@ def _load_ham10000(spec: DatasetSpec, image_size: int, data_root: Path | None) -
         }
     )
     imageset, _ = cached_imageset(
-        key, lambda: ham10000.decode(table, image_size, spec.classes, spec.name, key)
+        key, lambda: ham10000.decode(table, image_size, spec.classes, spec.name, key, progress)
     )
     return dataclasses.replace(
         imageset, provenance={"root": str(root.resolve()), "content": content}
