@@ -18,11 +18,17 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint rules and formatting."""
-    session.run("ruff", "check", "bench", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "bench", "tests", "noxfile.py")
+    session.run("ruff", "check", "bench", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "bench", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy over the package."""
     session.run("mypy")
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Speed benchmarks, as ratios against baselines measured in the same run."""
+    session.run("python", "benchmarks/perf.py")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import main
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_HAM = REPO.parent / "shared" / "data" / "ham10000"
 
@@ -48,3 +50,22 @@ def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "datasets" / "tiny.toml").write_text(TINY_SPEC)
     monkeypatch.setenv("BENCH_HOME", str(root))
     return root
+
+
+def run_tiny(results: Path, methods: str, *extra: str) -> int:
+    """`bench run` on the tiny dataset, one seed, on the CPU, without progress bars."""
+    argv = [
+        "run",
+        "--dataset",
+        "tiny",
+        "--methods",
+        methods,
+        "--seeds",
+        "0",
+        "--results-dir",
+        str(results),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    return main([*argv, *extra])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_tiny
 
 from bench import runner
 from bench.cli import main
@@ -15,31 +16,11 @@ from bench.cli import main
 pytestmark = pytest.mark.slow
 
 
-def _run(results: Path, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            "--dataset",
-            "tiny",
-            "--methods",
-            "ce,ldam-drw",
-            "--seeds",
-            "0",
-            "--results-dir",
-            str(results),
-            "--device",
-            "cpu",
-            "--no-progress",
-            *extra,
-        ]
-    )
-
-
 def test_run_writes_every_file_and_a_summary(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results = tmp_path / "results"
-    assert _run(results) == 0
+    assert run_tiny(results, "ce,ldam-drw") == 0
     printed = capsys.readouterr().out
     assert "| one-stage | ce | 1 |" in printed and "| one-stage | ldam-drw | 1 |" in printed
     runs = sorted((results / "tiny" / "runs").iterdir())
@@ -74,7 +55,7 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     results = tmp_path / "results"
-    assert _run(results) == 0
+    assert run_tiny(results, "ce,ldam-drw") == 0
     trained: list[str] = []
     real_execute = runner.execute
 
@@ -84,12 +65,12 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
 
     monkeypatch.setattr(runner, "execute", counting_execute)
     capsys.readouterr()
-    assert _run(results) == 0
+    assert run_tiny(results, "ce,ldam-drw") == 0
     assert trained == [] and "2 already done, 0 to run" in capsys.readouterr().out
     # A crash mid-way leaves a run without its record: only that one is redone.
     ldam = next((results / "tiny" / "runs").glob("ldam-drw-*"))
     (ldam / "run.json").unlink()
-    assert _run(results) == 0
+    assert run_tiny(results, "ce,ldam-drw") == 0
     assert trained == ["ldam-drw"]
     assert len(pd.read_csv(results / "tiny" / "runs.csv")) == 2
 
@@ -97,7 +78,7 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
 def test_same_seeds_give_identical_metrics(tiny_project: Path, tmp_path: Path) -> None:
     metrics = []
     for name in ("a", "b"):
-        assert _run(tmp_path / name, "--methods", "ce") == 0
+        assert run_tiny(tmp_path / name, "ce") == 0
         folder = next((tmp_path / name / "tiny" / "runs").iterdir())
         metrics.append(json.loads((folder / "metrics.json").read_text()))
     assert metrics[0] == metrics[1]
@@ -105,8 +86,8 @@ def test_same_seeds_give_identical_metrics(tiny_project: Path, tmp_path: Path) -
 
 def test_overrides_are_recorded_and_change_the_run_id(tiny_project: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    assert _run(results, "--methods", "ce") == 0
-    assert _run(results, "--methods", "ce", "--epochs", "1") == 0
+    assert run_tiny(results, "ce") == 0
+    assert run_tiny(results, "ce", "--epochs", "1") == 0
     records = [json.loads(p.read_text()) for p in (results / "tiny" / "runs").glob("*/run.json")]
     assert len(records) == 2
     overridden = next(r for r in records if r["overrides"])
@@ -127,7 +108,7 @@ def test_failed_run_is_recorded_and_the_rest_go_on(
 
     monkeypatch.setattr(runner, "execute", failing_for_ce)
     results = tmp_path / "results"
-    assert _run(results) == 0
+    assert run_tiny(results, "ce,ldam-drw") == 0
     table = pd.read_csv(results / "tiny" / "runs.csv").set_index("method")
     assert table.loc["ce", "status"] == "failed"
     assert "simulated divergence" in table.loc["ce", "error"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_tiny
 
 from bench import stage1
 from bench.cli import main
@@ -28,26 +29,6 @@ def stage1_trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return trained
 
 
-def _run(results: Path, methods: str, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            "--dataset",
-            "tiny",
-            "--methods",
-            methods,
-            "--seeds",
-            "0",
-            "--results-dir",
-            str(results),
-            "--device",
-            "cpu",
-            "--no-progress",
-            *extra,
-        ]
-    )
-
-
 def test_stage1_is_trained_once_for_all_stage2_methods(
     tiny_project: Path,
     tmp_path: Path,
@@ -55,7 +36,7 @@ def test_stage1_is_trained_once_for_all_stage2_methods(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     methods = "ce,ce+crt,ce+lws,ce+tau,ce+ncm,ce+posthoc-la,ce+crt-bn,ce+crt-views,centre+lws"
-    assert _run(tmp_path / "r", methods) == 0
+    assert run_tiny(tmp_path / "r", methods) == 0
     assert stage1_trainings == ["ce", "centre"]
     out = capsys.readouterr().out
     assert out.count("stage 1 reused from cache") == 7
@@ -78,13 +59,13 @@ def test_stage1_is_trained_once_for_all_stage2_methods(
 def test_a_changed_stage1_field_trains_anew(
     tiny_project: Path, tmp_path: Path, stage1_trainings: list[str]
 ) -> None:
-    assert _run(tmp_path / "r", "ce+crt") == 0
-    assert _run(tmp_path / "r2", "ce+lws") == 0  # other results folder, same cache
+    assert run_tiny(tmp_path / "r", "ce+crt") == 0
+    assert run_tiny(tmp_path / "r2", "ce+lws") == 0  # other results folder, same cache
     assert stage1_trainings == ["ce"]
     recipe = tiny_project / "methods" / "ce.toml"
     recipe.write_text(recipe.read_text() + '\n[sampler]\nname = "class-balanced"\n')
-    assert _run(tmp_path / "r", "ce+crt") == 0
-    assert _run(tmp_path / "r", "ce+crt", "--epochs", "1") == 0
+    assert run_tiny(tmp_path / "r", "ce+crt") == 0
+    assert run_tiny(tmp_path / "r", "ce+crt", "--epochs", "1") == 0
     assert stage1_trainings == ["ce", "ce", "ce"]
 
 
@@ -92,7 +73,7 @@ def test_metric_learning_methods_train_and_the_sampler_flag_is_recorded(
     tiny_project: Path, tmp_path: Path
 ) -> None:
     methods = "supcon+crt,triplet+crt,proxy-anchor+crt,centre-triplet+crt,supcon-mpc+crt"
-    assert _run(tmp_path / "r", methods) == 0
+    assert run_tiny(tmp_path / "r", methods) == 0
     records = [
         json.loads(p.read_text()) for p in (tmp_path / "r" / "tiny" / "runs").glob("*/run.json")
     ]
@@ -105,7 +86,7 @@ def test_cache_list_and_clear(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache = tmp_path / "mycache"
-    assert _run(tmp_path / "r", "ce,rs-cb", "--cache-dir", str(cache)) == 0
+    assert run_tiny(tmp_path / "r", "ce,rs-cb", "--cache-dir", str(cache)) == 0
     capsys.readouterr()
     assert main(["cache", "list", "--cache-dir", str(cache)]) == 0
     listing = capsys.readouterr().out
@@ -130,5 +111,5 @@ def test_unknown_composition_parts_are_named(
     methods: str,
     message: str,
 ) -> None:
-    assert _run(tmp_path, methods) == 2
+    assert run_tiny(tmp_path, methods) == 2
     assert message in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""Speed benchmarks, reported as ratios against a baseline measured in the same run.
+
+    nox -s perf          (or: python benchmarks/perf.py)
+
+1. Batched tensor augmentation (`bench.augment.Augment`) against the per-image torchvision
+   pipeline a DataLoader worker would run (flips, affine, colour jitter).
+2. cRT on cached stage-1 features (`features` mode) against cRT with images through the frozen
+   backbone (`finetune-bn` mode), same head, same epochs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torchvision.transforms.v2 as T
+
+from bench.augment import Augment, Normalizer
+from bench.data import synthetic
+from bench.feature_sources import BatchNormFinetuning, CachedFeatures
+from bench.models import build_classifier
+from bench.stage2 import HeadWeights, Stage2Context, crt
+from bench.training import predict
+
+CPU = torch.device("cpu")
+
+
+def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Fastest wall time of `repeats` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def augmentation(images: torch.Tensor) -> tuple[float, float]:
+    batched = Augment()
+    generator = torch.Generator().manual_seed(0)
+    per_image = T.Compose(
+        [
+            T.RandomHorizontalFlip(),
+            T.RandomVerticalFlip(),
+            T.RandomAffine(degrees=180, translate=(0.1, 0.1), scale=(0.85, 1.15)),
+            T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        ]
+    )
+    fast = best_of(lambda: batched(images, generator))
+    slow = best_of(lambda: torch.stack([per_image(image) for image in images]))
+    return fast, slow
+
+
+def stage2_modes(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build_classifier("resnet-compact", 7)
+    normalizer = Normalizer.fit(images)
+    features, _ = predict(model, images, normalizer, CPU)
+    head = HeadWeights(model.head.weight.detach(), model.head.bias.detach())
+    label_splits = {"train": labels, "val": labels, "test": labels}
+    counts = np.bincount(labels.numpy(), minlength=7)
+
+    def run(source) -> None:
+        crt(Stage2Context(source, label_splits, head, counts, seed=0, device=CPU), epochs=2)
+
+    splits = {"train": features, "val": features, "test": features}
+    cached = best_of(lambda: run(CachedFeatures(splits, features, labels)))
+    images_by_split = {"train": images, "val": images, "test": images}
+    finetune = best_of(
+        lambda: run(BatchNormFinetuning(model, images_by_split, labels, normalizer, CPU, seed=0)),
+        repeats=1,
+    )
+    return cached, finetune
+
+
+def main() -> None:
+    images, labels = synthetic.generate(synthetic.class_counts(1200, 58.3), 28, seed=0)
+    fast, slow = augmentation(images[:512])
+    print(
+        f"augmentation of 512 images: batched {fast * 1e3:.0f} ms, per-image {slow * 1e3:.0f} ms"
+        f" -> per-image / batched = {slow / fast:.1f}x"
+    )
+    cached, finetune = stage2_modes(images, labels)
+    print(
+        f"cRT, 2 epochs on {len(labels)} images: cached features {cached:.2f} s, "
+        f"finetune-bn {finetune:.2f} s -> finetune-bn / features = {finetune / cached:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
