@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.files import write_atomic, write_json_atomic, write_text_atomic
+from bench.samplers import REBALANCING_SAMPLERS
 
 RUN_FILE, METRICS_FILE, PREDICTIONS_FILE = "run.json", "metrics.json", "predictions.npz"
 
@@ -76,6 +77,8 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         "dataset": config["dataset"]["name"],
         "method": config["method"]["name"],
         "family": config["method"]["family"],
+        "stage2_mode": (config["method"].get("stage2") or {}).get("mode", ""),
+        "rebalancing_sampler": config["method"]["sampler"]["name"] in REBALANCING_SAMPLERS,
         "setting": record["setting"],
         "data_seed": config["split"]["data_seed"],
         "train_seed": config["train_seed"],

@@ -7,28 +7,29 @@ from pathlib import Path
 import pandas as pd
 
 from bench.files import write_text_atomic
+from bench.recipes import FAMILIES
 
 HEADLINE = {"accuracy": "Acc", "balanced_accuracy": "BAcc", "macro_f1": "Macro-F1"}
 FULL = {**HEADLINE, "shot_many": "Many", "shot_medium": "Medium", "shot_few": "Few", "ece": "ECE"}
-FAMILY_ORDER = ("one-stage", "two-stage", "two-stage + metric learning")
-KEYS = ["family", "method", "setting"]
+KEYS = ["family", "method", "stage2_mode", "setting"]
 
 
 def summarise(runs: pd.DataFrame, method_order: list[str] | None = None) -> pd.DataFrame:
-    """Per (family, method, setting): number of seeds, then mean and std of every metric.
+    """Per (family, method, stage-2 mode, setting): number of seeds, then mean and std of every
+    metric.
 
     Rows are grouped by family, then follow `method_order` (unlisted methods last, by name).
     """
     done = runs[runs["status"] == "done"]
     metrics = [c for c in done.columns if c in FULL or c.startswith("recall_")]
-    grouped = done.groupby(KEYS, sort=False)[metrics]
+    grouped = done.groupby(KEYS, sort=False, dropna=False)[metrics]
     table = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
     table.insert(0, "n_seeds", grouped.size())
     table = table.reset_index()
     rank = {name: i for i, name in enumerate(method_order or [])}
     order = pd.DataFrame(
         {
-            "family": table["family"].map({f: i for i, f in enumerate(FAMILY_ORDER)}),
+            "family": table["family"].map({f: i for i, f in enumerate(FAMILIES)}),
             "method": table["method"].map(lambda m: rank.get(m, len(rank))),
             "name": table["method"],
         }
@@ -44,12 +45,22 @@ def _cell(mean: float, std: float, n: int) -> str:
 
 def format_table(summary: pd.DataFrame, columns: dict[str, str]) -> str:
     """A Markdown table (percentages, mean ± std over seeds) with one row per method."""
-    header = ["Family", "Method", "Seeds", *columns.values()]
+    header = ["Family", "Method", "Stage 2", "Seeds", *columns.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         cells = [_cell(row[f"{k}_mean"], row[f"{k}_std"], row["n_seeds"]) for k in columns]
         lines.append(
-            "| " + " | ".join([row["family"], row["method"], str(row["n_seeds"]), *cells]) + " |"
+            "| "
+            + " | ".join(
+                [
+                    row["family"],
+                    row["method"],
+                    row["stage2_mode"] or "–",
+                    str(row["n_seeds"]),
+                    *cells,
+                ]
+            )
+            + " |"
         )
     return "\n".join(lines)
 

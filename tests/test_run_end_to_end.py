@@ -22,7 +22,7 @@ def test_run_writes_every_file_and_a_summary(
     results = tmp_path / "results"
     assert run_tiny(results, "ce,ldam-drw") == 0
     printed = capsys.readouterr().out
-    assert "| one-stage | ce | 1 |" in printed and "| one-stage | ldam-drw | 1 |" in printed
+    assert "| one-stage | ce | – | 1 |" in printed and "| one-stage | ldam-drw | – | 1 |" in printed
     runs = sorted((results / "tiny" / "runs").iterdir())
     assert len(runs) == 2
     for folder in runs:
@@ -43,7 +43,9 @@ def test_run_writes_every_file_and_a_summary(
     table = pd.read_csv(results / "tiny" / "runs.csv")
     assert set(table["method"]) == {"ce", "ldam-drw"} and "recall_df" in table
     summary_md = (results / "tiny" / "summary.md").read_text()
-    ce_rows = [line for line in summary_md.splitlines() if line.startswith("| one-stage | ce |")]
+    ce_rows = [
+        line for line in summary_md.splitlines() if line.startswith("| one-stage | ce | – |")
+    ]
     assert len(ce_rows) == 2 and all("±" not in row for row in ce_rows)  # one seed: no std
     assert (results / "tiny" / "summary.csv").exists()
 

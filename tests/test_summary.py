@@ -16,6 +16,7 @@ def _runs() -> pd.DataFrame:
                 {
                     "family": "one-stage",
                     "method": method,
+                    "stage2_mode": "",
                     "setting": "s",
                     "status": "done",
                     "accuracy": 0.8,
@@ -45,4 +46,4 @@ def test_rows_follow_the_requested_method_order() -> None:
 
 def test_markdown_cells_are_percent_mean_and_std() -> None:
     text = format_table(summarise(_runs()), HEADLINE)
-    assert "| one-stage | ce | 3 | 80.0 ± 0.0 | 40.0 ± 10.0 | 20.0 ± 5.0 |" in text
+    assert "| one-stage | ce | – | 3 | 80.0 ± 0.0 | 40.0 ± 10.0 | 20.0 ± 5.0 |" in text

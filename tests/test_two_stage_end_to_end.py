@@ -45,6 +45,8 @@ def test_stage1_is_trained_once_for_all_stage2_methods(
     assert table.loc["ce", "family"] == "one-stage"
     assert table.loc["ce+crt", "family"] == "two-stage"
     assert table.loc["centre+lws", "family"] == "two-stage + metric learning"
+    assert table.loc["ce+crt-bn", "stage2_mode"] == "finetune-bn"
+    assert table.loc["ce+crt", "stage2_mode"] == "features"
     records = {
         json.loads(p.read_text())["config"]["method"]["name"]: json.loads(p.read_text())
         for p in (tmp_path / "r" / "tiny" / "runs").glob("*/run.json")
@@ -80,6 +82,9 @@ def test_metric_learning_methods_train_and_the_sampler_flag_is_recorded(
     assert all(r["status"] == "done" for r in records) and len(records) == 5
     flags = {r["config"]["method"]["name"]: r["stage1"]["rebalancing_sampler"] for r in records}
     assert flags["supcon-mpc+crt"] and not flags["supcon+crt"]
+    table = pd.read_csv(tmp_path / "r" / "tiny" / "runs.csv").set_index("method")
+    assert table.loc["supcon-mpc+crt", "rebalancing_sampler"]
+    assert not table.loc["triplet+crt", "rebalancing_sampler"]
 
 
 def test_cache_list_and_clear(
