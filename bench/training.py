@@ -56,7 +56,6 @@ class TrainingOutcome:
     model: Classifier
     normalizer: Normalizer
     best_epoch: int
-    best_val_balanced_accuracy: float
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -172,4 +171,4 @@ def train_stage1(
             best_score, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return TrainingOutcome(model, normalizer, best_epoch, best_score, history)
+    return TrainingOutcome(model, normalizer, best_epoch, history)

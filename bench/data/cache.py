@@ -21,15 +21,15 @@ def cache_root() -> Path:
     return Path(base) / "medlt-bench"
 
 
-def cached_imageset(key: str, build: Callable[[], ImageSet]) -> tuple[ImageSet, bool]:
-    """Load the image set stored under `key`, or build and store it; also says whether it hit."""
+def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
+    """Load the image set stored under `key`, or build and store it."""
     path = cache_root() / "images" / f"{key}.pt"
     if path.exists():
         stored = torch.load(path, weights_only=False)
-        return ImageSet(**stored), True
+        return ImageSet(**stored)
     imageset = build()
     fields = {name: getattr(imageset, name) for name in imageset.__dataclass_fields__}
     buffer = io.BytesIO()
     torch.save(fields, buffer)
     write_atomic(path, buffer.getvalue())
-    return imageset, False
+    return imageset

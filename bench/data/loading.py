@@ -86,7 +86,7 @@ def _load_ham10000(
             "classes": spec.classes,
         }
     )
-    imageset, _ = cached_imageset(
+    imageset = cached_imageset(
         key, lambda: ham10000.decode(table, image_size, spec.classes, spec.name, key, progress)
     )
     return dataclasses.replace(
