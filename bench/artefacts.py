@@ -7,6 +7,7 @@ seeds, stage-1 recipe, training settings, device, and the source of the code tha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -47,8 +48,9 @@ class Stage1Artefact:
     train_seconds: float = 0.0
 
 
+@functools.cache
 def code_fingerprint() -> str:
-    """Digest of the source of the modules that train stage 1."""
+    """Digest of the source of the modules that train stage 1 (read once per process)."""
     digest = hashlib.sha256()
     package = Path(__file__).parent
     for module in STAGE1_MODULES:

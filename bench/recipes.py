@@ -222,9 +222,10 @@ def _metric_term(raw: Any, path: Path) -> MetricTerm:
     return MetricTerm(loss, weight, dim)
 
 
-def parse_recipe(path: Path) -> Recipe:
-    """Read and validate one stage-1 recipe file; errors name the file and the field."""
-    raw = read_toml(path)
+def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
+    """Validate one stage-1 recipe file (read unless its parsed `raw` content is given);
+    errors name the file and the field."""
+    raw = read_toml(path) if raw is None else raw
     description, reference = _common(raw, path, STAGE1_KEYS)
     loss, _ = _component(raw.get("loss"), "loss", LOSSES, path)
     sampler, _ = _component(raw.get("sampler", {"name": "instance"}), "sampler", SAMPLERS, path)
@@ -245,9 +246,9 @@ def parse_recipe(path: Path) -> Recipe:
     )
 
 
-def parse_stage2_recipe(path: Path) -> Stage2Recipe:
-    """Read and validate one stage-2 recipe file."""
-    raw = read_toml(path)
+def parse_stage2_recipe(path: Path, raw: dict[str, Any] | None = None) -> Stage2Recipe:
+    """Validate one stage-2 recipe file (read unless its parsed `raw` content is given)."""
+    raw = read_toml(path) if raw is None else raw
     description, reference = _common(raw, path, STAGE2_KEYS)
     method, extras = _component(
         raw.get("stage2"), "stage2", STAGE2_METHODS, path, ("mode", "views")
@@ -280,10 +281,11 @@ class MethodRegistry:
         for path in sorted(self.folder.glob("*.toml")):
             if path.name.startswith("_"):
                 continue
-            if "stage2" in read_toml(path):
-                self.stage2[path.stem] = parse_stage2_recipe(path)
+            raw = read_toml(path)
+            if "stage2" in raw:
+                self.stage2[path.stem] = parse_stage2_recipe(path, raw)
             else:
-                self.stage1[path.stem] = parse_recipe(path)
+                self.stage1[path.stem] = parse_recipe(path, raw)
         clash = sorted(set(self.stage1) & set(self.stage2))
         if clash:
             raise BenchError(f"{self.folder}: {', '.join(clash)} named twice.")

@@ -40,8 +40,8 @@ def test_lesion_is_darker_than_surrounding_skin() -> None:
     assert centre < ring - 20
 
 
-def test_classes_differ_in_mean_attributes_not_in_layout() -> None:
-    # With no per-image spread, class means differ; the geometry nuisances are shared.
+def test_class_means_differ_in_colour() -> None:
+    # With no per-image spread, vasc's mean redness shows through the shared nuisances.
     images, labels = synthetic.generate([40, 0, 0, 0, 0, 40, 0], 32, seed=1, difficulty=0.0)
     nv, vasc = images[labels == 0].float(), images[labels == 5].float()
     redness = lambda x: (x[:, 0] - x[:, 1]).mean()  # noqa: E731
