@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.artefacts import ArtefactCache
-from bench.data.specs import all_specs
+from bench.data.download import fetch
+from bench.data.inventory import describe
+from bench.data.loading import data_home
+from bench.data.specs import all_specs, get_spec
 from bench.device import DEVICE_CHOICES
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown_name
 from bench.recipes import MethodRegistry
 from bench.runner import RunOptions, run_benchmark
 from bench.summary import HEADLINE, format_table
@@ -78,11 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder holding the dataset (else $BENCH_DATA_ROOT, then the cache)",
     )
+    run.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out unreadable images instead of stopping (each one is listed in run.json)",
+    )
     _cache_dir_option(run)
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
+
+    data = commands.add_parser("data", help="locate, inspect or download a dataset")
+    data_commands = data.add_subparsers(dest="action", required=True)
+    info = data_commands.add_parser(
+        "info", help="where a dataset was looked for, what was found, its classes and splits"
+    )
+    info.add_argument("name", help="dataset name, imagefolder:PATH or csv:FILE")
+    info.add_argument("--data-root", type=Path, help="look here first (as `bench run` does)")
+    download = data_commands.add_parser(
+        "download", help="fetch a dataset's public files (resumable, checksum-verified)"
+    )
+    download.add_argument("name", help="dataset name")
+    download.add_argument("--source", help="which of the dataset's downloads (default: the first)")
+    download.add_argument(
+        "--to", type=Path, help="folder to save into (default: <cache>/data/<dataset>)"
+    )
+    download.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    for sub in (info, download):
+        _cache_dir_option(sub)
 
     cache = commands.add_parser("cache", help="list or clear cached stage-1 artefacts")
     cache.add_argument("action", choices=("list", "clear"))
@@ -118,6 +145,7 @@ def _run(args: argparse.Namespace) -> None:
             device=args.device,
             results_dir=args.results_dir,
             data_root=args.data_root,
+            skip_bad=args.skip_bad,
             progress=not args.no_progress,
         )
     )
@@ -140,11 +168,33 @@ def _list(what: str) -> None:
     else:
         for spec in all_specs().values():
             aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
-            print(f"{spec.name:12} {spec.format:10} {spec.description}{aliases}")
-            print(
-                f"{'':23} {len(spec.classes)} classes; defaults {spec.training}; "
-                f"source: {spec.source}"
+            classes = f"{len(spec.classes)} classes" if spec.classes else "classes from the data"
+            print(f"{spec.name:12} {spec.description}{aliases}")
+            print(f"{'':12} formats: {', '.join(spec.formats)}; {classes}")
+            print(f"{'':12} defaults: {spec.training}")
+            print(f"{'':12} source: {spec.source}")
+
+
+def _data(args: argparse.Namespace) -> None:
+    spec = get_spec(args.name)
+    if args.action == "download":
+        remotes = spec.downloads
+        if not remotes:
+            raise BenchError(
+                f"{spec.name}: no public direct download is known; place the files by hand "
+                f"(`bench data info {spec.name}` shows where they are looked for)."
             )
+        source = args.source or next(iter(remotes))
+        if source not in remotes:
+            raise unknown_name(f"{spec.name} download", source, list(remotes))
+        folder = args.to or data_home() / spec.name
+        for remote in remotes[source]:
+            path = fetch(remote, folder, progress=not args.no_progress)
+            check = f"{remote.algorithm} verified" if remote.digest else "no published checksum"
+            print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, {check})")
+        print(f"{spec.name}: {source} is in {folder}; it is found there without --data-root.")
+        return
+    print(describe(spec, args.data_root))
 
 
 def _cache(action: str) -> None:
@@ -173,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(args)
         elif args.command == "cache":
             _cache(args.action)
+        elif args.command == "data":
+            _data(args)
         else:
             _list(args.what)
     except BenchError as error:

@@ -64,6 +64,7 @@ class RunOptions:
     device: str = "auto"
     results_dir: Path | None = None
     data_root: Path | None = None
+    skip_bad: bool = False
     methods_dir: Path | None = None
     progress: bool = True
 
@@ -223,7 +224,14 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
     cache = ArtefactCache()
 
     load_start = time.perf_counter()
-    imageset = load_imageset(spec, int(settings["image_size"]), options.data_root, options.progress)
+    imageset = load_imageset(
+        spec, int(settings["image_size"]), options.data_root, options.progress, options.skip_bad
+    )
+    if skipped := imageset.provenance.get("skipped"):
+        tqdm.write(
+            f"{spec.name}: --skip-bad left out {len(skipped)} unreadable image(s), first "
+            f"{skipped[0]['path']} ({skipped[0]['error']}); all are listed in run.json."
+        )
     load_seconds = time.perf_counter() - load_start
     planned = []
     for data_seed in options.data_seeds:

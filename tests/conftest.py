@@ -14,7 +14,7 @@ SHARED_HAM = REPO.parent / "shared" / "data" / "ham10000"
 
 TINY_SPEC = """
 description = "Tiny synthetic set for tests."
-format = "synthetic"
+formats = ["synthetic"]
 classes = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]
 
 [params]

@@ -58,12 +58,12 @@ def test_decoded_images_are_cached_and_identical(
 ) -> None:
     root = _fixture(tmp_path / "ham", _rows())
     first = load_imageset(get_spec("skin"), 16, root)
-    from bench.data import ham10000
+    from bench.data.formats import ham10000
 
     def no_decoding(*args: object) -> None:
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(ham10000, "decode", no_decoding)
+    monkeypatch.setattr(ham10000, "decode_files", no_decoding)
     second = load_imageset(get_spec("skin"), 16, root)
     assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
 
@@ -79,8 +79,8 @@ def test_data_root_from_environment_and_parent_folder(
 def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(
         BenchError,
-        match=r"HAM10000 data not found\. Looked in: .*nowhere.*"
-        r"HAM10000_metadata\.csv",
+        match=r"no data found in a format of ham10000, isic2018, medmnist\. Looked in:"
+        r"(.|\n)*nowhere(.|\n)*HAM10000_metadata\.csv(.|\n)*bench data download skin",
     ):
         load_imageset(get_spec("skin"), 16, tmp_path / "nowhere")
 
@@ -88,7 +88,7 @@ def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda rows: [*rows, rows[0]], r"line 44: duplicate image_id 'ISIC_000'"),
+        (lambda rows: [*rows, rows[0]], r"line 44: duplicate image id 'ISIC_000' \(first listed at .*line 2\)"),
         (lambda rows: [*rows, ("HAM_x", "ISIC_x", "melanoma")], r"line 44: label 'melanoma'"),
     ],
 )
@@ -101,14 +101,14 @@ def test_bad_metadata_names_file_and_line(tmp_path: Path, mutate, message: str) 
 
 def test_listed_but_missing_image_is_named(tmp_path: Path) -> None:
     root = _fixture(tmp_path / "ham", _rows(), skip_images=("ISIC_310",))
-    with pytest.raises(BenchError, match=r"line 22: image ISIC_310\.jpg is listed but not found"):
+    with pytest.raises(BenchError, match=r"line 22: image .*ISIC_310\.jpg is listed but not found"):
         load_imageset(get_spec("skin"), 16, root)
 
 
 def test_wrong_columns_and_undecodable_image(tmp_path: Path) -> None:
     root = _fixture(tmp_path / "ham", _rows())
     (root / "HAM10000_images_part_2" / "ISIC_000.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(BenchError, match=r"ISIC_000\.jpg: cannot decode image"):
+    with pytest.raises(BenchError, match=r"ISIC_000\.jpg \(listed at .*line 2\): cannot decode image.*--skip-bad"):
         load_imageset(get_spec("skin"), 16, root)
     (root / "HAM10000_metadata.csv").write_text("image,MEL,NV\nISIC_1,1,0\n")
     with pytest.raises(BenchError, match=r"missing column\(s\) lesion_id, image_id, dx"):

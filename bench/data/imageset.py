@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,10 @@ class ImageSet:
     """Images held as one uint8 tensor (N×C×H×W) with per-item labels, ids and groups.
 
     `groups` holds the unit that must not straddle splits (HAM10000's `lesion_id`); items
-    without a group are their own group. `fingerprint` identifies the content for cache and
-    run keys; `provenance` says where the data came from (recorded in `run.json`).
+    without a group are their own group. `given_splits` holds the split a source assigns to
+    each item (`train`, `val`, `test` or empty), or nothing when it assigns none.
+    `fingerprint` identifies the content for cache and run keys; `provenance` says where the
+    data came from and what was skipped (recorded in `run.json`).
     """
 
     name: str
@@ -25,6 +27,7 @@ class ImageSet:
     groups: list[str]
     class_names: tuple[str, ...]
     fingerprint: str
+    given_splits: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -36,6 +39,12 @@ class ImageSet:
             )
         if not (self.images.shape[0] == n == len(self.item_ids) == len(self.groups)):
             raise ValueError(f"{self.name}: images, labels, item ids and groups differ in length")
+        if self.given_splits and len(self.given_splits) != n:
+            raise ValueError(f"{self.name}: given_splits must have one entry per item")
+
+    def with_provenance(self, provenance: dict[str, Any]) -> ImageSet:
+        """The same images with `provenance` replaced."""
+        return replace(self, provenance=provenance)
 
     @property
     def num_classes(self) -> int:

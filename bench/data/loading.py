@@ -2,42 +2,158 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data import ham10000, synthetic
+import torch
+
+from bench.data import synthetic
 from bench.data.cache import cache_root, cached_imageset
+from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
+from bench.data.source import Source
 from bench.data.specs import DatasetSpec
 from bench.errors import BenchError
 from bench.files import stable_hash
 
 
+def data_home() -> Path:
+    """Where downloaded datasets go and are looked for last: `<cache>/data`."""
+    return cache_root() / "data"
+
+
 def candidate_roots(spec: DatasetSpec, data_root: Path | None) -> list[Path]:
     """Where to look, in order: `--data-root`, `$BENCH_DATA_ROOT`, the cache's data folder.
 
-    Each place is tried as the dataset folder itself and as a parent holding a sub-folder named
-    by the spec's `params.folder`.
+    Each place is tried first as a parent holding a sub-folder named by the spec's
+    `params.folder` or after the dataset, then as the dataset folder itself. An ad-hoc
+    dataset is only looked for where its name points.
     """
-    places = [p for p in (data_root, os.environ.get("BENCH_DATA_ROOT")) if p]
-    places.append(cache_root() / "data")
-    folder = spec.params.get("folder", spec.name)
+    if spec.location is not None:
+        return [spec.location]
+    places = [Path(p) for p in (data_root, os.environ.get("BENCH_DATA_ROOT")) if p]
+    places.append(data_home())
+    folders = dict.fromkeys([spec.params.get("folder", spec.name), spec.name])
     roots: list[Path] = []
-    for place in map(Path, places):
-        roots += [place, place / folder]
-    return roots
+    for place in places:
+        roots += [*(place / folder for folder in folders), place]
+    return list(dict.fromkeys(roots))
+
+
+@dataclass(frozen=True)
+class Search:
+    """What locating a dataset found: each place looked at, with the format detected there."""
+
+    looked: list[tuple[Path, str | None]]
+
+    @property
+    def found(self) -> tuple[Path, str] | None:
+        """The first place holding the data, and its format."""
+        return next(((root, fmt) for root, fmt in self.looked if fmt), None)
+
+
+def search(spec: DatasetSpec, data_root: Path | None) -> Search:
+    """Try every candidate root with each of the spec's formats, in order."""
+    looked = []
+    for root in candidate_roots(spec, data_root):
+        detected = next(
+            (
+                fmt
+                for fmt in spec.formats
+                if fmt in FORMATS and FORMATS[fmt].detect(root, spec.params)
+            ),
+            None,
+        )
+        looked.append((root, detected))
+    return Search(looked)
+
+
+def locate(spec: DatasetSpec, data_root: Path | None) -> Source:
+    """Find and read the dataset's item table (every row checked; nothing decoded yet)."""
+    result = search(spec, data_root)
+    if result.found is None:
+        places = "\n  ".join(str(root) for root, _ in result.looked)
+        downloads = (
+            f" `bench data download {spec.name}` fetches it ({', '.join(spec.downloads)})."
+            if spec.downloads
+            else ""
+        )
+        help_texts = " ".join(FORMATS[f].LAYOUT_HELP for f in spec.formats if f in FORMATS)
+        raise BenchError(
+            f"{spec.name}: no data found in a format of {', '.join(spec.formats)}. Looked in:"
+            f"\n  {places}\n{help_texts}{downloads}".rstrip()
+        )
+    root, fmt = result.found
+    return FORMATS[fmt].read(root, spec.classes, spec.params, spec.name)
 
 
 def load_imageset(
-    spec: DatasetSpec, image_size: int, data_root: Path | None = None, progress: bool = True
+    spec: DatasetSpec,
+    image_size: int,
+    data_root: Path | None = None,
+    progress: bool = True,
+    skip_bad: bool = False,
 ) -> ImageSet:
-    """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached)."""
-    if spec.format == "synthetic":
+    """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached,
+    keyed by the source files' content, the item table and the size)."""
+    if spec.formats == ("synthetic",):
         return _load_synthetic(spec, image_size)
-    if spec.format == "ham10000":
-        return _load_ham10000(spec, image_size, data_root, progress)
-    raise BenchError(f"{spec.path}: no reader for format {spec.format!r}.")
+    source = locate(spec, data_root)
+    key = cache_key(source, image_size, skip_bad)
+    imageset = cached_imageset(
+        key, lambda: _decode(source, spec.name, key, image_size, skip_bad, progress)
+    )
+    provenance = {
+        "format": source.format,
+        "root": str(source.root.resolve()),
+        "content": source.content,
+        **imageset.provenance,
+    }
+    return imageset.with_provenance(provenance)
+
+
+def cache_key(source: Source, image_size: int, skip_bad: bool) -> str:
+    """The decoded-tensor cache key (also the data fingerprint in run ids).
+
+    For HAM10000 the content digest covers the metadata file, hence labels and groups, and the
+    key keeps the fields of earlier versions so that caches and run ids stay valid. Other
+    formats add a digest of the item table (a label taken from a folder name is in no file's
+    bytes); `--skip-bad` adds a field because it may change what is kept.
+    """
+    fields = {
+        "format": source.format,
+        "reader": FORMATS[source.format].READER_VERSION,
+        "content": source.content,
+        "size": image_size,
+        "classes": source.class_names,
+    }
+    if source.format != "ham10000":
+        columns = ["item_id", "label", "group", "split"]
+        fields["items"] = stable_hash(source.table[columns].to_numpy().tolist())
+    if skip_bad:
+        fields["skip_bad"] = True
+    return stable_hash(fields)
+
+
+def _decode(
+    source: Source, name: str, key: str, image_size: int, skip_bad: bool, progress: bool
+) -> ImageSet:
+    decoded = source.decode(image_size, skip_bad, progress)
+    table = source.table[decoded.kept]
+    index = {c: k for k, c in enumerate(source.class_names)}
+    given = tuple(table["split"]) if (table["split"] != "").any() else ()
+    return ImageSet(
+        name=name,
+        images=decoded.images,
+        labels=torch.tensor([index[c] for c in table["label"]], dtype=torch.int64),
+        item_ids=list(table["item_id"]),
+        groups=list(table["group"]),
+        class_names=source.class_names,
+        fingerprint=key,
+        given_splits=given,
+        provenance={"skipped": decoded.skipped} if decoded.skipped else {},
+    )
 
 
 def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
@@ -62,33 +178,4 @@ def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
             "seed": seed,
             "difficulty": difficulty,
         },
-    )
-
-
-def _load_ham10000(
-    spec: DatasetSpec, image_size: int, data_root: Path | None, progress: bool
-) -> ImageSet:
-    roots = candidate_roots(spec, data_root)
-    root = next((r for r in roots if ham10000.is_ham10000_root(r)), None)
-    if root is None:
-        looked = ", ".join(str(r) for r in roots)
-        raise BenchError(
-            f"{spec.name}: HAM10000 data not found. Looked in: {looked}. {ham10000.LAYOUT_HELP}"
-        )
-    table = ham10000.read_metadata(root, spec.classes)
-    content = ham10000.content_fingerprint(table, root)
-    key = stable_hash(
-        {
-            "format": "ham10000",
-            "reader": ham10000.READER_VERSION,
-            "content": content,
-            "size": image_size,
-            "classes": spec.classes,
-        }
-    )
-    imageset = cached_imageset(
-        key, lambda: ham10000.decode(table, image_size, spec.classes, spec.name, key, progress)
-    )
-    return dataclasses.replace(
-        imageset, provenance={"root": str(root.resolve()), "content": content}
     )

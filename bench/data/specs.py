@@ -1,4 +1,5 @@
-"""Dataset specs: one TOML file per dataset in `datasets/`, read and validated here."""
+"""Dataset specs: one TOML file per dataset in `datasets/`, or made on the fly for
+`imagefolder:PATH` and `csv:FILE`; read and validated here."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.data.download import RemoteFile, parse_remote_files
+from bench.data.formats import FORMATS
 from bench.errors import BenchError, unknown_name
 from bench.files import read_toml
 from bench.layout import datasets_dir
 
-FORMATS = ("synthetic", "ham10000")
+AD_HOC = {"imagefolder": "imagefolder", "csv": "csv"}
 TRAINING_KEYS = (
     "image_size",
     "backbone",
@@ -25,15 +28,22 @@ TRAINING_KEYS = (
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: its source format, classes, split fractions and training defaults."""
+    """A named dataset: the formats it may be found in (tried in order), its classes (empty:
+    taken from the data), split fractions, training defaults and downloadable files.
+
+    `location` is set for ad-hoc datasets (`imagefolder:PATH`, `csv:FILE`): the data itself,
+    which replaces the search of data roots.
+    """
 
     name: str
     description: str
-    format: str
+    formats: tuple[str, ...]
     source: str
     classes: tuple[str, ...]
     aliases: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    downloads: dict[str, tuple[RemoteFile, ...]] = field(default_factory=dict)
+    location: Path | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     training: dict[str, Any] = field(default_factory=dict)
@@ -52,10 +62,14 @@ def _require(table: dict[str, Any], key: str, kind: type, path: Path, where: str
 def parse_spec(path: Path) -> DatasetSpec:
     """Read and validate one dataset spec file."""
     raw = read_toml(path)
-    fmt = _require(raw, "format", str, path)
-    if fmt not in FORMATS:
-        raise BenchError(f"{path}: field 'format' is {fmt!r}; supported: {', '.join(FORMATS)}.")
-    classes = tuple(_require(raw, "classes", list, path))
+    formats = tuple(_require(raw, "formats", list, path))
+    known = ("synthetic", *FORMATS)
+    for fmt in formats:
+        if fmt not in known:
+            raise BenchError(
+                f"{path}: field 'formats' lists {fmt!r}; supported: {', '.join(known)}."
+            )
+    classes = tuple(raw.get("classes", ()))
     split = raw.get("split", {})
     training = raw.get("training", {})
     unknown = sorted(set(training) - set(TRAINING_KEYS))
@@ -72,11 +86,15 @@ def parse_spec(path: Path) -> DatasetSpec:
     return DatasetSpec(
         name=path.stem,
         description=_require(raw, "description", str, path),
-        format=fmt,
+        formats=formats,
         source=raw.get("source", ""),
         classes=classes,
         aliases=tuple(raw.get("aliases", ())),
         params=raw.get("params", {}),
+        downloads={
+            name: parse_remote_files(files, f"{path}: [download.{name}]")
+            for name, files in raw.get("download", {}).items()
+        },
         val_fraction=val,
         test_fraction=test,
         training=training,
@@ -91,8 +109,27 @@ def all_specs(folder: Path | None = None) -> dict[str, DatasetSpec]:
     return {p.stem: parse_spec(p) for p in sorted(folder.glob("*.toml"))}
 
 
+def ad_hoc_spec(kind: str, location: Path) -> DatasetSpec:
+    """The spec of `imagefolder:PATH` or `csv:FILE`: classes from the data, default fractions
+    and training settings, results under `<kind>-<folder or file name>`."""
+    if not location.exists():
+        raise BenchError(f"{kind}:{location}: no such {'file' if kind == 'csv' else 'folder'}.")
+    return DatasetSpec(
+        name=f"{kind}-{location.stem}",
+        description=f"{kind} data at {location}",
+        formats=(AD_HOC[kind],),
+        source=str(location),
+        classes=(),
+        location=location,
+    )
+
+
 def get_spec(name: str, folder: Path | None = None) -> DatasetSpec:
-    """The spec called `name` (or with `name` among its aliases)."""
+    """The spec called `name` (or with `name` among its aliases); `imagefolder:PATH` and
+    `csv:FILE` name data directly."""
+    kind, colon, location = name.partition(":")
+    if colon and kind in AD_HOC:
+        return ad_hoc_spec(kind, Path(location).expanduser())
     specs = all_specs(folder)
     for spec in specs.values():
         if name == spec.name or name in spec.aliases:

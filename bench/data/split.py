@@ -35,37 +35,49 @@ def make_split(
 ) -> Split:
     """Assign whole groups to splits so that each class gets about the requested fractions.
 
-    A group takes its most frequent label. Within each class the groups are shuffled with
-    `data_seed`, then test is filled to its target image count, then val, and the rest is train;
-    every split receives at least one group of every class.
+    Splits the source assigns (`imageset.given_splits`) are kept as they are; the missing ones
+    are drawn from the items left unassigned or assigned to train. A group takes its most
+    frequent label. Within each class the groups are shuffled with `data_seed`, then test is
+    filled to its target image count, then val, and the rest is train; every drawn split
+    receives at least one group of every class.
     """
     labels = imageset.labels.numpy()
+    given = imageset.given_splits or ("",) * len(labels)
+    assigned: dict[str, list[int]] = {
+        name: [i for i, s in enumerate(given) if s == name] for name in SPLITS
+    }
+    to_draw = [name for name in ("test", "val") if not assigned[name]]
     members: dict[str, list[int]] = {}
     for index, group in enumerate(imageset.groups):
-        members.setdefault(group, []).append(index)
+        if given[index] in ("", "train"):
+            members.setdefault(group, []).append(index)
+    assigned["train"] = []
     group_names = sorted(members)
     group_label = {
         g: Counter(labels[members[g]].tolist()).most_common(1)[0][0] for g in group_names
     }
     rng = np.random.default_rng(data_seed)
-    assigned: dict[str, list[int]] = {name: [] for name in SPLITS}
+    fractions = {"test": test_fraction, "val": val_fraction}
     for label in range(imageset.num_classes):
         groups = [g for g in group_names if group_label[g] == label]
-        if len(groups) < len(SPLITS):
+        if to_draw and len(groups) < len(to_draw) + 1:
+            where = imageset.provenance.get("root", "")
             raise BenchError(
-                f"{imageset.name}: class {imageset.class_names[label]!r} has {len(groups)} "
-                f"group(s) (images of distinct lesions/patients); train, val and test each need "
-                "one. Add data for this class or drop it from the dataset spec's classes."
+                f"{imageset.name}{f' ({where})' if where else ''}: class "
+                f"{imageset.class_names[label]!r} has {len(groups)} group(s) (images of "
+                f"distinct lesions/patients) to draw {', '.join(to_draw)} and train from; each "
+                "split needs one. Add data for this class or drop it from the dataset spec's "
+                "classes."
             )
-        groups = [groups[i] for i in rng.permutation(len(groups))]
+        if to_draw:
+            groups = [groups[i] for i in rng.permutation(len(groups))]
         total = sum(len(members[g]) for g in groups)
-        targets = {"test": test_fraction * total, "val": val_fraction * total}
         position = 0
-        for name in ("test", "val"):
-            taken = 0
+        for rank, name in enumerate(to_draw):
+            target, taken = fractions[name] * total, 0
             # Stop early enough to leave at least one group for each later split.
-            while position < len(groups) - (2 if name == "test" else 1) and (
-                taken == 0 or taken + len(members[groups[position]]) / 2 <= targets[name]
+            while position < len(groups) - (len(to_draw) - rank) and (
+                taken == 0 or taken + len(members[groups[position]]) / 2 <= target
             ):
                 taken += len(members[groups[position]])
                 assigned[name] += members[groups[position]]

@@ -1,0 +1,163 @@
+"""Fetching public dataset files: progress bar, checksum, resumable, never a half file in place.
+
+A transfer writes to `NAME.part` beside the target and asks the server for the remaining bytes
+(HTTP Range) when a `.part` is already there; the finished file is verified against its
+published checksum and only then renamed to `NAME`. Archives marked `extract` are unpacked
+into the same folder, every member checked to stay inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.errors import BenchError
+
+CHUNK = 1 << 20
+DIGESTS = ("md5", "sha256")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: its URL, the name to save it as, its published checksum
+    (`algorithm`, hex digest; empty when none is published) and whether to unzip it."""
+
+    url: str
+    name: str
+    algorithm: str = ""
+    digest: str = ""
+    extract: bool = False
+
+
+def parse_remote_files(entries: Any, where: str) -> tuple[RemoteFile, ...]:
+    """Validate a spec's list of `{url, name, md5 | sha256, extract}` tables."""
+    if not isinstance(entries, list) or not entries:
+        raise BenchError(f"{where}: must be a non-empty array of tables with url and name.")
+    files = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"url", "name"} <= set(entry):
+            raise BenchError(f"{where}: entry {i + 1} needs 'url' and 'name'.")
+        algorithm = next((a for a in DIGESTS if a in entry), "")
+        files.append(
+            RemoteFile(
+                url=str(entry["url"]),
+                name=str(entry["name"]),
+                algorithm=algorithm,
+                digest=str(entry.get(algorithm, "")).lower(),
+                extract=bool(entry.get("extract", False)),
+            )
+        )
+    return tuple(files)
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manual_help(remote: RemoteFile, target: Path) -> str:
+    return (
+        f"To place it by hand, download {remote.url} with a browser or curl and save it as "
+        f"{target}"
+        + (f" ({remote.algorithm} {remote.digest})" if remote.digest else "")
+        + ("; it is unzipped there on the next `bench data download`." if remote.extract else ".")
+    )
+
+
+def _transfer(remote: RemoteFile, part: Path, progress: bool, timeout: float) -> None:
+    """Append the missing bytes of `remote` to `part` (from the start if the server cannot
+    resume)."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(remote.url, headers={"User-Agent": "medlt-bench"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # the .part is already complete
+            return
+        raise
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with (
+            part.open("ab" if resumed else "wb") as handle,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                desc=remote.name,
+                disable=not progress,
+            ) as bar,
+        ):
+            while chunk := response.read(CHUNK):
+                handle.write(chunk)
+                bar.update(len(chunk))
+        if total is not None and part.stat().st_size < total:
+            raise urllib.error.URLError(
+                f"connection closed after {part.stat().st_size} of {total} bytes"
+            )
+
+
+def _extract(archive: Path, folder: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.namelist():
+                if not (folder / member).resolve().is_relative_to(folder.resolve()):
+                    raise BenchError(f"{archive}: member {member!r} would unpack outside {folder}.")
+            zipped.extractall(folder)
+    except zipfile.BadZipFile as error:
+        raise BenchError(
+            f"{archive}: not a valid zip archive ({error}); delete it and retry."
+        ) from error
+
+
+def fetch(remote: RemoteFile, folder: Path, progress: bool = True, timeout: float = 60) -> Path:
+    """Download `remote` into `folder` (resuming a `.part` left by a broken transfer), verify
+    it, rename it into place, unzip it if asked; returns the file's path. A file already in
+    place with the right checksum is kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target, part = folder / remote.name, folder / f"{remote.name}.part"
+    if not target.exists():
+        try:
+            _transfer(remote, part, progress, timeout)
+        except (urllib.error.URLError, OSError) as error:
+            kept = f" The partial file {part} is kept; rerun to resume." if part.exists() else ""
+            raise BenchError(
+                f"download of {remote.url} failed ({getattr(error, 'reason', error)}).{kept} "
+                + _manual_help(remote, target)
+            ) from error
+        if remote.digest:
+            actual = file_digest(part, remote.algorithm)
+            if actual != remote.digest:
+                part.unlink()
+                raise BenchError(
+                    f"{remote.url}: {remote.algorithm} checksum {actual} does not match the "
+                    f"published {remote.digest}; the download was deleted. Retry. "
+                    + _manual_help(remote, target)
+                )
+        os.replace(part, target)
+    elif remote.digest and file_digest(target, remote.algorithm) != remote.digest:
+        raise BenchError(
+            f"{target}: exists but its {remote.algorithm} checksum is not the published "
+            f"{remote.digest}; delete it and rerun to download it again."
+        )
+    if remote.extract:
+        _extract(target, folder)
+    return target

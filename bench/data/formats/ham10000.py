@@ -1,0 +1,69 @@
+"""The HAM10000 layout: `HAM10000_metadata.csv` + `HAM10000_images_part_{1,2}/ISIC_*.jpg`."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.data.decode import decode_files
+from bench.data.source import Source
+from bench.data.table import canonical_labels, check_files_exist, check_table
+from bench.errors import BenchError
+from bench.files import hash_files
+
+METADATA = "HAM10000_metadata.csv"
+IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
+REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
+# Bump when decoding or resizing changes, so cached tensors are rebuilt.
+READER_VERSION = 1
+
+LAYOUT_HELP = (
+    "Expected layout (as the Kaggle copy of HAM10000 ships it): "
+    f"ROOT/{METADATA} and ROOT/{IMAGE_FOLDERS[0]}/ISIC_*.jpg, ROOT/{IMAGE_FOLDERS[1]}/ISIC_*.jpg. "
+    "Point --data-root or BENCH_DATA_ROOT at ROOT."
+)
+
+
+def detect(root: Path, params: dict[str, Any]) -> bool:
+    """Whether `root` holds the HAM10000 metadata file."""
+    return (root / METADATA).is_file()
+
+
+def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str) -> Source:
+    """The metadata table as items grouped by `lesion_id`, each row checked."""
+    csv_path = root / METADATA
+    raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise BenchError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; found {', '.join(raw.columns)}."
+        )
+    files = {
+        p.stem: p
+        for folder in IMAGE_FOLDERS
+        if (root / folder).is_dir()
+        for p in (root / folder).glob("*.jpg")
+    }
+    table = pd.DataFrame(
+        {
+            "item_id": raw["image_id"],
+            "label": canonical_labels(raw["dx"], classes),
+            "group": raw["lesion_id"].where(raw["lesion_id"] != "", raw["image_id"]),
+            "split": "",
+            "origin": [f"{csv_path}, line {i + 2}" for i in range(len(raw))],
+            "path": [files.get(i, root / IMAGE_FOLDERS[0] / f"{i}.jpg") for i in raw["image_id"]],
+        }
+    )
+    check_table(table, classes)
+    check_files_exist(table, LAYOUT_HELP)
+    return Source(
+        format="ham10000",
+        root=root,
+        table=table,
+        class_names=classes,
+        content=hash_files([csv_path, *table["path"]]),
+        decode=partial(decode_files, table, name=name),
+    )

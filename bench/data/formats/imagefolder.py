@@ -1,0 +1,93 @@
+"""One folder per class (SD-198, chest X-ray sets, any user data), optionally split in advance.
+
+    ROOT/<class>/<image>                 classes from folder names
+    ROOT/{train,val,test}/<class>/<image>   the folders' own split (Kermany's chest_xray)
+
+Image files are those with the suffixes in IMAGE_SUFFIXES; other files are ignored. With spec
+parameter `group_pattern`, a regular expression whose first group, matched against the file
+name, names the patient or lesion (e.g. `^(person\\d+)_` for chest_xray); otherwise each image
+is its own group.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.data.decode import decode_files
+from bench.data.source import Source
+from bench.data.table import SPLIT_NAMES, canonical_labels, check_groups_within_splits, check_table
+from bench.errors import BenchError
+from bench.files import hash_files
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+READER_VERSION = 1
+LAYOUT_HELP = (
+    "Expected ROOT/<class>/<image> or ROOT/{train,val,test}/<class>/<image>, every class "
+    "folder holding images; point --data-root at ROOT."
+)
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    return {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+
+
+def detect(root: Path, params: dict[str, Any]) -> bool:
+    """Whether `root` has class folders, all holding images (directly or under
+    train/val/test); the strict test keeps a parent of several datasets from passing."""
+    if not root.is_dir():
+        return False
+    tops = list(_split_folders(root).values()) or [root]
+    folders = [c for top in tops for c in _class_folders(top)]
+    return bool(folders) and all(_images(c) for c in folders)
+
+
+def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str) -> Source:
+    """Every image under a class folder; class names from the folders unless the spec lists
+    them."""
+    pattern = params.get("group_pattern")
+    try:
+        grouper = re.compile(pattern) if pattern else None
+    except re.error as error:
+        raise BenchError(
+            f"dataset spec: group_pattern {pattern!r} is invalid ({error})."
+        ) from error
+    splits = _split_folders(root)
+    rows = []
+    for split, top in (splits or {"": root}).items():
+        for folder in _class_folders(top):
+            for path in _images(folder):
+                match = grouper.search(path.name) if grouper else None
+                item = path.relative_to(root).as_posix()
+                group = match.group(1) if match else item
+                rows.append((item, folder.name, group, split, str(path), path))
+    if not rows:
+        raise BenchError(f"{root}: no images in class sub-folders. {LAYOUT_HELP}")
+    table = pd.DataFrame(rows, columns=["item_id", "label", "group", "split", "origin", "path"])
+    if classes:
+        table["label"] = canonical_labels(table["label"], classes)
+    else:
+        classes = tuple(sorted(set(table["label"])))
+    check_table(table, classes)
+    check_groups_within_splits(table)
+    return Source(
+        format="imagefolder",
+        root=root,
+        table=table,
+        class_names=classes,
+        content=hash_files(table["path"]),
+        decode=partial(decode_files, table, name=name),
+        notes={"given_splits": sorted(splits)},
+    )

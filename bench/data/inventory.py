@@ -1,0 +1,55 @@
+"""The report of `bench data info`: where a dataset was looked for and what was found there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.data.formats import FORMATS
+from bench.data.loading import locate, search
+from bench.data.specs import DatasetSpec
+from bench.data.table import SPLIT_NAMES, counts_by_class
+
+
+def describe(spec: DatasetSpec, data_root: Path | None) -> str:
+    """A readable account of the search, the format and root found, classes, groups, splits."""
+    aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
+    lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
+    if spec.formats == ("synthetic",):
+        return f"{spec.name}: generated in memory from a seed; nothing to look for."
+    result = search(spec, data_root)
+    for root, fmt in result.looked:
+        found = f"{fmt} <- used" if result.found == (root, fmt) else (fmt or "-")
+        lines.append(f"  {root}  {found}")
+    if result.found is None:
+        lines.append("found: nothing.")
+        lines += [f"  {FORMATS[f].LAYOUT_HELP}" for f in spec.formats]
+    else:
+        source = locate(spec, data_root)
+        table = source.table
+        groups = table["group"].nunique()
+        lines.append(
+            f"found: {source.format} at {source.root}: {len(table)} images, "
+            f"{len(source.class_names)} classes, {groups} groups"
+            + (" (each image its own)" if groups == len(table) else " (lesions/patients)")
+        )
+        given = table["split"].value_counts()
+        if given.get("", 0) == len(table):
+            lines.append(
+                f"splits: drawn per data seed, group-aware (val {spec.val_fraction}, test "
+                f"{spec.test_fraction})"
+            )
+        else:
+            parts = ", ".join(f"{s} {int(given.get(s, 0))}" for s in SPLIT_NAMES)
+            lines.append(
+                f"splits given by the source: {parts}, unassigned {int(given.get('', 0))} "
+                "(missing splits are drawn from train and unassigned items)"
+            )
+        counts = counts_by_class(table, source.class_names)
+        width = max(len(c) for c in counts)
+        lines.append("images per class:")
+        lines += [f"  {name:{width}}  {count}" for name, count in counts.items()]
+        lines.append(f"content digest: {source.content}")
+    if spec.downloads:
+        sources = ", ".join(f"{k} ({len(v)} file(s))" for k, v in spec.downloads.items())
+        lines.append(f"downloads: {sources}: `bench data download {spec.name} [--source NAME]`")
+    return "\n".join(lines)

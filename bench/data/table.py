@@ -1,0 +1,87 @@
+"""Item tables: one row per image, the common form every on-disk format is read into.
+
+Columns: `item_id` (unique), `label` (a class name of the dataset), `group` (the unit that
+must not straddle splits, e.g. a lesion; the item id when unknown), `split` (`train`, `val`,
+`test`, or empty when the source does not assign one), `origin` (file and line that listed the
+item, for error messages) and, for image files, `path`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+
+COLUMNS = ("item_id", "label", "group", "split", "origin")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def normalise_label(name: str) -> str:
+    """The comparable form of a class name: case, surrounding space and separators ignored."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def canonical_labels(labels: pd.Series, classes: tuple[str, ...]) -> pd.Series:
+    """`labels` in the spec's spelling where they match a class up to case and separators;
+    others are left as they are, for `check_table` to report with their row."""
+    canonical = {normalise_label(c): c for c in classes}
+    return labels.map(lambda label: canonical.get(normalise_label(label), label))
+
+
+def check_table(table: pd.DataFrame, classes: tuple[str, ...]) -> None:
+    """Raise a located error for duplicate item ids or labels outside `classes`."""
+    duplicated = table[table["item_id"].duplicated(keep="first")]
+    if len(duplicated):
+        row = duplicated.iloc[0]
+        first = table[table["item_id"] == row["item_id"]].iloc[0]
+        raise BenchError(
+            f"{row['origin']}: duplicate image id {row['item_id']!r} (first listed at "
+            f"{first['origin']}); list each image once."
+        )
+    unknown = table[~table["label"].isin(classes)]
+    if len(unknown):
+        row = unknown.iloc[0]
+        raise BenchError(
+            f"{row['origin']}: label {row['label']!r} is not one of {', '.join(classes)} "
+            f"({len(unknown)} row(s) in all). Fix the label or add the class to the dataset spec."
+        )
+    bad_split = table[~table["split"].isin(("", *SPLIT_NAMES))]
+    if len(bad_split):
+        row = bad_split.iloc[0]
+        raise BenchError(
+            f"{row['origin']}: split {row['split']!r} is not train, val, test or empty."
+        )
+
+
+def check_files_exist(table: pd.DataFrame, help_text: str = "") -> None:
+    """Raise a located error for the first listed image whose file is missing."""
+    missing = table[~table["path"].map(Path.is_file)]
+    if len(missing):
+        row = missing.iloc[0]
+        raise BenchError(
+            f"{row['origin']}: image {row['path']} is listed but not found "
+            f"({len(missing)} missing in all). {help_text}".rstrip()
+        )
+
+
+def check_groups_within_splits(table: pd.DataFrame) -> None:
+    """Raise an error when a group has items in two different given splits (a leak)."""
+    given = table[table["split"] != ""]
+    spread = given.groupby("group")["split"].nunique()
+    leaking = spread[spread > 1]
+    if len(leaking):
+        group = leaking.index[0]
+        rows = given[given["group"] == group]
+        raise BenchError(
+            f"{rows.iloc[0]['origin']}: group {group!r} appears in splits "
+            f"{', '.join(sorted(set(rows['split'])))}; a group (lesion, patient) must stay in "
+            "one split. Fix the split column."
+        )
+
+
+def counts_by_class(table: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, int]:
+    """Items per class, in class order."""
+    counts = table["label"].value_counts()
+    return {c: int(counts.get(c, 0)) for c in classes}
