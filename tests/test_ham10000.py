@@ -88,7 +88,10 @@ def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda rows: [*rows, rows[0]], r"line 44: duplicate image id 'ISIC_000' \(first listed at .*line 2\)"),
+        (
+            lambda rows: [*rows, rows[0]],
+            r"line 44: duplicate image id 'ISIC_000' \(first listed at .*line 2\)",
+        ),
         (lambda rows: [*rows, ("HAM_x", "ISIC_x", "melanoma")], r"line 44: label 'melanoma'"),
     ],
 )
@@ -108,7 +111,9 @@ def test_listed_but_missing_image_is_named(tmp_path: Path) -> None:
 def test_wrong_columns_and_undecodable_image(tmp_path: Path) -> None:
     root = _fixture(tmp_path / "ham", _rows())
     (root / "HAM10000_images_part_2" / "ISIC_000.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(BenchError, match=r"ISIC_000\.jpg \(listed at .*line 2\): cannot decode image.*--skip-bad"):
+    with pytest.raises(
+        BenchError, match=r"ISIC_000\.jpg \(listed at .*line 2\): cannot decode image.*--skip-bad"
+    ):
         load_imageset(get_spec("skin"), 16, root)
     (root / "HAM10000_metadata.csv").write_text("image,MEL,NV\nISIC_1,1,0\n")
     with pytest.raises(BenchError, match=r"missing column\(s\) lesion_id, image_id, dx"):
