@@ -6,12 +6,18 @@
    pipeline a DataLoader worker would run (flips, affine, colour jitter).
 2. cRT on cached stage-1 features (`features` mode) against cRT with images through the frozen
    backbone (`finetune-bn` mode), same head, same epochs.
+3. Loading the real HAM10000 images at 32 px, when found (`BENCH_DATA_ROOT` or
+   ../shared/data/ham10000): the cached uint8 tensors against the first load, which reads the
+   metadata, hashes every file, decodes and resizes (each into a fresh, temporary cache).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +25,8 @@ import torchvision.transforms.v2 as T
 
 from bench.augment import Augment, Normalizer
 from bench.data import synthetic
+from bench.data.loading import load_imageset
+from bench.data.specs import get_spec
 from bench.feature_sources import BatchNormFinetuning, CachedFeatures
 from bench.models import build_classifier
 from bench.stage2 import HeadWeights, Stage2Context, crt
@@ -75,6 +83,16 @@ def stage2_modes(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, flo
     return cached, finetune
 
 
+def ham10000_loading(root: Path) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["BENCH_CACHE_DIR"] = cache
+        start = time.perf_counter()
+        load_imageset(get_spec("skin"), 32, root, progress=False)
+        first = time.perf_counter() - start
+        cached = best_of(lambda: load_imageset(get_spec("skin"), 32, root, progress=False))
+    return first, cached
+
+
 def main() -> None:
     images, labels = synthetic.generate(synthetic.class_counts(1200, 58.3), 28, seed=0)
     fast, slow = augmentation(images[:512])
@@ -86,6 +104,16 @@ def main() -> None:
     print(
         f"cRT, 2 epochs on {len(labels)} images: cached features {cached:.2f} s, "
         f"finetune-bn {finetune:.2f} s -> finetune-bn / features = {finetune / cached:.1f}x"
+    )
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
+    root = Path(os.environ.get("BENCH_DATA_ROOT") or shared)
+    if not root.is_dir():
+        print(f"HAM10000 loading: skipped, no data at {root}")
+        return
+    first, cached = ham10000_loading(root)
+    print(
+        f"HAM10000 at 32 px: first load {first:.1f} s, cached {cached:.2f} s "
+        f"-> first / cached = {first / cached:.0f}x"
     )
 
 

@@ -48,6 +48,7 @@ def describe(spec: DatasetSpec, data_root: Path | None) -> str:
         width = max(len(c) for c in counts)
         lines.append("images per class:")
         lines += [f"  {name:{width}}  {count}" for name, count in counts.items()]
+        lines += [f"{key.replace('_', ' ')}: {value}" for key, value in source.notes.items()]
         lines.append(f"content digest: {source.content}")
     if spec.downloads:
         sources = ", ".join(f"{k} ({len(v)} file(s))" for k, v in spec.downloads.items())

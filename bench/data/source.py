@@ -24,8 +24,8 @@ class Decoded:
 @dataclass(frozen=True)
 class Source:
     """A dataset located in one format: validated item table (see `bench.data.table`), class
-    names, a digest of the files that define it, and the decoder (image size, skip bad files,
-    show progress) -> Decoded."""
+    names, a digest of the files that define it, the decoder (image size, skip bad files,
+    show progress) -> Decoded, and format-specific facts for `bench data info`."""
 
     format: str
     root: Path

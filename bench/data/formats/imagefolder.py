@@ -89,5 +89,5 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         class_names=classes,
         content=hash_files(table["path"]),
         decode=partial(decode_files, table, name=name),
-        notes={"given_splits": sorted(splits)},
+        notes={"split_folders": sorted(splits)},
     )
