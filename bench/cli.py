@@ -192,7 +192,8 @@ def _data(args: argparse.Namespace) -> None:
             path = fetch(remote, folder, progress=not args.no_progress)
             check = f"{remote.algorithm} verified" if remote.digest else "no published checksum"
             print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, {check})")
-        print(f"{spec.name}: {source} is in {folder}; it is found there without --data-root.")
+        where = "--data-root" if args.to else "no --data-root: the cache is searched"
+        print(f"{spec.name}: {source} is in {folder} (to use it: {where}).")
         return
     print(describe(spec, args.data_root))
 

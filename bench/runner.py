@@ -262,7 +262,7 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
             "config": run.config,
             "overrides": {k: v for k, v in options.overrides.items() if v is not None},
             "split_manifest": str(manifest),
-            "data": imageset.provenance,
+            "data": {**imageset.provenance, "skip_bad": options.skip_bad},
             "device_name": _device_name(device),
             **environment,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -27,6 +27,7 @@ class Served:
 
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)  # break the next transfer here
+    ignore_range: bool = False  # answer 200 with the whole file, as some servers do
     ranges: list[str | None] = field(default_factory=list)
     url: str = ""
 
@@ -43,8 +44,14 @@ def server() -> Iterator[Served]:
                 return
             body, start = served.files[name], 0
             served.ranges.append(self.headers.get("Range"))
-            if (wanted := self.headers.get("Range")) is not None:
+            if (wanted := self.headers.get("Range")) is not None and not served.ignore_range:
                 start = int(wanted.removeprefix("bytes=").split("-")[0])
+                if start >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             else:
@@ -94,6 +101,43 @@ def test_broken_transfer_keeps_no_file_in_place_and_resumes(server: Served, tmp_
     assert (tmp_path / "big.npz.part").stat().st_size == 1_000_000
     assert fetch(remote, tmp_path, progress=False).read_bytes() == body
     assert server.ranges == [None, "bytes=1000000-"]  # the second request resumed
+
+
+def test_server_without_range_support_restarts_from_zero(server: Served, tmp_path: Path) -> None:
+    body = np.random.default_rng(2).bytes(1_500_000)
+    remote = _remote(server, "big.npz", body)
+    (tmp_path / "big.npz.part").write_bytes(body[:700_000])
+    server.ignore_range = True
+    assert fetch(remote, tmp_path, progress=False).read_bytes() == body
+
+
+def test_stale_longer_part_is_not_taken_for_the_file(server: Served, tmp_path: Path) -> None:
+    body = b"x" * 1000
+    remote = RemoteFile(f"{server.url}/a.csv", "a.csv")  # no checksum: only sizes can tell
+    server.files["a.csv"] = body
+    (tmp_path / "a.csv.part").write_bytes(b"y" * 5000)
+    with pytest.raises(BenchError, match=r"does not match the remote one; it was deleted"):
+        fetch(remote, tmp_path, progress=False)
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "a.csv.part").exists()
+    assert fetch(remote, tmp_path, progress=False).read_bytes() == body
+
+
+def test_archive_is_unpacked_once_and_never_outside_its_folder(
+    server: Served, tmp_path: Path
+) -> None:
+    good, evil = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(good, "w") as zipped:
+        zipped.writestr("part/a.txt", "a")
+    with zipfile.ZipFile(evil, "w") as zipped:
+        zipped.writestr("../escaped.txt", "x")
+    fetch(_remote(server, "good.zip", good.getvalue(), extract=True), tmp_path, progress=False)
+    assert (tmp_path / "part" / "a.txt").read_text() == "a"
+    (tmp_path / "part" / "a.txt").write_text("edited")
+    fetch(_remote(server, "good.zip", good.getvalue(), extract=True), tmp_path, progress=False)
+    assert (tmp_path / "part" / "a.txt").read_text() == "edited"  # not unpacked again
+    with pytest.raises(BenchError, match=r"member '\.\./escaped\.txt' would unpack outside"):
+        fetch(_remote(server, "evil.zip", evil.getvalue(), extract=True), tmp_path, progress=False)
+    assert not (tmp_path.parent / "escaped.txt").exists()
 
 
 def test_checksum_mismatch_deletes_the_download(server: Served, tmp_path: Path) -> None:

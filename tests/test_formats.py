@@ -14,6 +14,7 @@ from PIL import Image
 
 from bench.cli import main
 from bench.data.loading import load_imageset
+from bench.data.resize import square_resize
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split, write_manifest
 from bench.errors import BenchError
@@ -54,7 +55,8 @@ def test_isic2018_layout_normalises_classes_and_groups_by_lesion(tmp_path: Path)
     assert imageset.images.shape == (42, 3, 16, 16)
     assert imageset.class_counts().tolist() == [6] * 7  # every spec class matched, any case
     assert imageset.class_names[imageset.labels[0]] == "mel"  # MEL column -> spec's "mel"
-    assert len(set(imageset.groups)) == 21 and imageset.given_splits == ()
+    assert set(imageset.groups) == {f"IL_{c}{k}" for c in range(7) for k in range(3)}
+    assert imageset.given_splits == ()
     split = make_split(imageset, 0.15, 0.15, 0)
     lesions = [{imageset.groups[i] for i in split.indices(name)} for name in SPLITS]
     assert not (lesions[0] & lesions[1] or lesions[0] & lesions[2] or lesions[1] & lesions[2])
@@ -118,7 +120,8 @@ def test_dermamnist_npz_keeps_its_split_and_picks_the_size(tmp_path: Path) -> No
     assert [len(split.indices(s)) for s in SPLITS] == [21, 7, 14]
     assert [at_28.item_ids[i] for i in split.val] == [f"val-{i:05d}" for i in range(7)]
     at_48 = load_imageset(get_spec("skin7"), 48, root)  # from the 64 px file, downscaled
-    assert at_48.images.shape == (42, 3, 48, 48)
+    large = torch.from_numpy(_npz(tmp_path / "again.npz", 64, 3, 7, seed=1)["train_images"][:1])
+    assert torch.equal(at_48.images[:1], square_resize(large.permute(0, 3, 1, 2), 48))
     assert at_48.provenance["format"] == "medmnist"
 
 
@@ -127,6 +130,20 @@ def test_npz_label_out_of_range_is_named(tmp_path: Path) -> None:
     arrays["test_labels"][3] = 9
     np.savez(tmp_path / "derma" / "dermamnist.npz", **arrays)
     with pytest.raises(BenchError, match=r"dermamnist\.npz: test_labels\[3\] = 9 is not a class"):
+        load_imageset(get_spec("skin"), 28, tmp_path / "derma")
+
+
+def test_npz_with_wrong_shapes_or_mismatched_sizes(tmp_path: Path) -> None:
+    arrays = _npz(tmp_path / "derma" / "dermamnist.npz", 28, 3, 7)
+    _npz(tmp_path / "derma" / "dermamnist_64.npz", 64, 3, 7)
+    with pytest.raises(BenchError, match=r"dermamnist_64\.npz: its train labels differ"):
+        bad_labels = _npz(tmp_path / "derma" / "dermamnist_64.npz", 64, 3, 7)
+        bad_labels["train_labels"] = bad_labels["train_labels"][::-1].copy()
+        np.savez(tmp_path / "derma" / "dermamnist_64.npz", **bad_labels)
+        load_imageset(get_spec("skin"), 64, tmp_path / "derma")
+    arrays["val_images"] = arrays["val_images"][..., :2]
+    np.savez(tmp_path / "derma" / "dermamnist.npz", **arrays)
+    with pytest.raises(BenchError, match=r"val_images must be uint8 N×H×W or N×H×W×3"):
         load_imageset(get_spec("skin"), 28, tmp_path / "derma")
 
 
@@ -236,6 +253,37 @@ def test_csv_bad_rows_name_file_and_line(tmp_path: Path, edit, message: str) -> 
     assert str(listing) in str(error.value)
 
 
+def test_unassigned_rows_follow_their_group_into_its_given_split(tmp_path: Path) -> None:
+    rows = _csv_rows(tmp_path / "d")  # patient<c><k // 2>: two images per patient
+    rows = [r + ("test" if r.startswith(("img/benign0", "img/malignant0")) else "") for r in rows]
+    imageset = load_imageset(get_spec(f"csv:{_listing(tmp_path / 'd', rows)}"), 8)
+    for data_seed in range(5):
+        split = make_split(imageset, 0.25, 0.25, data_seed)
+        test_ids = {imageset.item_ids[i] for i in split.test}
+        assert {"img/benign1.png", "img/malignant1.png"} <= test_ids  # their patient's split
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("path,label\nimg/a.png,benign,extra\n", r"labels\.csv: not a readable CSV file"),
+        ("", r"labels\.csv: not a readable CSV file"),
+    ],
+)
+def test_malformed_csv_is_named(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "labels.csv").write_text(text)
+    with pytest.raises(BenchError, match=message):
+        load_imageset(get_spec(f"csv:{tmp_path / 'labels.csv'}"), 8)
+
+
+def test_isic2018_conflicting_lesion_groupings(tmp_path: Path) -> None:
+    root = _isic(tmp_path / "isic")
+    groupings = root / "ISIC2018_Task3_Training_LesionGroupings.csv"
+    groupings.write_text(groupings.read_text() + "ISIC_Tr00,IL_99,histopathology\n")
+    with pytest.raises(BenchError, match=r"line 44: image 'ISIC_Tr00' is given two lesion ids"):
+        load_imageset(get_spec("skin"), 16, root)
+
+
 def test_csv_with_wrong_columns(tmp_path: Path) -> None:
     listing = _listing(tmp_path / "d", ["a.png,benign"], header="file,diagnosis")
     with pytest.raises(BenchError, match=r"labels\.csv: columns must be path, label.*missing"):
@@ -303,3 +351,13 @@ def test_data_info_reports_search_and_contents(
     assert "splits given by the source: train 0, val 7, test 7, unassigned 42" in out
     assert main(["data", "info", "skin198", "--data-root", str(tmp_path / "none")]) == 0
     assert "found: nothing." in capsys.readouterr().out
+
+
+def test_spec_with_the_old_format_key_or_bad_classes(tiny_project: Path) -> None:
+    spec = tiny_project / "datasets" / "old.toml"
+    spec.write_text('description = "x"\nformat = "csv"\n')
+    with pytest.raises(BenchError, match=r"old\.toml: 'format' is now 'formats'.*\['csv'\]"):
+        get_spec("old")
+    spec.write_text('description = "x"\nformats = ["csv"]\nclasses = "abc"\n')
+    with pytest.raises(BenchError, match=r"old\.toml: 'classes' must be a list of names"):
+        get_spec("old")

@@ -47,7 +47,7 @@ def decode_files(
     for i, (path, origin) in enumerate(rows):
         try:
             images[i] = square_resize(read_rgb(path, image_size), image_size)
-        except (OSError, UnidentifiedImageError, ValueError) as error:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
             if not skip_bad:
                 raise BenchError(
                     f"{path} (listed at {origin}): cannot decode image ({error}). Replace the "

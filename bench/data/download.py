@@ -9,7 +9,9 @@ into the same folder, every member checked to stay inside it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -23,6 +25,7 @@ from bench.errors import BenchError
 
 CHUNK = 1 << 20
 DIGESTS = ("md5", "sha256")
+KEYS = {"url", "name", "extract", *DIGESTS}
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ def parse_remote_files(entries: Any, where: str) -> tuple[RemoteFile, ...]:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not {"url", "name"} <= set(entry):
             raise BenchError(f"{where}: entry {i + 1} needs 'url' and 'name'.")
+        unknown = sorted(set(entry) - KEYS)
+        if unknown:
+            raise BenchError(
+                f"{where}: entry {i + 1} has unknown key(s) {', '.join(unknown)}; allowed: "
+                f"{', '.join(sorted(KEYS))}."
+            )
+        name = str(entry["name"])
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise BenchError(f"{where}: entry {i + 1} name {name!r} must be a plain file name.")
+        if not isinstance(entry.get("extract", False), bool):
+            raise BenchError(f"{where}: entry {i + 1} extract must be true or false.")
         algorithm = next((a for a in DIGESTS if a in entry), "")
         files.append(
             RemoteFile(
@@ -86,11 +100,18 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool, timeout: float) ->
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the .part is already complete
-            return
+        if error.code == 416 and have:  # nothing left to send: complete only if sizes agree
+            remote_size = (error.headers.get("Content-Range") or "").rpartition("/")[2]
+            if remote_size.isdigit() and int(remote_size) == have:
+                return
+            part.unlink()
+            raise urllib.error.URLError(
+                "the partial file does not match the remote one; it was deleted, rerun"
+            ) from error
         raise
     with response:
-        resumed = response.status == 206
+        sent_range = (response.headers.get("Content-Range") or "").removeprefix("bytes ")
+        resumed = response.status == 206 and sent_range.partition("-")[0] == str(have)
         if not resumed:
             have = 0
         length = response.headers.get("Content-Length")
@@ -116,16 +137,31 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool, timeout: float) ->
 
 
 def _extract(archive: Path, folder: Path) -> None:
+    """Unpack into a scratch folder, then move the top-level entries into place, then leave a
+    marker: an interrupted unpack is redone, a finished one is not."""
+    marker = folder / f".{archive.name}.extracted"
+    if marker.exists():
+        return
+    scratch = folder / f".{archive.name}.unpacking"
+    shutil.rmtree(scratch, ignore_errors=True)
     try:
         with zipfile.ZipFile(archive) as zipped:
             for member in zipped.namelist():
-                if not (folder / member).resolve().is_relative_to(folder.resolve()):
+                if not (scratch / member).resolve().is_relative_to(scratch.resolve()):
                     raise BenchError(f"{archive}: member {member!r} would unpack outside {folder}.")
-            zipped.extractall(folder)
+            zipped.extractall(scratch)
+        for entry in scratch.iterdir():
+            target = folder / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        marker.touch()
     except zipfile.BadZipFile as error:
         raise BenchError(
             f"{archive}: not a valid zip archive ({error}); delete it and retry."
         ) from error
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def fetch(remote: RemoteFile, folder: Path, progress: bool = True, timeout: float = 60) -> Path:
@@ -137,7 +173,7 @@ def fetch(remote: RemoteFile, folder: Path, progress: bool = True, timeout: floa
     if not target.exists():
         try:
             _transfer(remote, part, progress, timeout)
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             kept = f" The partial file {part} is kept; rerun to resume." if part.exists() else ""
             raise BenchError(
                 f"download of {remote.url} failed ({getattr(error, 'reason', error)}).{kept} "

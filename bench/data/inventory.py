@@ -12,10 +12,10 @@ from bench.data.table import SPLIT_NAMES, counts_by_class
 
 def describe(spec: DatasetSpec, data_root: Path | None) -> str:
     """A readable account of the search, the format and root found, classes, groups, splits."""
-    aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
-    lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
     if spec.formats == ("synthetic",):
         return f"{spec.name}: generated in memory from a seed; nothing to look for."
+    aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
+    lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
     result = search(spec, data_root)
     for root, fmt in result.looked:
         found = f"{fmt} <- used" if result.found == (root, fmt) else (fmt or "-")

@@ -13,7 +13,7 @@ from bench.errors import BenchError, unknown_name
 from bench.files import read_toml
 from bench.layout import datasets_dir
 
-AD_HOC = {"imagefolder": "imagefolder", "csv": "csv"}
+AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
 TRAINING_KEYS = (
     "image_size",
     "backbone",
@@ -62,6 +62,14 @@ def _require(table: dict[str, Any], key: str, kind: type, path: Path, where: str
 def parse_spec(path: Path) -> DatasetSpec:
     """Read and validate one dataset spec file."""
     raw = read_toml(path)
+    if "format" in raw and "formats" not in raw:
+        raise BenchError(
+            f"{path}: 'format' is now 'formats', a list tried in order: "
+            f"formats = [{raw['format']!r}]."
+        )
+    for key in ("params", "split", "training", "metrics", "download"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise BenchError(f"{path}: [{key}] must be a table, got {raw[key]!r}.")
     formats = tuple(_require(raw, "formats", list, path))
     known = ("synthetic", *FORMATS)
     for fmt in formats:
@@ -70,6 +78,12 @@ def parse_spec(path: Path) -> DatasetSpec:
                 f"{path}: field 'formats' lists {fmt!r}; supported: {', '.join(known)}."
             )
     classes = tuple(raw.get("classes", ()))
+    aliases = raw.get("aliases", [])
+    for key, values in (("classes", raw.get("classes", [])), ("aliases", aliases)):
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise BenchError(f"{path}: {key!r} must be a list of names, got {values!r}.")
+        if len(set(values)) != len(values):
+            raise BenchError(f"{path}: {key!r} lists a name twice: {values!r}.")
     split = raw.get("split", {})
     training = raw.get("training", {})
     unknown = sorted(set(training) - set(TRAINING_KEYS))
@@ -78,7 +92,10 @@ def parse_spec(path: Path) -> DatasetSpec:
             f"{path}: [training] unknown field(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(TRAINING_KEYS)}."
         )
-    val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
+    try:
+        val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
+    except (TypeError, ValueError) as error:
+        raise BenchError(f"{path}: [split] val and test must be numbers ({error}).") from error
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise BenchError(
             f"{path}: [split] val={val}, test={test} must be in (0, 1) and sum below 1."
@@ -89,7 +106,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         formats=formats,
         source=raw.get("source", ""),
         classes=classes,
-        aliases=tuple(raw.get("aliases", ())),
+        aliases=tuple(aliases),
         params=raw.get("params", {}),
         downloads={
             name: parse_remote_files(files, f"{path}: [download.{name}]")
@@ -114,10 +131,12 @@ def ad_hoc_spec(kind: str, location: Path) -> DatasetSpec:
     and training settings, results under `<kind>-<folder or file name>`."""
     if not location.exists():
         raise BenchError(f"{kind}:{location}: no such {'file' if kind == 'csv' else 'folder'}.")
+    # A CSV is usually called labels.csv: its folder names the dataset.
+    name = location.name if kind == "imagefolder" else f"{location.parent.name}-{location.stem}"
     return DatasetSpec(
-        name=f"{kind}-{location.stem}",
+        name=f"{kind}-{name}",
         description=f"{kind} data at {location}",
-        formats=(AD_HOC[kind],),
+        formats=(kind,),
         source=str(location),
         classes=(),
         location=location,

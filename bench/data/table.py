@@ -8,6 +8,7 @@ item, for error messages) and, for image files, `path`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -66,8 +67,28 @@ def check_files_exist(table: pd.DataFrame, help_text: str = "") -> None:
         )
 
 
-def check_groups_within_splits(table: pd.DataFrame) -> None:
-    """Raise an error when a group has items in two different given splits (a leak)."""
+def read_listing(path: Path) -> pd.DataFrame:
+    """A CSV as strings (no index column, empty cells kept empty); a parse error, or a row
+    with more fields than the header, is an error naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except (
+        pd.errors.ParserError,
+        pd.errors.ParserWarning,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+    ) as error:
+        raise BenchError(f"{path}: not a readable CSV file ({error}).") from error
+    except OSError as error:
+        raise BenchError(f"{path}: cannot read ({error}).") from error
+
+
+def settle_group_splits(table: pd.DataFrame) -> None:
+    """Give a group's unassigned items the split its other items were given, so that drawing
+    the missing splits cannot separate them; a group given two different splits is an error
+    (a leak in the source's split)."""
     given = table[table["split"] != ""]
     spread = given.groupby("group")["split"].nunique()
     leaking = spread[spread > 1]
@@ -79,6 +100,9 @@ def check_groups_within_splits(table: pd.DataFrame) -> None:
             f"{', '.join(sorted(set(rows['split'])))}; a group (lesion, patient) must stay in "
             "one split. Fix the split column."
         )
+    split_of = dict(zip(given["group"], given["split"], strict=True))
+    unassigned = table["split"] == ""
+    table.loc[unassigned, "split"] = [split_of.get(g, "") for g in table.loc[unassigned, "group"]]
 
 
 def counts_by_class(table: pd.DataFrame, classes: tuple[str, ...]) -> dict[str, int]:

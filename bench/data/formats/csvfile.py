@@ -18,8 +18,9 @@ from bench.data.source import Source
 from bench.data.table import (
     canonical_labels,
     check_files_exist,
-    check_groups_within_splits,
     check_table,
+    read_listing,
+    settle_group_splits,
 )
 from bench.errors import BenchError
 from bench.files import hash_files
@@ -44,7 +45,7 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     """The listed images, every row checked (columns, labels, ids, paths, splits, groups)."""
     listing = csv_path(root, params)
     base = listing.parent.resolve()
-    raw = pd.read_csv(listing, dtype=str, keep_default_na=False)
+    raw = read_listing(listing)
     raw.columns = [c.strip().lower() for c in raw.columns]
     missing = [c for c in REQUIRED if c not in raw.columns]
     extra = [c for c in raw.columns if c not in REQUIRED + OPTIONAL]
@@ -71,7 +72,9 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         {
             "item_id": items,
             "label": raw["label"].str.strip(),
-            "group": raw["group"].where(raw["group"] != "", items) if "group" in raw else items,
+            "group": raw["group"].str.strip().where(raw["group"].str.strip() != "", items)
+            if "group" in raw
+            else items,
             "split": raw["split"].str.strip().str.lower() if "split" in raw else "",
             "origin": origins,
             "path": paths,
@@ -83,7 +86,7 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         classes = tuple(sorted(set(table["label"])))
     check_table(table, classes)
     check_files_exist(table)
-    check_groups_within_splits(table)
+    settle_group_splits(table)
     return Source(
         format="csv",
         root=base,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.data.decode import decode_files
 from bench.data.source import Source
-from bench.data.table import canonical_labels, check_files_exist, check_table
+from bench.data.table import canonical_labels, check_files_exist, check_table, read_listing
 from bench.errors import BenchError
 from bench.files import hash_files
 
@@ -35,7 +35,7 @@ def detect(root: Path, params: dict[str, Any]) -> bool:
 def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str) -> Source:
     """The metadata table as items grouped by `lesion_id`, each row checked."""
     csv_path = root / METADATA
-    raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    raw = read_listing(csv_path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise BenchError(

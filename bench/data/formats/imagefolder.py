@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.data.decode import decode_files
 from bench.data.source import Source
-from bench.data.table import SPLIT_NAMES, canonical_labels, check_groups_within_splits, check_table
+from bench.data.table import SPLIT_NAMES, canonical_labels, check_table, settle_group_splits
 from bench.errors import BenchError
 from bench.files import hash_files
 
@@ -64,6 +64,11 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         raise BenchError(
             f"dataset spec: group_pattern {pattern!r} is invalid ({error})."
         ) from error
+    if grouper is not None and grouper.groups < 1:
+        raise BenchError(
+            f"dataset spec: group_pattern {pattern!r} needs a capture group, e.g. "
+            "'^(person\\d+)_', whose match names the patient."
+        )
     splits = _split_folders(root)
     rows = []
     for split, top in (splits or {"": root}).items():
@@ -81,7 +86,7 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     else:
         classes = tuple(sorted(set(table["label"])))
     check_table(table, classes)
-    check_groups_within_splits(table)
+    settle_group_splits(table)
     return Source(
         format="imagefolder",
         root=root,

@@ -20,7 +20,13 @@ import pandas as pd
 
 from bench.data.decode import decode_files
 from bench.data.source import Source
-from bench.data.table import canonical_labels, check_files_exist, check_table
+from bench.data.table import (
+    canonical_labels,
+    check_files_exist,
+    check_table,
+    read_listing,
+    settle_group_splits,
+)
 from bench.errors import BenchError
 from bench.files import hash_files
 
@@ -49,7 +55,7 @@ def detect(root: Path, params: dict[str, Any]) -> bool:
 
 
 def _read_part(root: Path, part: str, csv_path: Path, classes: tuple[str, ...]) -> pd.DataFrame:
-    raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    raw = read_listing(csv_path)
     columns = [c for c in raw.columns if c != "image"]
     if "image" not in raw.columns or sorted(
         canonical_labels(pd.Series(columns), classes)
@@ -95,16 +101,25 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     table = pd.concat(parts, ignore_index=True)
     groupings = root / GROUPINGS
     if groupings.is_file():
-        lesions = pd.read_csv(groupings, dtype=str, keep_default_na=False)
+        lesions = read_listing(groupings)
         if not {"image", "lesion_id"} <= set(lesions.columns):
             raise BenchError(
                 f"{groupings}: needs columns 'image' and 'lesion_id'; found "
                 f"{', '.join(lesions.columns)}."
             )
+        conflicting = lesions[lesions.duplicated("image", keep=False)].drop_duplicates()
+        conflicting = conflicting[conflicting.duplicated("image", keep=False)]
+        if len(conflicting):
+            line = int(conflicting.index[-1]) + 2
+            raise BenchError(
+                f"{groupings}, line {line}: image {conflicting['image'].iloc[0]!r} is given two "
+                "lesion ids; keep one row per image."
+            )
         lesion_of = dict(zip(lesions["image"], lesions["lesion_id"], strict=True))
         table["group"] = [lesion_of.get(i) or i for i in table["item_id"]]
         files.append(groupings)
     check_table(table, classes)
+    settle_group_splits(table)
     check_files_exist(table, LAYOUT_HELP)
     return Source(
         format="isic2018",

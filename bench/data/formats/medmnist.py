@@ -57,24 +57,47 @@ def detect(root: Path, params: dict[str, Any]) -> bool:
     return bool(files_by_size(root, _settings(params)["file"]))
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path) -> dict[str, np.ndarray]:
+    """Every split's images and labels, checked: uint8 N×H×W or N×H×W×3 images, integer
+    labels of shape N or N×1."""
     try:
-        arrays = np.load(path)
-        missing = [
-            f"{split}_{kind}"
-            for split in SPLIT_NAMES
-            for kind in ("images", "labels")
-            if f"{split}_{kind}" not in arrays.files
-        ]
+        with np.load(path) as stored:
+            missing = [
+                f"{split}_{kind}"
+                for split in SPLIT_NAMES
+                for kind in ("images", "labels")
+                if f"{split}_{kind}" not in stored.files
+            ]
+            if missing:
+                raise BenchError(
+                    f"{path}: missing array(s) {', '.join(missing)}; found "
+                    f"{', '.join(stored.files)}."
+                )
+            arrays = {name: stored[name] for name in stored.files}
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise BenchError(
             f"{path}: not a readable .npz file ({error}); download it again "
             "(`bench data download`)."
         ) from error
-    if missing:
-        raise BenchError(
-            f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(arrays.files)}."
-        )
+    for split in SPLIT_NAMES:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        rgb = images.ndim == 4 and images.shape[-1] == 3
+        if images.dtype != np.uint8 or not (images.ndim == 3 or rgb):
+            raise BenchError(
+                f"{path}: {split}_images must be uint8 N×H×W or N×H×W×3, got "
+                f"{images.dtype} {images.shape}."
+            )
+        if (
+            not np.issubdtype(labels.dtype, np.integer)
+            or labels.ndim not in (1, 2)
+            or labels.shape[1:] not in ((), (1,))
+        ):
+            raise BenchError(
+                f"{path}: {split}_labels must be integer class indices of shape N or N×1, got "
+                f"{labels.dtype} {labels.shape} (multi-label files are not supported)."
+            )
+        if len(labels) != len(images):
+            raise BenchError(f"{path}: {split} has {len(images)} images but {len(labels)} labels.")
     return arrays
 
 
@@ -106,6 +129,14 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     def decode(image_size: int, skip_bad: bool, progress: bool) -> Decoded:
         path = choose_file(files, image_size)
         source = _open(path)
+        for split in SPLIT_NAMES:
+            if not np.array_equal(
+                source[f"{split}_labels"].reshape(-1), arrays[f"{split}_labels"].reshape(-1)
+            ):
+                raise BenchError(
+                    f"{path}: its {split} labels differ from those of {reference}; the size "
+                    "variants must hold the same images. Download them again."
+                )
         parts = []
         for split in tqdm(
             SPLIT_NAMES, desc=f"resizing {path.name}", leave=False, disable=not progress
