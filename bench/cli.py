@@ -15,7 +15,9 @@ from bench.data.loading import data_home
 from bench.data.specs import all_specs, get_spec
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
+from bench.layout import default_results_dir
 from bench.recipes import MethodRegistry
+from bench.report.build import build_report
 from bench.runner import RunOptions, run_benchmark
 from bench.summary import HEADLINE, format_table
 
@@ -87,7 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out unreadable images instead of stopping (each one is listed in run.json)",
     )
     _cache_dir_option(run)
+    run.add_argument(
+        "--no-report", action="store_true", help="skip refreshing the report at the end"
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    report = commands.add_parser(
+        "report",
+        help="tables, statistics and plots from the finished runs",
+        description="Write results/<dataset>/report/: main, per-class and significance tables "
+        "(Markdown, CSV, LaTeX), figures (PNG, PDF with --pdf) and a self-contained index.html.",
+    )
+    report.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    report.add_argument(
+        "--methods", help="comma-separated methods or lists to include (default: every method run)"
+    )
+    report.add_argument(
+        "--reference",
+        help="method the others are tested against (default: the two-stage method without "
+        "metric learning with the best validation balanced accuracy)",
+    )
+    report.add_argument(
+        "--plot-methods",
+        help="comma-separated methods for the per-method figures (default: ce, the reference, "
+        "the best of each family by validation balanced accuracy)",
+    )
+    report.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    report.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    _cache_dir_option(report)
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
@@ -146,6 +175,7 @@ def _run(args: argparse.Namespace) -> None:
             results_dir=args.results_dir,
             data_root=args.data_root,
             skip_bad=args.skip_bad,
+            report=not args.no_report,
             progress=not args.no_progress,
         )
     )
@@ -198,6 +228,29 @@ def _data(args: argparse.Namespace) -> None:
     print(describe(spec, args.data_root))
 
 
+def _report(args: argparse.Namespace) -> None:
+    results_dir = args.results_dir or default_results_dir()
+    # A results folder is reported on by its name; otherwise the name may be an alias.
+    name = args.dataset if (results_dir / args.dataset).is_dir() else get_spec(args.dataset).name
+    methods = None
+    if args.methods:
+        methods = [m.name for m in MethodRegistry().expand(args.methods)]
+    plot_methods = [m.strip() for m in args.plot_methods.split(",")] if args.plot_methods else None
+    report = build_report(
+        results_dir,
+        name,
+        methods,
+        args.reference,
+        plot_methods,
+        args.pdf,
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    print(
+        f"report: {len(report.files)} files in {report.folder}; open {report.folder / 'index.html'}"
+    )
+
+
 def _cache(action: str) -> None:
     cache = ArtefactCache()
     if action == "clear":
@@ -226,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cache(args.action)
         elif args.command == "data":
             _data(args)
+        elif args.command == "report":
+            _report(args)
         else:
             _list(args.what)
     except BenchError as error:

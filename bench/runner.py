@@ -28,12 +28,13 @@ from bench.data.specs import DatasetSpec, get_spec
 from bench.data.split import Split, make_split, write_manifest
 from bench.decoupled import run_stage2
 from bench.device import resolve_device
-from bench.errors import unknown_name
+from bench.errors import BenchError, unknown_name
 from bench.files import stable_hash
 from bench.layout import default_results_dir, project_root
 from bench.metrics import classification_metrics
 from bench.models import BACKBONES
 from bench.recipes import Method, MethodRegistry
+from bench.report.build import build_report
 from bench.samplers import REBALANCING_SAMPLERS
 from bench.stage1 import obtain_artefact
 from bench.store import ResultsStore
@@ -65,6 +66,7 @@ class RunOptions:
     results_dir: Path | None = None
     data_root: Path | None = None
     skip_bad: bool = False
+    report: bool = True
     methods_dir: Path | None = None
     progress: bool = True
 
@@ -299,6 +301,12 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
     runs = store.write_runs_csv()
     order = [method.name for method in methods] + list(registry.lists.get("all", []))
     write_summary(summarise(runs, order), store.root, f"{spec.name}: all recorded runs")
+    if options.report:
+        try:
+            report = build_report(store.root.parent, spec.name, [m.name for m in methods])
+            tqdm.write(f"report of these methods: {report.folder / 'index.html'}")
+        except BenchError as error:  # the runs are saved; only the report is missing
+            tqdm.write(f"report not written: {error}")
     asked = runs[runs["run_id"].isin([run.run_id for run, _ in planned])]
     return summarise(asked, order)
 

@@ -1,0 +1,1 @@
+"""`bench report`: tables, statistics and plots from the runs in `results/<dataset>/`."""

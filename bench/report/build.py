@@ -1,0 +1,127 @@
+"""Assembling `results/<dataset>/report/`: every table in three formats, every figure, and
+`index.html`; written beside the old report and swapped in whole."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.artefacts import ArtefactCache
+from bench.errors import unknown_name
+from bench.files import write_text_atomic
+from bench.recipes import FAMILIES
+from bench.report import page, plots, render
+from bench.report.collect import Results, load_results
+from bench.report.tables import (
+    default_reference,
+    main_table,
+    per_class_table,
+    significance_table,
+)
+
+MAX_PLOTTED = 4
+
+
+@dataclass(frozen=True)
+class Report:
+    """Where the report went, the files in it, and what could not be drawn (and why)."""
+
+    folder: Path
+    files: list[Path]
+    notes: list[str]
+
+
+def plotted_methods(results: Results, reference: str) -> list[str]:
+    """Cross-entropy, the reference, then the best method of each family by validation
+    balanced accuracy; at most MAX_PLOTTED."""
+    scores = results.runs.groupby("label")["val_balanced_accuracy"].mean()
+    chosen = [label for label in ("ce", reference) if label in results.labels]
+    for family in FAMILIES:
+        members = [lab for lab in results.labels if results.of(lab)["family"].iloc[0] == family]
+        if members:
+            chosen.append(str(scores[members].idxmax()))
+    return list(dict.fromkeys(chosen))[:MAX_PLOTTED]
+
+
+def build_report(
+    results_dir: Path,
+    dataset: str,
+    methods: list[str] | None = None,
+    reference: str | None = None,
+    plot_methods: list[str] | None = None,
+    pdf: bool = False,
+) -> Report:
+    """Write the report of `dataset` (only `methods` when given) and return what was written."""
+    results = load_results(results_dir, dataset, methods)
+    reference = reference or default_reference(results)
+    tables = [main_table(results), per_class_table(results)]
+    notes = [f"no finished runs for {m}; left out" for m in results.missing]
+    if len(results.labels) > 1:
+        tables.append(significance_table(results, reference))
+    chosen = plot_methods or plotted_methods(results, reference)
+    for label in chosen:
+        if label not in results.labels:
+            raise unknown_name("method to plot (no finished runs)", label, results.labels)
+
+    final = results.folder / "report"
+    scratch = results.folder / ".report.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    for table in tables:
+        write_text_atomic(scratch / f"{table.name}.md", render.markdown(table))
+        write_text_atomic(scratch / f"{table.name}.csv", render.csv(table))
+        write_text_atomic(scratch / f"{table.name}.tex", render.latex(table))
+    shown = ", ".join(chosen)
+    figures = [
+        (
+            plots.balanced_accuracy_bars(tables[0], scratch / "balanced_accuracy.png", pdf),
+            "Test balanced accuracy per method (mean, error bar one std over seeds), coloured "
+            "by family.",
+        ),
+        (
+            plots.recall_against_frequency(
+                results, chosen, scratch / "recall_vs_frequency.png", pdf
+            ),
+            f"Per-class test recall against training frequency ({shown}).",
+        ),
+        (
+            plots.confusion_matrices(results, chosen, scratch / "confusion.png", pdf),
+            f"Test confusion matrices normalised by true class, seeds summed ({shown}).",
+        ),
+        (
+            plots.reliability_diagram(results, chosen, scratch / "reliability.png", pdf),
+            f"Reliability diagram, 15 bins, test predictions of all seeds ({shown}).",
+        ),
+    ]
+    embedded, missing = plots.stage1_embeddings(
+        results, scratch / "embeddings.png", ArtefactCache(), pdf
+    )
+    if embedded:
+        figures.append(
+            (
+                embedded,
+                "t-SNE of stage-1 test features (first seed) for cross-entropy and each "
+                "metric-learning stage 1, coloured by class.",
+            )
+        )
+    if missing:
+        notes.append(
+            f"embedding plot: stage-1 artefacts of {', '.join(missing)} are no longer cached "
+            "(rerun those methods to draw them)"
+        )
+    intro = (
+        f"{dataset}: {len(results.runs)} finished runs of {len(results.labels)} methods. "
+        f"Significance reference: {reference}. " + (" ".join(f"Note: {n}." for n in notes))
+    )
+    html = page.page(
+        f"medlt-bench report: {dataset}",
+        intro,
+        tables,
+        [(paths[0], caption) for paths, caption in figures],
+    )
+    write_text_atomic(scratch / "index.html", html)
+    shutil.rmtree(final, ignore_errors=True)
+    scratch.rename(final)
+    files = sorted(final.iterdir())
+    return Report(final, files, notes)

@@ -1,0 +1,98 @@
+"""The finished runs a report is made from, with their per-run files read on demand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.store import METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, ResultsStore
+
+
+@dataclass(frozen=True)
+class Results:
+    """Done runs of one dataset (one row each, `label` naming the method and, where a method
+    was run with several settings, the setting), the method order, the classes in label-index
+    order (`class_index_order`) and by training frequency (`classes`, most frequent first) with
+    their training counts; `missing` lists the asked-for methods without finished runs."""
+
+    dataset: str
+    folder: Path
+    runs: pd.DataFrame
+    labels: list[str]
+    classes: list[str]
+    class_index_order: list[str]
+    train_counts: dict[str, int]
+    missing: list[str]
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run."""
+        return self.folder / "runs" / run_id
+
+    def metrics(self, run_id: str) -> dict[str, Any]:
+        """The run's `metrics.json`."""
+        return _read_json(self.run_dir(run_id) / METRICS_FILE)
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        """The run's `run.json`."""
+        return _read_json(self.run_dir(run_id) / RUN_FILE)
+
+    def predictions(self, run_id: str) -> dict[str, np.ndarray]:
+        """The run's logits and labels of val and test."""
+        with np.load(self.run_dir(run_id) / PREDICTIONS_FILE) as stored:
+            return {name: stored[name] for name in stored.files}
+
+    def of(self, label: str) -> pd.DataFrame:
+        """The runs of one method label."""
+        return self.runs[self.runs["label"] == label]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def load_results(results_dir: Path, dataset: str, order: list[str] | None = None) -> Results:
+    """Read every done run of `dataset` (in the methods of `order` when given, else all),
+    ordered by `order` then by name."""
+    store = ResultsStore(results_dir, dataset)
+    runs = store.runs_table() if store.runs_dir.is_dir() else pd.DataFrame()
+    if runs.empty or not (runs["status"] == "done").any():
+        raise BenchError(
+            f"{store.root}: no finished runs to report on; `bench run --dataset {dataset}` first."
+        )
+    runs = runs[runs["status"] == "done"].copy()
+    missing = [m for m in order or [] if m not in set(runs["method"])]
+    if order is not None:
+        runs = runs[runs["method"].isin(order)]
+        if runs.empty:
+            raise BenchError(
+                f"{store.root}: none of the methods {', '.join(order)} has finished runs."
+            )
+    rank = {name: i for i, name in enumerate(order or [])}
+    settings = runs.groupby("method")["setting"].nunique()
+    runs["label"] = [
+        m if settings[m] == 1 else f"{m} [{s}]"
+        for m, s in zip(runs["method"], runs["setting"], strict=True)
+    ]
+    runs["rank"] = runs["method"].map(lambda m: rank.get(m, len(rank)))
+    runs = runs.sort_values(["rank", "method", "setting", "data_seed", "train_seed"])
+    runs = runs.drop(columns="rank").reset_index(drop=True)
+    first_run = store.runs_dir / runs["run_id"].iloc[0]
+    first = _read_json(first_run / METRICS_FILE)["test"]
+    counts = {c: int(v["train_count"]) for c, v in first["per_class"].items()}
+    classes = sorted(counts, key=lambda c: (-counts[c], c))
+    return Results(
+        dataset=dataset,
+        folder=store.root,
+        runs=runs,
+        labels=list(dict.fromkeys(runs["label"])),
+        classes=classes,
+        class_index_order=list(_read_json(first_run / RUN_FILE)["config"]["dataset"]["classes"]),
+        train_counts=counts,
+        missing=missing,
+    )

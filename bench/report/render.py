@@ -1,0 +1,76 @@
+"""Writing a Table as Markdown, LaTeX (booktabs), CSV and an HTML fragment."""
+
+from __future__ import annotations
+
+import html
+
+from bench.report.tables import Table
+
+LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "±": r"$\pm$", "Δ": r"$\Delta$"}
+LATEX_SPECIALS |= {"<": r"$<$", "–": "--", "·": r"$\cdot$"}
+
+
+def markdown(table: Table) -> str:
+    """A Markdown section: title, caption, table with the best cells in bold."""
+    lines = [f"## {table.title}", "", table.caption, ""]
+    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("|" + "---|" * len(table.header))
+    for i, row in enumerate(table.rows):
+        cells = [f"**{c}**" if (i, j) in table.best else c for j, c in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def latex(table: Table) -> str:
+    """A booktabs `table` environment (needs \\usepackage{booktabs}), best cells in bold."""
+    columns = "l" * 2 + "r" * (len(table.header) - 2)
+    body = []
+    for i, row in enumerate(table.rows):
+        cells = [_latex_escape(c) for c in row]
+        cells = [f"\\textbf{{{c}}}" if (i, j) in table.best else c for j, c in enumerate(cells)]
+        body.append(" & ".join(cells) + r" \\")
+    return "\n".join(
+        [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_latex_escape(table.caption)}}}",
+            rf"\label{{tab:{table.name}}}",
+            rf"\begin{{tabular}}{{{columns}}}",
+            r"\toprule",
+            " & ".join(_latex_escape(h) for h in table.header) + r" \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+def csv(table: Table) -> str:
+    """The unrounded numbers behind the table."""
+    return table.numbers.to_csv(index=False)
+
+
+def html_fragment(table: Table) -> str:
+    """An HTML section with the table; best cells in bold."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    rows = []
+    for i, row in enumerate(table.rows):
+        cells = "".join(
+            f"<td><b>{html.escape(c)}</b></td>"
+            if (i, j) in table.best
+            else f"<td>{html.escape(c)}</td>"
+            for j, c in enumerate(row)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return (
+        f'<section id="{table.name}"><h2>{html.escape(table.title)}</h2>'
+        f"<p>{html.escape(table.caption)}</p><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
