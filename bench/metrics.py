@@ -30,17 +30,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def confidence_bins(confidence: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """The equal-width bin of each confidence: c falls in bin ⌈c·n_bins⌉ − 1, so bins are
+    (lo, hi] (shared by the ECE and the reliability diagram)."""
+    return np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+
+
 def expected_calibration_error(
     probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 15
 ) -> float:
     """ECE of the top-1 confidence over `n_bins` equal-width bins (Guo et al., ICML 2017).
 
-    Sum over bins of |accuracy − mean confidence| weighted by the bin's share of samples; a
-    confidence c falls in bin ⌈c·n_bins⌉ − 1, so bins are (lo, hi].
+    Sum over bins of |accuracy − mean confidence| weighted by the bin's share of samples;
+    bins as in `confidence_bins`.
     """
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(float)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins = confidence_bins(confidence, n_bins)
     total = np.bincount(bins, minlength=n_bins)
     gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidence, n_bins))
     return float(gap.sum() / len(labels)) if total.sum() else 0.0

@@ -28,7 +28,7 @@ from bench.data.specs import DatasetSpec, get_spec
 from bench.data.split import Split, make_split, write_manifest
 from bench.decoupled import run_stage2
 from bench.device import resolve_device
-from bench.errors import BenchError, unknown_name
+from bench.errors import unknown_name
 from bench.files import stable_hash
 from bench.layout import default_results_dir, project_root
 from bench.metrics import classification_metrics
@@ -305,8 +305,11 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         try:
             report = build_report(store.root.parent, spec.name, [m.name for m in methods])
             tqdm.write(f"report of these methods: {report.folder / 'index.html'}")
-        except BenchError as error:  # the runs are saved; only the report is missing
-            tqdm.write(f"report not written: {error}")
+        except Exception as error:  # the runs are saved; only the report is missing
+            tqdm.write(
+                f"report not written ({type(error).__name__}: {error}); the runs are saved, "
+                f"`bench report --dataset {spec.name}` retries."
+            )
     asked = runs[runs["run_id"].isin([run.run_id for run, _ in planned])]
     return summarise(asked, order)
 

@@ -20,10 +20,12 @@ EXACT_LIMIT = 16
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Method minus reference over `n` shared seeds: mean difference, its 95% t-interval, the
-    paired t-test and the exact Wilcoxon signed-rank test (two-sided p-values)."""
+    """Method minus reference over `n` shared seeds (`n_nonzero` of them with a non-zero
+    difference): mean difference, its 95% t-interval, the paired t-test and the exact Wilcoxon
+    signed-rank test (two-sided p-values)."""
 
     n: int
+    n_nonzero: int
     mean_difference: float
     ci_low: float
     ci_high: float
@@ -32,8 +34,9 @@ class PairedComparison:
 
     @property
     def too_few(self) -> bool:
-        """Whether there are too few pairs for the Wilcoxon test to ever reject at 5%."""
-        return self.n < MIN_PAIRS
+        """Whether there are too few non-zero pairs (the ones Wilcoxon ranks) for the test to
+        ever reject at 5%."""
+        return self.n_nonzero < MIN_PAIRS
 
 
 def paired_t_test(differences: np.ndarray) -> tuple[float, float]:
@@ -91,6 +94,7 @@ def compare_paired(
     low, high = t_interval(differences)
     return PairedComparison(
         n=len(seeds),
+        n_nonzero=int(np.count_nonzero(differences)),
         mean_difference=float(differences.mean()) if len(seeds) else math.nan,
         ci_low=low,
         ci_high=high,

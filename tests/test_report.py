@@ -20,19 +20,23 @@ from bench.metrics import classification_metrics
 from bench.report.build import build_report
 from bench.store import ResultsStore
 
-CLASSES = ("common", "middle", "rare")
-TRAIN_COUNTS = np.array([50, 20, 5])
-# method -> (family, stage-2 mode, stage-1 recipe, probability of a correct test prediction)
+# Label-index order differs from alphabetical and from training-frequency order on purpose.
+CLASSES = ("rare", "common", "middle")
+TRAIN_COUNTS = np.array([5, 50, 20])
+# method -> (family, stage-2 mode, stage-1 recipe, chance of a right prediction on test, on val,
+# number of seeds). ce+lws wins on validation, ce+crt on test; focal (one seed) comes last.
 METHODS = {
-    "ce": ("one-stage", "", "ce", 0.55),
-    "ce+crt": ("two-stage", "features", "ce", 0.75),
-    "supcon+crt": ("two-stage + metric learning", "features", "supcon", 0.70),
+    "ce": ("one-stage", "", "ce", 0.55, 0.55, 3),
+    "ce+crt": ("two-stage", "features", "ce", 0.85, 0.60, 3),
+    "ce+lws": ("two-stage", "features", "ce", 0.65, 0.80, 3),
+    "supcon+crt": ("two-stage + metric learning", "features", "supcon", 0.70, 0.70, 3),
+    "focal": ("one-stage", "", "focal", 0.50, 0.50, 1),
 }
 
 
 def _labels_and_logits(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(3), [30, 20, 10])
+    labels = np.repeat(np.arange(3), [10, 30, 20])
     right = rng.random(len(labels)) < accuracy
     predicted = np.where(right, labels, (labels + 1 + rng.integers(0, 2, len(labels))) % 3)
     logits = np.full((len(labels), 3), -1.0)
@@ -40,17 +44,18 @@ def _labels_and_logits(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return labels, logits
 
 
-def write_results(results: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, list[float]]:
-    """Runs of three methods over `seeds` written as `bench run` writes them (their stage-1
-    artefacts cached); returns each method's test balanced accuracy per seed."""
+def write_results(results: Path) -> dict[str, list[float]]:
+    """The runs of METHODS written as `bench run` writes them (their stage-1 artefacts
+    cached); returns each method's test balanced accuracy per seed."""
     store, cache, scores = ResultsStore(results, "toy"), ArtefactCache(), {}
-    for k, (method, (family, mode, stage1, accuracy)) in enumerate(METHODS.items()):
+    for k, (method, (family, mode, stage1, accuracy, val, seeds)) in enumerate(METHODS.items()):
         scores[method] = []
-        for seed in seeds:
+        for seed in range(seeds):
             labels, logits = _labels_and_logits(accuracy, 100 * k + seed)
+            val_labels, val_logits = _labels_and_logits(val, 100 * k + seed + 50)
             metrics = {
-                split: classification_metrics(logits, labels, TRAIN_COUNTS, CLASSES)
-                for split in ("val", "test")
+                "val": classification_metrics(val_logits, val_labels, TRAIN_COUNTS, CLASSES),
+                "test": classification_metrics(logits, labels, TRAIN_COUNTS, CLASSES),
             }
             scores[method].append(metrics["test"]["balanced_accuracy"])
             key = f"{stage1}-{seed}"
@@ -83,23 +88,26 @@ def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
     report = build_report(tmp_path, "toy", reference="ce+crt")
     main_csv = pd.read_csv(report.folder / "main.csv").set_index("method")
     for method, values in scores.items():
-        assert main_csv.loc[method, "n_seeds"] == 3
+        assert main_csv.loc[method, "n_seeds"] == len(values)
         assert main_csv.loc[method, "balanced_accuracy_mean"] == pytest.approx(np.mean(values))
-        assert main_csv.loc[method, "balanced_accuracy_std"] == pytest.approx(
-            np.std(values, ddof=1)
-        )
+        if len(values) > 1:
+            std = np.std(values, ddof=1)
+            assert main_csv.loc[method, "balanced_accuracy_std"] == pytest.approx(std)
+    main_md = (report.folder / "main.md").read_text().splitlines()
     best = max(scores, key=lambda m: np.mean(scores[m]))
-    row = next(
-        line
-        for line in (report.folder / "main.md").read_text().splitlines()
-        if f"| {best} |" in line
-    )
+    row = next(line for line in main_md if f"| {best} |" in line)
     mean, std = 100 * np.mean(scores[best]), 100 * np.std(scores[best], ddof=1)
     assert f"**{mean:.1f} ± {std:.1f}**" in row  # best BAcc in bold
-    assert list(main_csv.index) == ["ce", "ce+crt", "supcon+crt"]  # grouped by family
+    assert list(main_csv.index) == ["ce", "focal", "ce+crt", "ce+lws", "supcon+crt"]
+    focal_row = next(line for line in main_md if "| focal |" in line)
+    assert "| one-stage | focal | – | 1 | " in focal_row and "±" not in focal_row
 
     per_class = (report.folder / "per_class.md").read_text()
     assert "| Method | common (n=50) | middle (n=20) | rare (n=5) |" in per_class
+    runs = [_labels_and_logits(0.55, seed) for seed in range(3)]  # ce's test predictions
+    common = np.mean([(logits.argmax(1) == labels)[labels == 1].mean() for labels, logits in runs])
+    ce_row = next(line for line in per_class.splitlines() if line.startswith("| ce |"))
+    assert ce_row.split(" | ")[1].startswith(f"{100 * common:.1f} / ")
 
     significance = pd.read_csv(report.folder / "significance.csv").set_index("method")
     differences = np.array(scores["supcon+crt"]) - np.array(scores["ce+crt"])
@@ -111,15 +119,21 @@ def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
     assert significance.loc["supcon+crt", "t_p_value"] == pytest.approx(
         stats.ttest_rel(scores["supcon+crt"], scores["ce+crt"]).pvalue
     )
-    assert "too few seeds (<6)" in (report.folder / "significance.md").read_text()
+    assert significance.loc["focal", "n_pairs"] == 1
+    significance_md = (report.folder / "significance.md").read_text()
+    assert "too few non-zero pairs (<6)" in significance_md
+    assert "reference given on the command line" in significance_md
     tex = (report.folder / "main.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex
+    assert r"\begin{tabular}{lllrrrrrrrr}" in tex
 
 
 def test_default_reference_is_chosen_on_validation(tmp_path: Path) -> None:
     write_results(tmp_path)
     report = build_report(tmp_path, "toy")
-    assert "## Against ce+crt" in (report.folder / "significance.md").read_text()
+    significance = (report.folder / "significance.md").read_text()
+    assert "## Against ce+lws" in significance  # best on validation; ce+crt is best on test
+    assert "reference by validation balanced accuracy" in significance
 
 
 def test_every_figure_is_written_and_non_empty(tmp_path: Path) -> None:

@@ -48,6 +48,10 @@ def test_run_writes_every_file_and_a_summary(
     ]
     assert len(ce_rows) == 2 and all("±" not in row for row in ce_rows)  # one seed: no std
     assert (results / "tiny" / "summary.csv").exists()
+    # The run ends by refreshing the report of what it ran.
+    main_md = (results / "tiny" / "report" / "main.md").read_text()
+    assert "| one-stage | ce | – | 1 |" in main_md and "| one-stage | ldam-drw | – | 1 |" in main_md
+    assert (results / "tiny" / "report" / "index.html").stat().st_size > 10_000
 
 
 def test_rerun_skips_finished_runs_and_resumes_missing_ones(

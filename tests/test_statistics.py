@@ -57,6 +57,14 @@ def test_three_seeds_can_never_be_significant_by_wilcoxon() -> None:
     assert comparison.too_few and comparison.wilcoxon_p_value == 0.25
 
 
+def test_zero_differences_do_not_count_towards_enough_seeds() -> None:
+    method = {(0, s): 0.5 + 0.01 * s for s in range(6)}
+    reference = {**{(0, s): 0.4 for s in range(5)}, (0, 5): 0.55}  # seed 5: a tie
+    result = compare_paired(method, reference)
+    assert result.n == 6 and result.n_nonzero == 5 and result.too_few
+    assert result.wilcoxon_p_value == pytest.approx(2 / 2**5)
+
+
 def test_wilcoxon_normal_approximation_above_the_exact_limit() -> None:
     differences = np.random.default_rng(0).normal(0.01, 0.02, 30)
     expected = stats.wilcoxon(differences, method="approx", correction=False)
@@ -67,10 +75,9 @@ def test_paired_comparison_by_hand() -> None:
     method = {(0, 0): 0.60, (0, 1): 0.64, (0, 2): 0.59, (0, 3): 0.70}
     reference = {(0, 0): 0.55, (0, 1): 0.60, (0, 2): 0.60, (0, 9): 0.10}  # seed 9 unpaired
     result = compare_paired(method, reference)
-    differences = np.array([0.05, 0.04, -0.01])
     assert result.n == 3 and result.mean_difference == pytest.approx(0.08 / 3)
-    half = stats.t.ppf(0.975, 2) * np.std(differences, ddof=1) / math.sqrt(3)
-    assert (result.ci_low, result.ci_high) == pytest.approx((0.08 / 3 - half, 0.08 / 3 + half))
+    interval = stats.ttest_rel([0.60, 0.64, 0.59], [0.55, 0.60, 0.60]).confidence_interval()
+    assert (result.ci_low, result.ci_high) == pytest.approx((interval.low, interval.high))
     assert all(math.isnan(v) for v in t_interval(np.array([0.1])))
 
 

@@ -35,10 +35,11 @@ class Report:
 def plotted_methods(results: Results, reference: str) -> list[str]:
     """Cross-entropy, the reference, then the best method of each family by validation
     balanced accuracy; at most MAX_PLOTTED."""
-    scores = results.runs.groupby("label")["val_balanced_accuracy"].mean()
-    chosen = [label for label in ("ce", reference) if label in results.labels]
+    scores = results.runs.groupby("label")["val_balanced_accuracy"].mean().dropna()
+    ce = [lab for lab in results.labels if results.of(lab)["method"].iloc[0] == "ce"]
+    chosen = [*ce[:1], reference]
     for family in FAMILIES:
-        members = [lab for lab in results.labels if results.of(lab)["family"].iloc[0] == family]
+        members = [lab for lab in scores.index if results.of(lab)["family"].iloc[0] == family]
         if members:
             chosen.append(str(scores[members].idxmax()))
     return list(dict.fromkeys(chosen))[:MAX_PLOTTED]
@@ -54,11 +55,11 @@ def build_report(
 ) -> Report:
     """Write the report of `dataset` (only `methods` when given) and return what was written."""
     results = load_results(results_dir, dataset, methods)
-    reference = reference or default_reference(results)
     tables = [main_table(results), per_class_table(results)]
     notes = [f"no finished runs for {m}; left out" for m in results.missing]
     if len(results.labels) > 1:
         tables.append(significance_table(results, reference))
+    reference = reference or default_reference(results)
     chosen = plot_methods or plotted_methods(results, reference)
     for label in chosen:
         if label not in results.labels:

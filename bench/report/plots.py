@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from bench.artefacts import ArtefactCache
+from bench.metrics import confidence_bins, softmax
 from bench.recipes import FAMILIES
 from bench.report.collect import Results
 from bench.report.tables import Table
@@ -113,22 +114,20 @@ def confusion_matrices(
 def reliability_diagram(
     results: Results, labels: list[str], path: Path, pdf: bool = False
 ) -> list[Path]:
-    """Accuracy against confidence in 15 equal-width bins (test predictions of all seeds
-    pooled); the diagonal is perfect calibration."""
+    """Accuracy against confidence in 15 equal-width bins, binned as the ECE is (test
+    predictions of all seeds pooled); the diagonal is perfect calibration."""
     figure = Figure(figsize=(4.5, 4.5))
     axis = figure.subplots()
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
     for label in labels:
         confidence, correct = [], []
         for run_id in results.of(label)["run_id"]:
             stored = results.predictions(run_id)
-            logits = stored["test_logits"] - stored["test_logits"].max(axis=1, keepdims=True)
-            probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            probabilities = softmax(stored["test_logits"])
             confidence.append(probabilities.max(axis=1))
             correct.append(probabilities.argmax(axis=1) == stored["test_labels"])
         conf, hit = np.concatenate(confidence), np.concatenate(correct)
-        bins = np.clip(np.digitize(conf, edges[1:-1]), 0, RELIABILITY_BINS - 1)
+        bins = confidence_bins(conf, RELIABILITY_BINS)
         used = np.bincount(bins, minlength=RELIABILITY_BINS) > 0
         accuracy = np.bincount(bins, weights=hit, minlength=RELIABILITY_BINS)
         mean_conf = np.bincount(bins, weights=conf, minlength=RELIABILITY_BINS)
@@ -148,39 +147,38 @@ def stage1_embeddings(
     """t-SNE of stage-1 test features, one panel per stage-1 recipe among cross-entropy and
     the metric-learning ones (first seed of each), coloured by class. Returns the files and
     the stage-1 recipes left out because their artefact is no longer cached."""
-    panels: dict[str, str] = {}
+    panels: dict[str, str] = {}  # stage-1 recipe -> the run whose artefact is drawn
     for label in results.labels:
-        stage1 = label.split("+")[0]
-        family = results.of(label)["family"].iloc[0]
-        if stage1 in panels or not (stage1 == "ce" or family == FAMILIES[2]):
+        first = results.of(label).iloc[0]
+        stage1 = str(first["method"]).split("+")[0]  # methods are named stage1[+stage2]
+        if stage1 in panels or not (stage1 == "ce" or first["family"] == FAMILIES[2]):
             continue
-        record = results.record(results.of(label)["run_id"].iloc[0])
-        if "stage1" in record:
-            panels[stage1] = record["stage1"]["key"]
+        if "stage1" in results.record(first["run_id"]):
+            panels[stage1] = str(first["run_id"])
     loaded, missing = {}, []
-    for stage1, key in panels.items():
-        artefact = cache.load(key)
+    for stage1, run_id in panels.items():
+        artefact = cache.load(results.record(run_id)["stage1"]["key"])
         if artefact is None:
             missing.append(stage1)
         else:
-            loaded[stage1] = artefact.features["test"].float().numpy()
+            features = artefact.features["test"].float().numpy()
+            loaded[stage1] = (features, results.predictions(run_id)["test_labels"])
     if not loaded:
         return [], missing
-    labels = results.predictions(results.of(results.labels[0])["run_id"].iloc[0])["test_labels"]
-    rng = np.random.default_rng(0)
-    keep = np.sort(
-        np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(labels == k))[:TSNE_POINTS_PER_CLASS]
-                for k in np.unique(labels)
-            ]
-        )
-    )
     figure = Figure(figsize=(4 * len(loaded) + 1, 4), layout="constrained")
     axes = figure.subplots(1, len(loaded), squeeze=False)
     names = results.class_index_order
     colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    for axis, (stage1, features) in zip(axes[0], loaded.items(), strict=True):
+    rng = np.random.default_rng(0)
+    for axis, (stage1, (features, true_class)) in zip(axes[0], loaded.items(), strict=True):
+        keep = np.sort(
+            np.concatenate(
+                [
+                    rng.permutation(np.flatnonzero(true_class == k))[:TSNE_POINTS_PER_CLASS]
+                    for k in np.unique(true_class)
+                ]
+            )
+        )
         points = TSNE(
             perplexity=min(30.0, (len(keep) - 1) / 3),
             init="pca",
@@ -188,7 +186,7 @@ def stage1_embeddings(
             random_state=0,
         ).fit_transform(features[keep])
         for k, name in enumerate(names):
-            chosen = labels[keep] == k
+            chosen = true_class[keep] == k
             axis.scatter(*points[chosen].T, s=4, color=colours(k % colours.N), label=name)
         axis.set_title(f"stage 1: {stage1}", fontsize=9)
         axis.set_xticks([])

@@ -7,16 +7,18 @@ import html
 from bench.report.tables import Table
 
 LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "±": r"$\pm$", "Δ": r"$\Delta$"}
-LATEX_SPECIALS |= {"<": r"$<$", "–": "--", "·": r"$\cdot$"}
+LATEX_SPECIALS |= {"<": r"$<$", "–": "--", "·": r"$\cdot$", "$": r"\$", "{": r"\{", "}": r"\}"}
+LATEX_SPECIALS |= {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
 
 
 def markdown(table: Table) -> str:
     """A Markdown section: title, caption, table with the best cells in bold."""
     lines = [f"## {table.title}", "", table.caption, ""]
-    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("| " + " | ".join(h.replace("|", "\\|") for h in table.header) + " |")
     lines.append("|" + "---|" * len(table.header))
     for i, row in enumerate(table.rows):
-        cells = [f"**{c}**" if (i, j) in table.best else c for j, c in enumerate(row)]
+        cells = [c.replace("|", "\\|") for c in row]
+        cells = [f"**{c}**" if (i, j) in table.best else c for j, c in enumerate(cells)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -27,7 +29,7 @@ def _latex_escape(text: str) -> str:
 
 def latex(table: Table) -> str:
     """A booktabs `table` environment (needs \\usepackage{booktabs}), best cells in bold."""
-    columns = "l" * 2 + "r" * (len(table.header) - 2)
+    columns = "l" * table.text_columns + "r" * (len(table.header) - table.text_columns)
     body = []
     for i, row in enumerate(table.rows):
         cells = [_latex_escape(c) for c in row]

@@ -38,6 +38,7 @@ class Table:
     rows: list[list[str]]
     numbers: pd.DataFrame
     best: set[tuple[int, int]] = field(default_factory=set)
+    text_columns: int = 1
 
 
 def _pct(mean: float, std: float | None = None, n: int = 1) -> str:
@@ -79,7 +80,8 @@ def main_table(results: Results) -> Table:
         means = numbers[f"{column}_mean"]
         if means.notna().any() and len(rows) > 1:
             target = means.max() if higher else means.min()
-            best |= {(int(i), 4 + k) for i in np.flatnonzero(np.isclose(means, target))}
+            column_index = header.index(MAIN_METRICS[k][0])
+            best |= {(int(i), column_index) for i in np.flatnonzero(np.isclose(means, target))}
     return Table(
         name="main",
         title="Main comparison",
@@ -93,6 +95,7 @@ def main_table(results: Results) -> Table:
         rows=rows,
         numbers=numbers,
         best=best,
+        text_columns=3,
     )
 
 
@@ -126,10 +129,10 @@ def per_class_table(results: Results) -> Table:
 def default_reference(results: Results) -> str:
     """The two-stage method without metric learning with the best mean *validation* balanced
     accuracy (else the best method overall): chosen without looking at the test split."""
-    scores = results.runs.groupby("label")["val_balanced_accuracy"].mean()
-    two_stage = [lab for lab in results.labels if _describe(results, lab)[0] == FAMILIES[1]]
+    scores = results.runs.groupby("label")["val_balanced_accuracy"].mean().dropna()
+    two_stage = [lab for lab in scores.index if _describe(results, lab)[0] == FAMILIES[1]]
     pool = scores[two_stage] if two_stage else scores
-    return str(pool.idxmax())
+    return str(pool.idxmax()) if len(pool) else results.labels[0]
 
 
 def _scores(results: Results, label: str) -> dict[tuple[int, int], float]:
@@ -168,7 +171,7 @@ def significance_table(results: Results, reference: str | None = None) -> Table:
         note = (
             "no shared seeds"
             if not shared
-            else f"too few seeds (<{MIN_PAIRS}): Wilcoxon cannot reach p < 0.05"
+            else f"too few non-zero pairs (<{MIN_PAIRS}): Wilcoxon cannot reach p < 0.05"
             if paired.too_few
             else ""
         )
@@ -183,7 +186,7 @@ def significance_table(results: Results, reference: str | None = None) -> Table:
                 "–"
                 if boot is None
                 else f"{_signed(boot[0])} [{_signed(boot[1])}, {_signed(boot[2])}] "
-                f"(seed {shared[0][1]})",
+                f"(data seed {shared[0][0]}, train seed {shared[0][1]})",
                 note,
             ]
         )
@@ -192,6 +195,7 @@ def significance_table(results: Results, reference: str | None = None) -> Table:
                 "method": label,
                 "reference": reference,
                 "n_pairs": paired.n,
+                "n_nonzero_pairs": paired.n_nonzero,
                 "mean_difference": paired.mean_difference,
                 "ci_low": paired.ci_low,
                 "ci_high": paired.ci_high,
@@ -228,7 +232,12 @@ def _bootstrap(
         return stored["test_labels"], stored["test_logits"].argmax(axis=1)
 
     labels, predicted = test_predictions(label)
-    _, reference_predicted = test_predictions(reference)
+    reference_labels, reference_predicted = test_predictions(reference)
+    if not np.array_equal(labels, reference_labels):
+        raise BenchError(
+            f"{label} and {reference} were tested on different images for seed {seed}; "
+            "their results folders disagree."
+        )
     return bootstrap_difference(labels, predicted, reference_predicted, len(results.classes))
 
 
