@@ -16,10 +16,11 @@ from bench.data.specs import all_specs, get_spec
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
 from bench.layout import default_results_dir
-from bench.recipes import MethodRegistry
+from bench.recipes import TUNED, MethodRegistry
 from bench.report.build import build_report
 from bench.runner import RunOptions, run_benchmark
 from bench.summary import HEADLINE, format_table
+from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -32,6 +33,20 @@ def _seeds(text: str) -> tuple[int, ...]:
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed")
     return seeds
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except BenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _positive_int(text: str) -> int:
@@ -117,6 +132,51 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     report.add_argument("--results-dir", type=Path, help="default: results/ in the project")
     _cache_dir_option(report)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="tune methods on the validation split with Optuna",
+        description="Tune each method's [search] space by validation balanced accuracy; "
+        "rerunning resumes the study, several workers may share one storage.",
+    )
+    which = sweep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--method", help="the method to tune, e.g. supcon+crt")
+    which.add_argument("--methods", help="comma-separated methods: one study each, same budget")
+    sweep.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    sweep.add_argument(
+        "--n-trials",
+        type=_non_negative_int,
+        default=20,
+        help="finished trials the study should reach, counting earlier ones (default: 20)",
+    )
+    sweep.add_argument(
+        "--timeout", type=_duration, help="stop starting trials after this: 90s, 30m, 2h"
+    )
+    sweep.add_argument(
+        "--storage",
+        help="sqlite (default: results/<dataset>/sweeps/<method>.db), journal, or a database "
+        "URL such as postgresql://user@host/db shared by several workers",
+    )
+    sweep.add_argument(
+        "--space", type=Path, help="TOML file whose [search] table replaces the recipe's"
+    )
+    sweep.add_argument("--seed", type=int, help="seed of the TPE sampler (default: random)")
+    sweep.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        default=60,
+        help="seconds between a worker's heartbeats; a trial silent for twice this is failed",
+    )
+    sweep.add_argument(
+        "--export",
+        action="store_true",
+        help="write the best trial as methods/tuned/<method>-<dataset>.toml",
+    )
+    sweep.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    sweep.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    sweep.add_argument("--data-root", type=Path, help="folder of a real dataset")
+    _cache_dir_option(sweep)
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
@@ -251,6 +311,50 @@ def _report(args: argparse.Namespace) -> None:
     )
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    registry = MethodRegistry()
+    names = [args.method] if args.method else [m.name for m in registry.expand(args.methods)]
+    for name in names:
+        study, folder = run_sweep(
+            SweepOptions(
+                dataset=args.dataset,
+                method=name,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                storage=args.storage,
+                space=args.space,
+                seed=args.seed,
+                heartbeat=args.heartbeat,
+                results_dir=args.results_dir,
+                data_root=args.data_root,
+                device=args.device,
+                progress=not args.no_progress,
+            )
+        )
+        completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+        if not completed:
+            print(f"{study.study_name}: no completed trial yet.")
+            continue
+        best = study.best_trial
+        print(
+            f"{study.study_name}: best validation BAcc {best.value:.4f} "
+            f"(trial {best.number}) {best.params}"
+        )
+        plots, skipped = save_plots(study, folder / f"{registry.get(name).slug}-plots")
+        print(
+            f"plots: {', '.join(str(p) for p in plots)}"
+            + "".join(f"\n  not drawn: {s}" for s in skipped)
+        )
+        if args.export:
+            path = export_best(
+                study, registry.get(name), get_spec(args.dataset).name, registry.folder
+            )
+            print(
+                f"exported: {path}; evaluate it with "
+                f"`bench run --methods {TUNED}{path.stem} --dataset {args.dataset}`"
+            )
+
+
 def _cache(action: str) -> None:
     cache = ArtefactCache()
     if action == "clear":
@@ -281,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _data(args)
         elif args.command == "report":
             _report(args)
+        elif args.command == "sweep":
+            _sweep(args)
         else:
             _list(args.what)
     except BenchError as error:

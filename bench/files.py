@@ -61,3 +61,26 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise BenchError(f"{path}: file not found.") from error
     except tomllib.TOMLDecodeError as error:
         raise BenchError(f"{path}: invalid TOML ({error}). Fix the syntax and rerun.") from error
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_text(document: dict[str, Any], prefix: str = "") -> str:
+    """`document` as TOML: scalars and arrays first, then each table (nested by dotted
+    names); the inverse of `read_toml` for the values recipes hold."""
+    lines = [f"{key} = {_toml_value(v)}" for key, v in document.items() if not isinstance(v, dict)]
+    for key, table in document.items():
+        if isinstance(table, dict):
+            name = f"{prefix}{key}"
+            lines += ["", f"[{name}]", toml_text(table, f"{name}.").strip("\n")]
+    return "\n".join(line for line in lines if line is not None).strip("\n") + "\n"

@@ -25,8 +25,9 @@ from bench.stage2 import STAGE2_METHODS, TRAINABLE
 from bench.weighting import WEIGHTINGS
 
 LISTS_FILE = "_lists.toml"
-STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric"}
-STAGE2_KEYS = {"description", "reference", "stage2"}
+STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}
+STAGE2_KEYS = {"description", "reference", "stage2", "search"}
+TUNED = "tuned/"  # prefix of methods exported by `bench sweep --export`
 STAGE2_MODES = ("features", "finetune-bn")
 FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
 
@@ -126,15 +127,24 @@ class Stage2Recipe:
 
 @dataclass(frozen=True)
 class Method:
-    """A stage-1 recipe, optionally followed by a stage-2 recipe (`stage1+stage2`)."""
+    """A stage-1 recipe, optionally followed by a stage-2 recipe (`stage1+stage2`); a tuned
+    method carries its own `label` (`tuned/<file>`)."""
 
     stage1: Recipe
     stage2: Stage2Recipe | None = None
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        """`stage1` or `stage1+stage2`."""
+        """`stage1`, `stage1+stage2`, or the tuned method's label."""
+        if self.label:
+            return self.label
         return self.stage1.name + (f"+{self.stage2.name}" if self.stage2 else "")
+
+    @property
+    def slug(self) -> str:
+        """The name as it appears in file and folder names (`tuned/x` becomes `tuned_x`)."""
+        return self.name.replace("/", "_")
 
     @property
     def family(self) -> str:
@@ -299,7 +309,9 @@ class MethodRegistry:
                     raise BenchError(f"{lists_path}: list {list_name!r} names {error}") from None
 
     def get(self, name: str) -> Method:
-        """The method called `name`: a stage-1 recipe or `stage1+stage2`."""
+        """The method called `name`: a stage-1 recipe, `stage1+stage2`, or `tuned/<file>`."""
+        if name.startswith(TUNED):
+            return self.tuned(name)
         first, plus, second = name.partition("+")
         hint = "`bench list methods` shows them all."
         if first not in self.stage1:
@@ -310,6 +322,23 @@ class MethodRegistry:
         if second not in self.stage2:
             raise unknown_name("stage-2 recipe", second, self.stage2, hint=hint)
         return Method(self.stage1[first], self.stage2[second])
+
+    def tuned(self, name: str) -> Method:
+        """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
+        stage-1 recipe under `[stage1_recipe]` and, if any, the stage-2 one under
+        `[stage2_recipe]`."""
+        path = self.folder / f"{name}.toml"
+        if not path.is_file():
+            known = [f"{TUNED}{p.stem}" for p in sorted((self.folder / "tuned").glob("*.toml"))]
+            raise unknown_name(
+                "tuned method", name, known, hint="`bench sweep --export` writes them."
+            )
+        raw = read_toml(path)
+        if not isinstance(raw.get("stage1_recipe"), dict):
+            raise BenchError(f"{path}: a tuned method needs a [stage1_recipe] table.")
+        stage1 = parse_recipe(path, raw["stage1_recipe"])
+        stage2 = parse_stage2_recipe(path, raw["stage2_recipe"]) if "stage2_recipe" in raw else None
+        return Method(stage1, stage2, label=name)
 
     def expand(self, spec: str) -> list[Method]:
         """Methods for a comma-separated mix of method names and list names, in order, once."""

@@ -124,7 +124,7 @@ def plan_run(
     }
     seedless = {k: v for k, v in config.items() if k not in ("split", "train_seed")}
     setting = stable_hash(seedless, 8)
-    run_id = f"{method.name}-d{split.data_seed}-s{train_seed}-{stable_hash(config, 10)}"
+    run_id = f"{method.slug}-d{split.data_seed}-s{train_seed}-{stable_hash(config, 10)}"
     return PlannedRun(method, split, train_seed, config, run_id, setting)
 
 

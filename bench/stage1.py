@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -75,8 +76,10 @@ def train_artefact(
     seed: int,
     device: torch.device,
     progress: bool,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> Stage1Artefact:
-    """Train stage 1 with `seed` and compute the features and logits of every split."""
+    """Train stage 1 with `seed` and compute the features and logits of every split
+    (`on_epoch` as in `train_stage1`)."""
     started = time.perf_counter()
     counts = imageset.class_counts(split.train)
     objective = build_objective(recipe, counts, settings["epochs"])
@@ -95,6 +98,7 @@ def train_artefact(
         device,
         seed=seed,
         progress=progress,
+        on_epoch=on_epoch,
     )
     features, logits = {}, {}
     for name in SPLIT_NAMES:
@@ -121,6 +125,7 @@ def obtain_artefact(
     device: torch.device,
     cache: ArtefactCache,
     progress: bool,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[str, Stage1Artefact, bool]:
     """The cached artefact of this stage-1 configuration, trained first if missing.
 
@@ -131,7 +136,14 @@ def obtain_artefact(
     if artefact is not None:
         return key, artefact, True
     artefact = train_artefact(
-        recipe, imageset, split, config["training"], config["train_seed"], device, progress
+        recipe,
+        imageset,
+        split,
+        config["training"],
+        config["train_seed"],
+        device,
+        progress,
+        on_epoch,
     )
     cache.save(
         key,

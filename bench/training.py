@@ -106,10 +106,13 @@ def train_stage1(
     seed: int,
     augment: Augment | None = None,
     progress: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainingOutcome:
     """Train `model` on `train` and keep the epoch with the best validation balanced accuracy.
 
     `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
+    `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
+    its pruner there, and may stop the training by raising).
     """
     images, labels = train
     augment = augment or Augment()
@@ -167,6 +170,8 @@ def train_stage1(
             {"epoch": epoch + 1, "train_loss": running / steps, "val_balanced_accuracy": score}
         )
         epochs.set_postfix(loss=f"{running / steps:.3f}", val_bacc=f"{score:.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, score)
         if score > best_score:
             best_score, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())

@@ -1,0 +1,302 @@
+"""`bench sweep`: tune a method's recipe on the validation split with Optuna.
+
+One trial trains the method once (data seed 0, train seed 0) with values drawn from its search
+space and scores it by validation balanced accuracy; test labels are never read. Stage-1
+epochs are reported to a median pruner, which stops hopeless trials early. Studies live in a
+storage that several workers may share; rerunning a sweep resumes its study up to the requested
+number of finished trials.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from optuna.visualization import matplotlib as views
+from tqdm import tqdm
+
+from bench.artefacts import ArtefactCache
+from bench.data.imageset import ImageSet
+from bench.data.loading import load_imageset
+from bench.data.specs import DatasetSpec, get_spec
+from bench.data.split import Split, make_split
+from bench.decoupled import run_stage2
+from bench.device import resolve_device
+from bench.errors import BenchError
+from bench.files import toml_text, write_text_atomic
+from bench.layout import default_results_dir
+from bench.metrics import balanced_accuracy
+from bench.recipes import TUNED, Method, MethodRegistry
+from bench.runner import plan_run, resolve_settings, stage1_config
+from bench.search import Dimension, applied, apply, search_space
+from bench.stage1 import obtain_artefact
+
+SEED = 0  # the data seed and train seed of every trial
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class Surplus(Exception):
+    """A trial started after the study already had its requested number of trials."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What `bench sweep` was asked."""
+
+    dataset: str
+    method: str
+    n_trials: int = 20
+    timeout: float | None = None
+    storage: str | None = None
+    space: Path | None = None
+    seed: int | None = None
+    heartbeat: int = 60
+    export: bool = False
+    results_dir: Path | None = None
+    data_root: Path | None = None
+    methods_dir: Path | None = None
+    device: str = "auto"
+    progress: bool = True
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `30m` or `2h`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise BenchError(f"duration {text!r}: use seconds or a number with s, m or h (e.g. 2h).")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def open_storage(
+    storage: str | None, folder: Path, stem: str, heartbeat: int
+) -> optuna.storages.BaseStorage:
+    """The study storage: SQLite under `folder` (default), a journal file (`journal`), or any
+    database URL Optuna accepts. Database storages send heartbeats, so the trial of a killed
+    worker is marked failed after twice `heartbeat` seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if storage == "journal":
+        backend = JournalFileBackend(str(folder / f"{stem}.journal"))
+        return optuna.storages.JournalStorage(backend)
+    url = storage or f"sqlite:///{folder / stem}.db"
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat,
+            failed_trial_callback=None,
+        )
+    except (ImportError, ModuleNotFoundError) as error:
+        raise BenchError(
+            f"storage {url!r} needs a database driver that is not installed ({error}); for "
+            'PostgreSQL: pip install -e ".[postgres]".'
+        ) from error
+    except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
+        raise BenchError(f"cannot open storage {url!r}: {type(error).__name__}: {error}") from error
+
+
+def _suggest(trial: optuna.Trial, dimension: Dimension) -> Any:
+    dist = dimension.distribution
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(dimension.path, dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(dimension.path, dist.low, dist.high, step=dist.step, log=dist.log)
+    assert isinstance(dist, optuna.distributions.FloatDistribution)
+    return trial.suggest_float(dimension.path, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def make_objective(
+    spec: DatasetSpec,
+    imageset: ImageSet,
+    split: Split,
+    method: Method,
+    space: list[Dimension],
+    settings: dict[str, Any],
+    n_trials: int,
+    device: Any,
+    cache: ArtefactCache,
+) -> Callable[[optuna.Trial], float]:
+    """The trial function: validation balanced accuracy of `method` with drawn values."""
+    val_labels = imageset.labels[split.val].numpy()
+
+    def objective(trial: optuna.Trial) -> float:
+        earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in earlier) >= n_trials:
+            trial.study.stop()
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"the study already has {n_trials} trials")
+        tuned = apply(method, {d.path: _suggest(trial, d) for d in space})
+        planned = plan_run(spec, imageset, tuned, split, SEED, settings, False, device)
+
+        def report(epoch: int, score: float) -> None:
+            trial.report(score, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        key, artefact, _ = obtain_artefact(
+            stage1_config(planned.config, tuned),
+            tuned.stage1,
+            imageset,
+            split,
+            device,
+            cache,
+            progress=False,
+            on_epoch=report,
+        )
+        logits = artefact.logits["val"]
+        if tuned.stage2:
+            outcome = run_stage2(tuned.stage2, artefact, key, imageset, split, SEED, device, cache)
+            logits = outcome.logits["val"]
+        return balanced_accuracy(val_labels, logits.numpy().argmax(axis=1))
+
+    return objective
+
+
+def _fail_orphans(study: optuna.Study) -> None:
+    """A journal study has no heartbeats: trials left running by a killed worker are failed
+    when the next worker starts (journal studies take one worker at a time)."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
+    """Run (or resume) the study of one method until it has `n_trials` finished trials or the
+    timeout passes; returns the study and the folder of its files."""
+    spec = get_spec(options.dataset)
+    registry = MethodRegistry(options.methods_dir)
+    method = registry.get(options.method)
+    if method.name.startswith(TUNED):
+        raise BenchError(f"{method.name} is already tuned; sweep the method it came from.")
+    space = search_space(method, options.space)
+    settings = resolve_settings(spec, {})
+    device = resolve_device(options.device)
+    folder = (options.results_dir or default_results_dir()) / spec.name / "sweeps"
+    storage = open_storage(options.storage, folder, method.slug, options.heartbeat)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=f"{spec.name}/{method.name}",
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=options.seed),
+        pruner=optuna.pruners.MedianPruner(),
+        load_if_exists=True,
+    )
+    if options.storage == "journal":
+        _fail_orphans(study)
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    todo = max(0, options.n_trials - finished)
+    tqdm.write(
+        f"sweep {study.study_name}: {len(space)} parameter(s), {finished} trial(s) finished, "
+        f"{todo} to go (objective: validation balanced accuracy)"
+    )
+    if todo:
+        imageset = load_imageset(
+            spec, int(settings["image_size"]), options.data_root, options.progress
+        )
+        split = make_split(imageset, spec.val_fraction, spec.test_fraction, SEED)
+        objective = make_objective(
+            spec,
+            imageset,
+            split,
+            method,
+            space,
+            settings,
+            options.n_trials,
+            device,
+            ArtefactCache(),
+        )
+        bar = tqdm(
+            total=options.n_trials, initial=finished, desc="trials", disable=not options.progress
+        )
+
+        def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if trial.state in FINISHED:
+                bar.update(1)
+            value = "pruned" if trial.state == TrialState.PRUNED else trial.state.name.lower()
+            if trial.state == TrialState.COMPLETE:
+                best = study.best_trial
+                value = f"{trial.value:.4f} (best {best.value:.4f}, trial {best.number})"
+            if not trial.user_attrs.get("surplus"):
+                tqdm.write(f"trial {trial.number}: {value}  {trial.params}")
+
+        study.optimize(
+            objective,
+            timeout=options.timeout,
+            callbacks=[
+                progress,
+                optuna.study.MaxTrialsCallback(options.n_trials, states=FINISHED),
+            ],
+            catch=(Surplus,),
+        )
+        bar.close()
+    return study, folder
+
+
+def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path) -> Path:
+    """Write the best trial as `folder/tuned/<method>-<dataset>.toml`, with its provenance."""
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        raise BenchError(f"study {study.study_name} has no completed trial to export.")
+    best = study.best_trial
+    raws = applied(method, best.params)
+    for raw in raws:
+        mine = {k: v for k, v in best.params.items() if k.partition(".")[0] in raw}
+        raw["description"] = (
+            f"Tuned on {dataset} (trial {best.number}): {mine}. {raw['description']}"
+        )
+    name = f"{method.name}-{dataset}"
+    document: dict[str, Any] = {
+        "description": f"{method.name} tuned on {dataset}: {best.params}",
+        "reference": "bench sweep (Optuna TPE, median pruning); values chosen on validation",
+        "tuned": {
+            "method": method.name,
+            "dataset": dataset,
+            "study": study.study_name,
+            "trial": best.number,
+            "value": float(best.value or 0.0),
+            "objective": "validation balanced accuracy, data seed 0, train seed 0",
+            "finished_trials": len(completed),
+            "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "stage1_recipe": raws[0],
+    }
+    if len(raws) > 1:
+        document["stage2_recipe"] = raws[1]
+    path = folder / "tuned" / f"{name}.toml"
+    write_text_atomic(path, toml_text(document))
+    return path
+
+
+def save_plots(study: optuna.Study, folder: Path) -> tuple[list[Path], list[str]]:
+    """Optimisation history, parameter importances and parallel coordinates as PNGs beside
+    the study; returns the files and why any could not be drawn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    plots: dict[str, Callable[[optuna.Study], Any]] = {
+        "history": views.plot_optimization_history,
+        "importances": views.plot_param_importances,
+        "parallel": views.plot_parallel_coordinate,
+    }
+    for name, plot in plots.items():
+        try:
+            with warnings.catch_warnings():  # these views are marked experimental by Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = plot(study)
+        except (ValueError, RuntimeError) as error:
+            skipped.append(f"{name}: {error}")
+            continue
+        figure = np.atleast_1d(axes).flat[0].figure
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+        written.append(path)
+        plt.close(figure)
+    return written, skipped

@@ -1,0 +1,193 @@
+"""`bench sweep`: search spaces from recipes, a tiny study, resume after a kill, export and
+re-run, an objective blind to test labels, and two workers sharing a PostgreSQL study."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from bench.artefacts import ArtefactCache
+from bench.cli import main
+from bench.data.loading import load_imageset
+from bench.data.specs import get_spec
+from bench.data.split import make_split
+from bench.errors import BenchError
+from bench.recipes import MethodRegistry
+from bench.runner import resolve_settings
+from bench.search import search_space
+from bench.sweep import make_objective
+
+SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
+
+
+def _sweep(results: Path, *extra: str) -> list[str]:
+    return [
+        "sweep", "--method", "ce+crt", "--dataset", "tiny", "--results-dir", str(results),
+        "--device", "cpu", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_search_space_is_read_from_both_recipes(tiny_project: Path) -> None:
+    space = {d.path: d.distribution for d in search_space(MethodRegistry().get("supcon+crt"))}
+    assert space["metric.temperature"] == optuna.distributions.FloatDistribution(
+        0.05, 0.5, log=True
+    )
+    assert space["stage2.epochs"] == optuna.distributions.CategoricalDistribution([5, 10, 20])
+    assert set(space) == {"metric.weight", "metric.temperature", "stage2.lr", "stage2.epochs"}
+    (tiny_project / "space.toml").write_text(SPACE)
+    only = search_space(MethodRegistry().get("ce+crt"), tiny_project / "space.toml")
+    assert [d.path for d in only] == ["stage2.lr"]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('"metric.nothing" = { low = 0, high = 1 }', r"'metric\.nothing' must name a field"),
+        ('"loss.name" = { low = 2, high = 1 }', r"'loss\.name' needs numbers low < high"),
+        ('"loss.name" = { choices = [] }', r"choices = \[\.\.\.\] stands alone"),
+    ],
+)
+def test_bad_search_table_names_the_file(tiny_project: Path, table: str, message: str) -> None:
+    (tiny_project / "methods" / "ce.toml").write_text(
+        'description = "x"\n[loss]\nname = "ce"\n[search]\n' + table + "\n"
+    )
+    with pytest.raises(BenchError, match=message) as error:
+        search_space(MethodRegistry().get("ce"))
+    assert "ce.toml" in str(error.value)
+
+
+def test_three_trial_sweep_exports_a_recipe_that_runs(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)
+    results = tmp_path / "results"
+    argv = _sweep(results, "--n-trials", "3", "--space", str(tiny_project / "space.toml"))
+    argv += ["--seed", "0"]
+    assert main([*argv, "--export"]) == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(
+        study_name="tiny/ce+crt", storage=f"sqlite:///{results}/tiny/sweeps/ce+crt.db"
+    )
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 3 and [t.number for t in study.trials] == [0, 1, 2]
+    for name in ("history", "importances", "parallel"):
+        assert (results / "tiny" / "sweeps" / "ce+crt-plots" / f"{name}.png").stat().st_size > 0
+    tuned = tiny_project / "methods" / "tuned" / "ce+crt-tiny.toml"
+    assert f"exported: {tuned}" in out
+    exported = tuned.read_text()
+    assert f"trial = {study.best_trial.number}" in exported
+    assert f"lr = {study.best_trial.params['stage2.lr']!r}" in exported
+
+    runs = tmp_path / "runs"
+    rerun = ["run", "--methods", "tuned/ce+crt-tiny", "--dataset", "tiny", "--seeds", "0"]
+    rerun += ["--results-dir", str(runs), "--device", "cpu", "--no-progress", "--no-report"]
+    assert main(rerun) == 0
+    (record,) = [json.loads(p.read_text()) for p in runs.glob("tiny/runs/*/run.json")]
+    assert record["config"]["method"]["name"] == "tuned/ce+crt-tiny"
+    assert record["config"]["method"]["stage2"]["lr"] == study.best_trial.params["stage2.lr"]
+    # Asking again for the same number of trials only exports: the study is complete.
+    assert main([*argv, "--export"]) == 0
+    assert "0 trial(s) finished" not in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="tiny/ce+crt", storage=study._storage).trials) == 3
+
+
+def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)
+    results = tmp_path / "results"
+    # Trials after the first reuse its cached stage 1 and take a fraction of a second: ask for
+    # enough of them that the worker is still busy when it is killed.
+    argv = _sweep(results, "--n-trials", "25", "--space", str(tiny_project / "space.toml"))
+    argv += ["--heartbeat", "1"]
+    storage = f"sqlite:///{results}/tiny/sweeps/ce+crt.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "bench.cli", *argv], env=env)
+    deadline = time.monotonic() + 300
+    finished: list[optuna.trial.FrozenTrial] = []
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.1)
+        if not (results / "tiny" / "sweeps" / "ce+crt.db").exists():
+            continue
+        try:
+            trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
+        except (KeyError, ValueError, RuntimeError):  # the study is not created yet
+            continue
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        if finished:
+            break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert 1 <= len(finished) < 25
+    time.sleep(3)  # past the 2-second grace: the killed worker's trial is now stale
+    assert main(argv) == 0
+    trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 25
+    assert TrialState.RUNNING not in states  # the interrupted trial was failed, not left open
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+
+
+def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
+    spec = get_spec("tiny")
+    settings = resolve_settings(spec, {})
+    imageset = load_imageset(spec, settings["image_size"])
+    split = make_split(imageset, spec.val_fraction, spec.test_fraction, 0)
+    # Scrambled test labels: anything scored on them would rank the trials differently.
+    scrambled = imageset.labels.clone()
+    scrambled[split.test] = torch.flip(scrambled[split.test], [0]) % imageset.num_classes
+    variants = [imageset, dataclasses.replace(imageset, labels=scrambled)]
+    method = MethodRegistry().get("ce+crt")
+    space = search_space(method, None)
+    values = []
+    for variant in variants:
+        study = optuna.create_study(direction="maximize")
+        for lr in (0.01, 0.3):
+            study.enqueue_trial({"stage2.lr": lr, "stage2.epochs": 5})
+        cache = ArtefactCache(Path(os.environ["BENCH_CACHE_DIR"]) / f"v{len(values)}")
+        objective = make_objective(
+            spec, variant, split, method, space, settings, 2, torch.device("cpu"), cache
+        )
+        study.optimize(objective, n_trials=2)
+        values.append([t.value for t in study.trials])
+    assert values[0] == values[1]
+    assert not torch.equal(variants[0].labels[split.test], variants[1].labels[split.test])
+
+
+@pytest.mark.skipif(
+    "BENCH_TEST_POSTGRES" not in os.environ,
+    reason="needs a PostgreSQL server: .ci/run starts one and sets BENCH_TEST_POSTGRES",
+)
+def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)
+    url = os.environ["BENCH_TEST_POSTGRES"]
+    study_name = "tiny/ce+crt"
+    with contextlib.suppress(KeyError):  # left by an earlier run of this test
+        optuna.delete_study(study_name=study_name, storage=url)
+    argv = _sweep(tmp_path / "results", "--n-trials", "6", "--storage", url)
+    argv += ["--space", str(tiny_project / "space.toml")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", *argv], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in "ab"
+    ]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0]
+    assert all("trial " in out for out in outputs)  # both workers ran trials
+    trials = optuna.load_study(study_name=study_name, storage=url).trials
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
