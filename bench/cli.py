@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from optuna.trial import TrialState
+
 from bench.artefacts import ArtefactCache
 from bench.data.download import fetch
 from bench.data.inventory import describe
@@ -154,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--storage",
-        help="sqlite (default: results/<dataset>/sweeps/<method>.db), journal, or a database "
-        "URL such as postgresql://user@host/db shared by several workers",
+        help="sqlite (the default: results/<dataset>/sweeps/<method>.db), journal (a journal "
+        "file there), or a database URL such as postgresql://user@host/db shared by workers",
     )
     sweep.add_argument(
         "--space", type=Path, help="TOML file whose [search] table replaces the recipe's"
@@ -313,12 +315,12 @@ def _report(args: argparse.Namespace) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     registry = MethodRegistry()
-    names = [args.method] if args.method else [m.name for m in registry.expand(args.methods)]
-    for name in names:
+    methods = registry.expand(args.method or args.methods)
+    for method in methods:
         study, folder = run_sweep(
             SweepOptions(
                 dataset=args.dataset,
-                method=name,
+                method=method.name,
                 n_trials=args.n_trials,
                 timeout=args.timeout,
                 storage=args.storage,
@@ -331,8 +333,9 @@ def _sweep(args: argparse.Namespace) -> None:
                 progress=not args.no_progress,
             )
         )
-        completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-        if not completed:
+        if not any(t.state == TrialState.COMPLETE for t in study.trials):
+            if args.export:
+                raise BenchError(f"{study.study_name}: no completed trial to export yet.")
             print(f"{study.study_name}: no completed trial yet.")
             continue
         best = study.best_trial
@@ -340,15 +343,13 @@ def _sweep(args: argparse.Namespace) -> None:
             f"{study.study_name}: best validation BAcc {best.value:.4f} "
             f"(trial {best.number}) {best.params}"
         )
-        plots, skipped = save_plots(study, folder / f"{registry.get(name).slug}-plots")
+        plots, skipped = save_plots(study, folder / f"{method.slug}-plots")
         print(
             f"plots: {', '.join(str(p) for p in plots)}"
             + "".join(f"\n  not drawn: {s}" for s in skipped)
         )
         if args.export:
-            path = export_best(
-                study, registry.get(name), get_spec(args.dataset).name, registry.folder
-            )
+            path = export_best(study, method, get_spec(args.dataset).name, registry.folder)
             print(
                 f"exported: {path}; evaluate it with "
                 f"`bench run --methods {TUNED}{path.stem} --dataset {args.dataset}`"

@@ -91,7 +91,8 @@ def run_stage2(
     """Apply a stage-2 recipe; every choice it makes is made on the validation split."""
     context = Stage2Context(
         source=feature_source(recipe, artefact, key, imageset, split, seed, device, cache),
-        labels={name: imageset.labels[split.indices(name)] for name in SPLIT_NAMES},
+        # Train and val labels only: nothing in stage 2 can look at the test split's labels.
+        labels={name: imageset.labels[split.indices(name)] for name in ("train", "val")},
         head=head_weights(artefact),
         class_counts=imageset.class_counts(split.train),
         seed=seed,

@@ -63,13 +63,19 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise BenchError(f"{path}: invalid TOML ({error}). Fix the syntax and rerun.") from error
 
 
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "-_" for c in key) else _toml_value(key)
+
+
 def _toml_value(value: Any) -> str:
+    if hasattr(value, "item") and not isinstance(value, list | tuple):  # numpy scalars
+        value = value.item()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
@@ -78,9 +84,13 @@ def _toml_value(value: Any) -> str:
 def toml_text(document: dict[str, Any], prefix: str = "") -> str:
     """`document` as TOML: scalars and arrays first, then each table (nested by dotted
     names); the inverse of `read_toml` for the values recipes hold."""
-    lines = [f"{key} = {_toml_value(v)}" for key, v in document.items() if not isinstance(v, dict)]
+    lines = [
+        f"{_toml_key(key)} = {_toml_value(v)}"
+        for key, v in document.items()
+        if not isinstance(v, dict)
+    ]
     for key, table in document.items():
         if isinstance(table, dict):
-            name = f"{prefix}{key}"
+            name = f"{prefix}{_toml_key(key)}"
             lines += ["", f"[{name}]", toml_text(table, f"{name}.").strip("\n")]
-    return "\n".join(line for line in lines if line is not None).strip("\n") + "\n"
+    return "\n".join(lines).strip("\n") + "\n"

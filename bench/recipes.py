@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -336,8 +336,12 @@ class MethodRegistry:
         raw = read_toml(path)
         if not isinstance(raw.get("stage1_recipe"), dict):
             raise BenchError(f"{path}: a tuned method needs a [stage1_recipe] table.")
-        stage1 = parse_recipe(path, raw["stage1_recipe"])
-        stage2 = parse_stage2_recipe(path, raw["stage2_recipe"]) if "stage2_recipe" in raw else None
+        original = str(raw.get("tuned", {}).get("method", name))
+        first, _, second = original.partition("+")
+        stage1 = replace(parse_recipe(path, raw["stage1_recipe"]), name=f"{first} (tuned)")
+        stage2 = None
+        if "stage2_recipe" in raw:
+            stage2 = replace(parse_stage2_recipe(path, raw["stage2_recipe"]), name=second)
         return Method(stage1, stage2, label=name)
 
     def expand(self, spec: str) -> list[Method]:

@@ -31,6 +31,7 @@ class Dimension:
 
 
 def _dimension(path: str, spec: Any, where: str, recipe: dict[str, Any]) -> Dimension:
+    """Validate one `[search]` entry against the recipe's fields."""
     table, _, field = path.partition(".")
     if not field or not isinstance(recipe.get(table), dict) or field not in recipe[table]:
         tables = [k for k, v in recipe.items() if isinstance(v, dict)]
@@ -51,8 +52,8 @@ def _dimension(path: str, spec: Any, where: str, recipe: dict[str, Any]) -> Dime
         unknown = sorted(set(spec) - {"low", "high", "log", "step"})
         low: Any = spec.get("low")
         high: Any = spec.get("high")
-        numbers = all(isinstance(v, int | float) for v in (low, high))
-        if unknown or not numbers or low >= high:
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+        if unknown or not numbers or low >= high or not isinstance(spec.get("log", False), bool):
             raise BenchError(
                 f"{where}: [search] {path!r} needs numbers low < high (and optionally log, "
                 f"step); got {spec!r}."
@@ -65,7 +66,7 @@ def _dimension(path: str, spec: Any, where: str, recipe: dict[str, Any]) -> Dime
                 )
             else:
                 distribution = optuna.distributions.FloatDistribution(low, high, log=log, step=step)
-        except ValueError as error:
+        except (ValueError, ZeroDivisionError) as error:
             raise BenchError(f"{where}: [search] {path!r}: {error}") from error
     return Dimension(path, distribution)
 
@@ -86,16 +87,21 @@ def search_space(method: Method, override: Path | None = None) -> list[Dimension
         tables: list[tuple[Path | None, Any]] = [(override, read_toml(override).get(SEARCH, {}))]
     else:
         tables = [(path, raw.get(SEARCH, {})) for path, raw in raws]
+    for where, table in tables:
+        if not isinstance(table, dict):
+            raise BenchError(f"{where}: [search] must be a table of FIELD = {{...}} entries.")
     space = [
         _dimension(key, spec, str(where), merged)
         for where, table in tables
         for key, spec in table.items()
     ]
     if not space:
-        raise BenchError(
-            f"{method.name}: no [search] table in its recipe(s); add one (see README, Sweeps) "
-            "or give --space FILE."
+        problem = (
+            f"{override} has an empty [search] table"
+            if override
+            else f"{method.name}: no [search] table in its recipe(s)"
         )
+        raise BenchError(f"{problem}; add entries (see README, Sweeps) or give --space FILE.")
     return space
 
 

@@ -9,7 +9,9 @@ number of finished trials.
 
 from __future__ import annotations
 
+import math
 import re
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +48,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class Surplus(Exception):
-    """A trial started after the study already had its requested number of trials."""
+    """A trial that another worker's trial made unnecessary (both started for the last place
+    in the budget); it is recorded as failed and not counted."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,6 @@ class SweepOptions:
     space: Path | None = None
     seed: int | None = None
     heartbeat: int = 60
-    export: bool = False
     results_dir: Path | None = None
     data_root: Path | None = None
     methods_dir: Path | None = None
@@ -87,24 +89,26 @@ def open_storage(
     if storage == "journal":
         backend = JournalFileBackend(str(folder / f"{stem}.journal"))
         return optuna.storages.JournalStorage(backend)
-    url = storage or f"sqlite:///{folder / stem}.db"
+    url = f"sqlite:///{folder / stem}.db" if storage in (None, "sqlite") else storage
+    if url.startswith("postgresql://"):  # the psycopg 3 driver, whatever SQLAlchemy's default
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            failed_trial_callback=None,
-        )
+        with warnings.catch_warnings():  # heartbeats are marked experimental by Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat
+            )
     except (ImportError, ModuleNotFoundError) as error:
+        hint = ' For PostgreSQL: pip install -e ".[postgres]".' if "postgresql" in url else ""
         raise BenchError(
-            f"storage {url!r} needs a database driver that is not installed ({error}); for "
-            'PostgreSQL: pip install -e ".[postgres]".'
+            f"storage {url!r} needs a database driver that is not installed ({error}).{hint}"
         ) from error
     except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
         raise BenchError(f"cannot open storage {url!r}: {type(error).__name__}: {error}") from error
 
 
 def _suggest(trial: optuna.Trial, dimension: Dimension) -> Any:
+    """Draw the value of one dimension through the trial's public suggest API."""
     dist = dimension.distribution
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return trial.suggest_categorical(dimension.path, dist.choices)
@@ -131,7 +135,6 @@ def make_objective(
     def objective(trial: optuna.Trial) -> float:
         earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in earlier) >= n_trials:
-            trial.study.stop()
             trial.set_user_attr("surplus", True)
             raise Surplus(f"the study already has {n_trials} trials")
         tuned = apply(method, {d.path: _suggest(trial, d) for d in space})
@@ -165,7 +168,7 @@ def _fail_orphans(study: optuna.Study) -> None:
     """A journal study has no heartbeats: trials left running by a killed worker are failed
     when the next worker starts (journal studies take one worker at a time)."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
@@ -228,15 +231,24 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
             if not trial.user_attrs.get("surplus"):
                 tqdm.write(f"trial {trial.number}: {value}  {trial.params}")
 
-        study.optimize(
-            objective,
-            timeout=options.timeout,
-            callbacks=[
-                progress,
-                optuna.study.MaxTrialsCallback(options.n_trials, states=FINISHED),
-            ],
-            catch=(Surplus,),
-        )
+        deadline = time.monotonic() + options.timeout if options.timeout else math.inf
+        while time.monotonic() < deadline:
+            if isinstance(storage, optuna.storages.RDBStorage):
+                optuna.storages.fail_stale_trials(study)  # a killed worker's trial
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            done = sum(state in FINISHED for state in states)
+            if done >= options.n_trials:
+                break
+            if done + states.count(TrialState.RUNNING) >= options.n_trials:
+                time.sleep(min(5, options.heartbeat))  # others' trials may yet fail
+                continue
+            study.optimize(
+                objective,
+                n_trials=1,
+                timeout=None if deadline == math.inf else deadline - time.monotonic(),
+                callbacks=[progress],
+                catch=(Surplus,),
+            )
         bar.close()
     return study, folder
 
@@ -262,7 +274,7 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
             "dataset": dataset,
             "study": study.study_name,
             "trial": best.number,
-            "value": float(best.value or 0.0),
+            "value": best.value,
             "objective": "validation balanced accuracy, data seed 0, train seed 0",
             "finished_trials": len(completed),
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_three_trial_sweep_exports_a_recipe_that_runs(
     assert record["config"]["method"]["stage2"]["lr"] == study.best_trial.params["stage2.lr"]
     # Asking again for the same number of trials only exports: the study is complete.
     assert main([*argv, "--export"]) == 0
-    assert "0 trial(s) finished" not in capsys.readouterr().out
+    assert "3 trial(s) finished, 0 to go" in capsys.readouterr().out
     assert len(optuna.load_study(study_name="tiny/ce+crt", storage=study._storage).trials) == 3
 
 
@@ -129,13 +130,15 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert 1 <= len(finished) < 25
+    at_kill = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
+    interrupted = [t.number for t in at_kill if t.state == TrialState.RUNNING]
     time.sleep(3)  # past the 2-second grace: the killed worker's trial is now stale
     assert main(argv) == 0
     trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 25
-    assert TrialState.RUNNING not in states  # the interrupted trial was failed, not left open
-    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert TrialState.RUNNING not in states
+    assert all(trials[n].state == TrialState.FAIL for n in interrupted)  # failed, not lost
 
 
 def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
@@ -185,7 +188,7 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0]
-    assert all("trial " in out for out in outputs)  # both workers ran trials
+    assert all(re.search(r"^trial \d+: ", out, re.M) for out in outputs)  # both worked
     trials = optuna.load_study(study_name=study_name, storage=url).trials
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6
