@@ -194,3 +194,19 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     assert len(finished) == 6
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
+
+
+def test_several_methods_one_study_each_in_a_journal(tiny_project: Path, tmp_path: Path) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)  # stage2.lr: a field of crt and of lws
+    results = tmp_path / "results"
+    argv = ["sweep", "--methods", "ce+crt,ce+lws", "--dataset", "tiny", "--n-trials", "2"]
+    argv += ["--storage", "journal", "--space", str(tiny_project / "space.toml")]
+    argv += ["--results-dir", str(results), "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    for method in ("ce+crt", "ce+lws"):
+        journal = results / "tiny" / "sweeps" / f"{method}.journal"
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        )
+        trials = optuna.load_study(study_name=f"tiny/{method}", storage=storage).trials
+        assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
