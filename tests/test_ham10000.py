@@ -58,12 +58,12 @@ def test_decoded_images_are_cached_and_identical(
 ) -> None:
     root = _fixture(tmp_path / "ham", _rows())
     first = load_imageset(get_spec("skin"), 16, root)
-    from bench.data.formats import ham10000
+    from bench.data import decode
 
     def no_decoding(*args: object) -> None:
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(ham10000, "decode_files", no_decoding)
+    monkeypatch.setattr(decode, "decode_files", no_decoding)
     second = load_imageset(get_spec("skin"), 16, root)
     assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
 

@@ -1,6 +1,11 @@
-"""Decoding image files into resized uint8 tensors, with bad files reported or skipped."""
+"""Decoding image files into resized uint8 tensors, with bad files reported or skipped, and
+the Source of a dataset made of image files."""
 
 from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -9,8 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from bench.data.resize import square_resize
-from bench.data.source import Decoded
+from bench.data.source import Decoded, Source
 from bench.errors import BenchError
+from bench.files import hash_files
 
 
 def read_rgb(path: object, min_size: int) -> torch.Tensor:
@@ -57,3 +63,25 @@ def decode_files(
             kept[i] = False
             skipped.append({"path": str(path), "origin": str(origin), "error": str(error)})
     return Decoded(images[torch.from_numpy(kept)] if skipped else images, kept, skipped)
+
+
+def file_source(
+    fmt: str,
+    root: Path,
+    table: pd.DataFrame,
+    classes: tuple[str, ...],
+    listings: list[Path],
+    name: str,
+    notes: dict[str, Any] | None = None,
+) -> Source:
+    """A Source whose items are the image files in `table["path"]`; its content digest covers
+    the `listings` (metadata files) and every image."""
+    return Source(
+        format=fmt,
+        root=root,
+        table=table,
+        class_names=classes,
+        content=hash_files([*listings, *table["path"]]),
+        decode=partial(decode_files, table, name=name),
+        notes=notes or {},
+    )

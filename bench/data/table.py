@@ -31,6 +31,17 @@ def canonical_labels(labels: pd.Series, classes: tuple[str, ...]) -> pd.Series:
     return labels.map(lambda label: canonical.get(normalise_label(label), label))
 
 
+def settle_classes(table: pd.DataFrame, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The dataset's classes: the spec's (labels respelled to match, then checked) or, when it
+    lists none, the labels found, sorted."""
+    if classes:
+        table["label"] = canonical_labels(table["label"], classes)
+    else:
+        classes = tuple(sorted(set(table["label"])))
+    check_table(table, classes)
+    return classes
+
+
 def check_table(table: pd.DataFrame, classes: tuple[str, ...]) -> None:
     """Raise a located error for duplicate item ids or labels outside `classes`."""
     duplicated = table[table["item_id"].duplicated(keep="first")]

@@ -7,23 +7,20 @@ must share a split.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.data.decode import decode_files
+from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import (
-    canonical_labels,
     check_files_exist,
-    check_table,
     read_listing,
+    settle_classes,
     settle_group_splits,
 )
 from bench.errors import BenchError
-from bench.files import hash_files
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")
@@ -80,18 +77,7 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
             "path": paths,
         }
     )
-    if classes:
-        table["label"] = canonical_labels(table["label"], classes)
-    else:
-        classes = tuple(sorted(set(table["label"])))
-    check_table(table, classes)
+    classes = settle_classes(table, classes)
     check_files_exist(table)
     settle_group_splits(table)
-    return Source(
-        format="csv",
-        root=base,
-        table=table,
-        class_names=classes,
-        content=hash_files([listing, *table["path"]]),
-        decode=partial(decode_files, table, name=name),
-    )
+    return file_source("csv", base, table, classes, [listing], name)

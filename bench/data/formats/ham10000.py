@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.data.decode import decode_files
+from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import canonical_labels, check_files_exist, check_table, read_listing
 from bench.errors import BenchError
-from bench.files import hash_files
 
 METADATA = "HAM10000_metadata.csv"
 IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
@@ -59,11 +57,4 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     )
     check_table(table, classes)
     check_files_exist(table, LAYOUT_HELP)
-    return Source(
-        format="ham10000",
-        root=root,
-        table=table,
-        class_names=classes,
-        content=hash_files([csv_path, *table["path"]]),
-        decode=partial(decode_files, table, name=name),
-    )
+    return file_source("ham10000", root, table, classes, [csv_path], name)

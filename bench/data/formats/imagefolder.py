@@ -12,17 +12,15 @@ is its own group.
 from __future__ import annotations
 
 import re
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.data.decode import decode_files
+from bench.data.decode import file_source
 from bench.data.source import Source
-from bench.data.table import SPLIT_NAMES, canonical_labels, check_table, settle_group_splits
+from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
 from bench.errors import BenchError
-from bench.files import hash_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 READER_VERSION = 1
@@ -81,18 +79,7 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     if not rows:
         raise BenchError(f"{root}: no images in class sub-folders. {LAYOUT_HELP}")
     table = pd.DataFrame(rows, columns=["item_id", "label", "group", "split", "origin", "path"])
-    if classes:
-        table["label"] = canonical_labels(table["label"], classes)
-    else:
-        classes = tuple(sorted(set(table["label"])))
-    check_table(table, classes)
+    classes = settle_classes(table, classes)
     settle_group_splits(table)
-    return Source(
-        format="imagefolder",
-        root=root,
-        table=table,
-        class_names=classes,
-        content=hash_files(table["path"]),
-        decode=partial(decode_files, table, name=name),
-        notes={"split_folders": sorted(splits)},
-    )
+    notes = {"split_folders": sorted(splits)}
+    return file_source("imagefolder", root, table, classes, [], name, notes)

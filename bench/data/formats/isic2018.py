@@ -12,13 +12,12 @@ their ground truth is present; otherwise those splits are drawn from the trainin
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.data.decode import decode_files
+from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import (
     canonical_labels,
@@ -28,7 +27,6 @@ from bench.data.table import (
     settle_group_splits,
 )
 from bench.errors import BenchError
-from bench.files import hash_files
 
 PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
@@ -121,12 +119,5 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     check_table(table, classes)
     settle_group_splits(table)
     check_files_exist(table, LAYOUT_HELP)
-    return Source(
-        format="isic2018",
-        root=root,
-        table=table,
-        class_names=classes,
-        content=hash_files([*files, *table["path"]]),
-        decode=partial(decode_files, table, name=name),
-        notes={"official_parts": [p for p in PARTS if _ground_truth(root, p)]},
-    )
+    notes = {"official_parts": [p for p in PARTS if _ground_truth(root, p)]}
+    return file_source("isic2018", root, table, classes, files, name, notes)
