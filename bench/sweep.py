@@ -234,7 +234,9 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         deadline = time.monotonic() + options.timeout if options.timeout else math.inf
         while time.monotonic() < deadline:
             if isinstance(storage, optuna.storages.RDBStorage):
-                optuna.storages.fail_stale_trials(study)  # a killed worker's trial
+                with warnings.catch_warnings():  # marked experimental by Optuna
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # a killed worker's trial
             states = [t.state for t in study.get_trials(deepcopy=False)]
             done = sum(state in FINISHED for state in states)
             if done >= options.n_trials:
