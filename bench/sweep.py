@@ -2,7 +2,9 @@
 
 One trial trains the method once (data seed 0, train seed 0) with values drawn from its search
 space and scores it by validation balanced accuracy; test labels are never read. Stage-1
-epochs are reported to a median pruner, which stops hopeless trials early. Studies live in a
+epochs are reported to a median pruner, which stops hopeless trials early, but only in the
+second half of training: early-epoch scores under warm-up and a high learning rate are too
+noisy to rank trials (with no warm-up, 15 of a first 20-trial sweep were pruned). Studies live in a
 storage that several workers may share; rerunning a sweep resumes its study up to the requested
 number of finished trials.
 """
@@ -190,7 +192,9 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         storage=storage,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=options.seed),
-        pruner=optuna.pruners.MedianPruner(),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=int(settings["epochs"]) // 2
+        ),
         load_if_exists=True,
     )
     if options.storage == "journal":
