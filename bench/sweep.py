@@ -147,6 +147,7 @@ def make_objective(
     val_labels = imageset.labels[split.val].numpy()
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("began", True)  # see _fail_unstarted
         earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in earlier) >= n_trials:
             trial.set_user_attr("surplus", True)
@@ -176,6 +177,21 @@ def make_objective(
         return balanced_accuracy(val_labels, logits.numpy().argmax(axis=1))
 
     return objective
+
+
+def _fail_unstarted(study: optuna.Study, grace: float) -> None:
+    """Fail running trials that never reached the objective and are older than `grace`
+    seconds: their worker died between creating the trial and its first heartbeat, so
+    heartbeats cannot reveal them (the objective marks a trial within milliseconds)."""
+    now = datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if (
+            not trial.user_attrs.get("began")
+            and started
+            and (now - started).total_seconds() > grace
+        ):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def _fail_orphans(study: optuna.Study) -> None:
@@ -251,12 +267,13 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
                 with warnings.catch_warnings():  # marked experimental by Optuna
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)  # a killed worker's trial
+                _fail_unstarted(study, 2 * options.heartbeat)
             states = [t.state for t in study.get_trials(deepcopy=False)]
             done = sum(state in FINISHED for state in states)
             if done >= options.n_trials:
                 break
             if done + states.count(TrialState.RUNNING) >= options.n_trials:
-                time.sleep(min(5, options.heartbeat))  # others' trials may yet fail
+                time.sleep(min(5, options.heartbeat))  # others' trials may yet fail or end
                 continue
             study.optimize(
                 objective,
