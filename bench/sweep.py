@@ -301,7 +301,7 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
     name = f"{method.name}-{dataset}"
     document: dict[str, Any] = {
         "description": f"{method.name} tuned on {dataset}: {best.params}",
-        "reference": "bench sweep (Optuna TPE, median pruning); values chosen on validation",
+        "reference": "bench sweep (Optuna TPE, percentile pruning); values chosen on validation",
         "tuned": {
             "method": method.name,
             "dataset": dataset,
