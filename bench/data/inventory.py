@@ -24,7 +24,7 @@ def describe(spec: DatasetSpec, data_root: Path | None) -> str:
         lines.append("found: nothing.")
         lines += [f"  {FORMATS[f].LAYOUT_HELP}" for f in spec.formats]
     else:
-        source = locate(spec, data_root)
+        source = locate(spec, data_root, result)
         table = source.table
         groups = table["group"].nunique()
         lines.append(

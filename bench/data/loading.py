@@ -69,9 +69,10 @@ def search(spec: DatasetSpec, data_root: Path | None) -> Search:
     return Search(looked)
 
 
-def locate(spec: DatasetSpec, data_root: Path | None) -> Source:
-    """Find and read the dataset's item table (every row checked; nothing decoded yet)."""
-    result = search(spec, data_root)
+def locate(spec: DatasetSpec, data_root: Path | None, result: Search | None = None) -> Source:
+    """Find and read the dataset's item table (every row checked; nothing decoded yet); a
+    `result` of `search` already made is used instead of searching again."""
+    result = result or search(spec, data_root)
     if result.found is None:
         places = "\n  ".join(str(root) for root, _ in result.looked)
         downloads = (
