@@ -22,13 +22,6 @@ class FeatureSource:
         """Features of a whole split (`train`, `val` or `test`), un-augmented."""
         raise NotImplementedError
 
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """State that training changes besides the head (to keep it with the best epoch)."""
-        return {}
-
-    def restore(self, state: dict[str, torch.Tensor]) -> None:
-        """Return to a snapshot."""
-
 
 class CachedFeatures(FeatureSource):
     """The `features` mode: features computed once by the frozen stage-1 network.
@@ -81,14 +74,3 @@ class BatchNormFinetuning(FeatureSource):
     def split(self, name: str) -> torch.Tensor:
         features, _ = predict(self.model, self.images[name], self.normalizer, self.device)
         return features
-
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """The backbone's batch-norm running statistics."""
-        return {
-            k: v.clone()
-            for k, v in self.model.backbone.state_dict().items()
-            if "running_" in k or "num_batches_tracked" in k
-        }
-
-    def restore(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.backbone.load_state_dict(state, strict=False)
