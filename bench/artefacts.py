@@ -1,14 +1,13 @@
 """The stage-1 artefact cache: a trained network and its features, shared by stage-2 methods.
 
 An artefact is stored under a key that hashes everything that changes stage 1 (data, split,
-seeds, stage-1 recipe, training settings, device, and the source of the code that trains), so
-`ce`, `ce+crt` and `ce+lws` train stage 1 once, and a changed field trains anew.
+seeds, stage-1 recipe, training settings, device, the code that trains and loads data, and
+the numeric libraries' versions: see `bench.code_digest`), so `ce`, `ce+crt` and `ce+lws`
+train stage 1 once, and a changed field or module trains anew.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import json
 import shutil
@@ -19,19 +18,9 @@ from typing import Any
 
 import torch
 
+from bench.code_digest import stage1_code
 from bench.data.cache import cache_root
 from bench.files import stable_hash, write_atomic, write_json_atomic
-
-# Modules whose source decides what stage 1 produces: editing one invalidates the cache.
-STAGE1_MODULES = (
-    "augment",
-    "losses",
-    "metric_losses",
-    "models",
-    "samplers",
-    "training",
-    "weighting",
-)
 
 
 @dataclass
@@ -48,19 +37,10 @@ class Stage1Artefact:
     train_seconds: float = 0.0
 
 
-@functools.cache
-def code_fingerprint() -> str:
-    """Digest of the source of the modules that train stage 1 (read once per process)."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parent
-    for module in STAGE1_MODULES:
-        digest.update((package / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def stage1_key(stage1_config: dict[str, Any]) -> str:
-    """The cache key of a stage-1 configuration (code version included)."""
-    return stable_hash({**stage1_config, "code": code_fingerprint()}, 16)
+    """The cache key of a stage-1 configuration: the configuration, the digest of the code
+    that trains stage 1 and loads its data, and the numeric libraries' versions."""
+    return stable_hash({**stage1_config, "code": stage1_code()}, 16)
 
 
 class ArtefactCache:
@@ -83,7 +63,8 @@ class ArtefactCache:
         write_atomic(self.folder / f"{key}.pt", buffer.getvalue())
         created = datetime.now(UTC).isoformat(timespec="seconds")
         write_json_atomic(
-            self.folder / f"{key}.json", {**description, "key": key, "created": created}
+            self.folder / f"{key}.json",
+            {**description, "key": key, "created": created, "code": stage1_code()},
         )
 
     def load_extra(self, key: str, name: str) -> torch.Tensor | None:
@@ -98,12 +79,16 @@ class ArtefactCache:
         write_atomic(self.folder / f"{key}.{name}.pt", buffer.getvalue())
 
     def entries(self) -> list[dict[str, Any]]:
-        """Descriptions of every stored artefact, with their size on disk in bytes."""
+        """Descriptions of every stored artefact, with their size on disk in bytes and whether
+        they are stale: made by other code or library versions than the current ones, so no
+        key computed now can reach them (`bench cache clear` removes them)."""
         rows = []
         for meta in sorted(self.folder.glob("*.json")):
             key = meta.stem
             size = sum(p.stat().st_size for p in self.folder.glob(f"{key}*"))
-            rows.append({**json.loads(meta.read_text()), "bytes": size})
+            description = json.loads(meta.read_text())
+            stale = description.get("code") != stage1_code()
+            rows.append({**description, "bytes": size, "stale": stale})
         return rows
 
     def clear(self) -> int:

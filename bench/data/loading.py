@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from bench.code_digest import data_code
 from bench.data import synthetic
 from bench.data.cache import cache_root, cached_imageset
 from bench.data.formats import FORMATS
@@ -101,9 +102,10 @@ def load_imageset(
     if spec.formats == ("synthetic",):
         return _load_synthetic(spec, image_size)
     source = locate(spec, data_root)
-    key = cache_key(source, image_size, skip_bad)
+    fingerprint = data_fingerprint(source, image_size, skip_bad)
+    key = stable_hash({"data": fingerprint, "code": data_code()})
     imageset = cached_imageset(
-        key, lambda: _decode(source, spec.name, key, image_size, skip_bad, progress)
+        key, lambda: _decode(source, spec.name, fingerprint, image_size, skip_bad, progress)
     )
     provenance = {
         "format": source.format,
@@ -114,31 +116,26 @@ def load_imageset(
     return imageset.with_provenance(provenance)
 
 
-def cache_key(source: Source, image_size: int, skip_bad: bool) -> str:
-    """The decoded-tensor cache key (also the data fingerprint in run ids).
-
-    For HAM10000 the content digest covers the metadata file, hence labels and groups, and the
-    key keeps the fields of earlier versions so that caches and run ids stay valid. Other
-    formats add a digest of the item table (a label taken from a folder name is in no file's
-    bytes); `--skip-bad` adds a field because it may change what is kept.
-    """
+def data_fingerprint(source: Source, image_size: int, skip_bad: bool) -> str:
+    """The identity of the data in run ids: the source files' content, the item table (a
+    label taken from a folder name is in no file's bytes), the classes and the image size;
+    `--skip-bad` adds a field because it may change what is kept. The decoded-tensor cache
+    key adds the digest of the code that decodes (`bench.code_digest.data_code`)."""
+    columns = ["item_id", "label", "group", "split"]
     fields = {
         "format": source.format,
-        "reader": FORMATS[source.format].READER_VERSION,
         "content": source.content,
+        "items": stable_hash(source.table[columns].to_numpy().tolist()),
         "size": image_size,
         "classes": source.class_names,
     }
-    if source.format != "ham10000":
-        columns = ["item_id", "label", "group", "split"]
-        fields["items"] = stable_hash(source.table[columns].to_numpy().tolist())
     if skip_bad:
         fields["skip_bad"] = True
     return stable_hash(fields)
 
 
 def _decode(
-    source: Source, name: str, key: str, image_size: int, skip_bad: bool, progress: bool
+    source: Source, name: str, fingerprint: str, image_size: int, skip_bad: bool, progress: bool
 ) -> ImageSet:
     decoded = source.decode(image_size, skip_bad, progress)
     table = source.table[decoded.kept]
@@ -151,7 +148,7 @@ def _decode(
         item_ids=list(table["item_id"]),
         groups=list(table["group"]),
         class_names=source.class_names,
-        fingerprint=key,
+        fingerprint=fingerprint,
         given_splits=given,
         provenance={"skipped": decoded.skipped} if decoded.skipped else {},
     )
@@ -172,7 +169,7 @@ def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
         item_ids=ids,
         groups=ids,
         class_names=spec.classes,
-        fingerprint=synthetic.fingerprint(counts, image_size, seed, difficulty),
+        fingerprint=synthetic.fingerprint(images, labels),
         provenance={
             "generator": "bench.data.synthetic",
             "counts": counts,

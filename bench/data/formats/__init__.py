@@ -1,6 +1,6 @@
-"""On-disk dataset formats, by name: each module offers `detect(root, params)`,
-`read(root, classes, params, name) -> Source` and its `READER_VERSION` (bumped when decoding
-changes, so cached tensors are rebuilt)."""
+"""On-disk dataset formats, by name: each module offers `detect(root, params)` and
+`read(root, classes, params, name) -> Source` (their code is part of the decoded-image cache
+key, see `bench.code_digest`)."""
 
 from __future__ import annotations
 

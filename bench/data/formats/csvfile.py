@@ -24,7 +24,6 @@ from bench.errors import BenchError
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")
-READER_VERSION = 1
 LAYOUT_HELP = "Expected a CSV with columns path,label[,group][,split] (`csv:FILE`)."
 
 

@@ -16,7 +16,6 @@ METADATA = "HAM10000_metadata.csv"
 IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 # Bump when decoding or resizing changes, so cached tensors are rebuilt.
-READER_VERSION = 1
 
 LAYOUT_HELP = (
     "Expected layout (as the Kaggle copy of HAM10000 ships it): "

@@ -23,7 +23,6 @@ from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
 from bench.errors import BenchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-READER_VERSION = 1
 LAYOUT_HELP = (
     "Expected ROOT/<class>/<image> or ROOT/{train,val,test}/<class>/<image>, every class "
     "folder holding images; point --data-root at ROOT."

@@ -30,7 +30,6 @@ from bench.errors import BenchError
 
 PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
-READER_VERSION = 1
 
 LAYOUT_HELP = (
     "Expected ROOT/ISIC2018_Task3_Training_Input/*.jpg and "

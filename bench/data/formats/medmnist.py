@@ -26,7 +26,6 @@ from bench.errors import BenchError
 from bench.files import hash_files
 
 SIZES = (28, 64, 128, 224)
-READER_VERSION = 1
 LAYOUT_HELP = "Expected ROOT/NAME.npz or ROOT/NAME_{64,128,224}.npz as MedMNIST ships them."
 
 
