@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from optuna.trial import TrialState
 
@@ -14,13 +15,16 @@ from bench.artefacts import ArtefactCache
 from bench.data.download import fetch
 from bench.data.inventory import describe
 from bench.data.loading import data_home
-from bench.data.specs import all_specs, get_spec
+from bench.data.specs import all_specs, get_spec, results_spec
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
+from bench.experiment import current_settings_ids
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, MethodRegistry
 from bench.report.build import build_report
 from bench.runner import RunOptions, run_benchmark
+from bench.settings import SETTING_NAMES
+from bench.store import ResultsStore
 from bench.summary import HEADLINE, format_table
 from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
 
@@ -82,17 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training seeds: initialisation, sampling, augmentation (default: 0,1,2)",
     )
     run.add_argument("--data-seeds", type=_seeds, default=(0,), help="split seeds (default: 0)")
-    knobs = run.add_argument_group("overrides of the dataset spec's training defaults")
-    knobs.add_argument("--epochs", type=_positive_int)
-    knobs.add_argument("--image-size", type=_positive_int)
-    knobs.add_argument("--backbone", help="resnet-compact, resnet-compact-wide, resnet18, resnet50")
-    knobs.add_argument("--batch-size", type=_positive_int)
-    knobs.add_argument("--lr", type=float, help="peak learning rate")
-    run.add_argument(
-        "--pretrained",
-        action="store_true",
-        help="ImageNet weights for resnet18/50 (must already be in torch's cache)",
-    )
+    _setting_options(run, "Recorded in run.json and part of the run id.")
     run.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     run.add_argument("--results-dir", type=Path, help="default: results/ in the project")
     run.add_argument(
@@ -132,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the best of each family by validation balanced accuracy)",
     )
     report.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    _setting_options(report, "The runs reported are those made at these settings.")
+    report.add_argument(
+        "--all-settings",
+        action="store_true",
+        help="report every finished run, whatever its settings (a method run at several "
+        "settings gets a row per variant)",
+    )
     report.add_argument("--results-dir", type=Path, help="default: results/ in the project")
     _cache_dir_option(report)
 
@@ -163,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--space", type=Path, help="TOML file whose [search] table replaces the recipe's"
     )
     sweep.add_argument("--seed", type=int, help="seed of the TPE sampler (default: random)")
+    sweep.add_argument(
+        "--data-seeds",
+        type=_seeds,
+        default=(0,),
+        help="split seeds a trial is scored on (mean validation balanced accuracy; default: 0)",
+    )
+    _setting_options(sweep, "Trials train at these settings; --export records them.")
     sweep.add_argument(
         "--heartbeat",
         type=_positive_int,
@@ -208,6 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
+    """The overrides of the training settings (the same for run, sweep and report)."""
+    knobs = parser.add_argument_group(
+        "overrides of the training settings (dataset spec, or a tuned method's own)", meaning
+    )
+    knobs.add_argument("--epochs", type=_positive_int)
+    knobs.add_argument("--image-size", type=_positive_int)
+    knobs.add_argument("--backbone", help="resnet-compact, resnet-compact-wide, resnet18, resnet50")
+    knobs.add_argument("--batch-size", type=_positive_int)
+    knobs.add_argument("--lr", type=float, help="peak learning rate")
+    knobs.add_argument(
+        "--pretrained",
+        action="store_true",
+        default=None,
+        help="ImageNet weights for resnet18/50 (must already be in torch's cache)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line (None: not given)."""
+    return {name: getattr(args, name, None) for name in SETTING_NAMES}
+
+
 def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
@@ -218,21 +249,13 @@ def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    overrides = {
-        "epochs": args.epochs,
-        "image_size": args.image_size,
-        "backbone": args.backbone,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-    }
     summary = run_benchmark(
         RunOptions(
             dataset=args.dataset,
             methods=args.methods,
             seeds=args.seeds,
             data_seeds=args.data_seeds,
-            overrides=overrides,
-            pretrained=args.pretrained,
+            overrides=_overrides(args),
             device=args.device,
             results_dir=args.results_dir,
             data_root=args.data_root,
@@ -293,18 +316,22 @@ def _data(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     results_dir = args.results_dir or default_results_dir()
     # A results folder is reported on by its name; otherwise the name may be an alias.
-    name = args.dataset if (results_dir / args.dataset).is_dir() else get_spec(args.dataset).name
+    spec = results_spec(args.dataset, results_dir)
+    name = spec.name if spec else args.dataset
+    registry = MethodRegistry()
     methods = None
     if args.methods:
-        methods = [m.name for m in MethodRegistry().expand(args.methods)]
+        methods = [m.name for m in registry.expand(args.methods)]
     plot_methods = [m.strip() for m in args.plot_methods.split(",")] if args.plot_methods else None
+    settings_ids = None
+    if spec is None:
+        print(f"note: no dataset spec named {name!r}: every run is shown, whatever its settings")
+    elif not args.all_settings:
+        runs = ResultsStore(results_dir, spec.name).runs_table()
+        names = methods or (list(runs["method"].unique()) if not runs.empty else [])
+        settings_ids = current_settings_ids(spec, registry, names, _overrides(args))
     report = build_report(
-        results_dir,
-        name,
-        methods,
-        args.reference,
-        plot_methods,
-        args.pdf,
+        results_dir, name, methods, args.reference, plot_methods, args.pdf, settings_ids
     )
     for note in report.notes:
         print(f"note: {note}")
@@ -331,6 +358,8 @@ def _sweep(args: argparse.Namespace) -> None:
                 data_root=args.data_root,
                 device=args.device,
                 progress=not args.no_progress,
+                data_seeds=args.data_seeds,
+                overrides=_overrides(args),
             )
         )
         if not any(t.state == TrialState.COMPLETE for t in study.trials):
@@ -367,9 +396,14 @@ def _cache(action: str) -> None:
             f"{entry['key']}  {entry['dataset']:10} {entry['stage1']:16} "
             f"data_seed={entry['data_seed']} train_seed={entry['train_seed']}  "
             f"{entry['train_seconds']:.0f} s  {entry['bytes'] / 1e6:.1f} MB  {entry['created']}"
+            + ("  stale" if entry["stale"] else "")
         )
     total = sum(e["bytes"] for e in entries) / 1e6
-    print(f"{len(entries)} stage-1 artefact(s), {total:.1f} MB, in {cache.folder}")
+    stale = sum(e["stale"] for e in entries)
+    print(
+        f"{len(entries)} stage-1 artefact(s), {total:.1f} MB, in {cache.folder}"
+        + (f"; {stale} stale (other code or library versions: never served)" if stale else "")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -133,6 +133,10 @@ def _centre(num_classes: int, dim: int, *, alpha: float = 0.5) -> nn.Module:
     return CentreLoss(num_classes, dim, alpha)
 
 
+# Learning-rate multiplier of a loss's own parameters where its paper sets one: proxy-anchor's
+# proxies learn 100 times faster than the network (Kim et al., CVPR 2020). Others: 1.
+LR_MULTIPLIERS: dict[str, float] = {"proxy-anchor": 100.0}
+
 METRIC_LOSSES: dict[str, Callable[..., nn.Module]] = {
     "supcon": _supcon,
     "triplet": _triplet,

@@ -19,8 +19,9 @@ from bench.errors import BenchError, unknown_name
 from bench.files import read_toml
 from bench.layout import methods_dir
 from bench.losses import LOSSES
-from bench.metric_losses import METRIC_LOSSES
+from bench.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
 from bench.samplers import REBALANCING_SAMPLERS, SAMPLERS
+from bench.settings import check_settings
 from bench.stage2 import STAGE2_METHODS, TRAINABLE
 from bench.weighting import WEIGHTINGS
 
@@ -56,10 +57,18 @@ class MetricTerm:
     loss: Component
     weight: float = 1.0
     embedding_dim: int = 128
+    lr_multiplier: float = 1.0
+    weight_decay: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """Recorded form (hashed into run ids)."""
-        return {**self.loss.as_dict(), "weight": self.weight, "embedding_dim": self.embedding_dim}
+        return {
+            **self.loss.as_dict(),
+            "weight": self.weight,
+            "embedding_dim": self.embedding_dim,
+            "lr_multiplier": self.lr_multiplier,
+            "weight_decay": self.weight_decay,
+        }
 
 
 @dataclass(frozen=True)
@@ -126,13 +135,24 @@ class Stage2Recipe:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Where a tuned method's values were chosen: the training settings of its sweep (which a
+    run uses unless the command line overrides them) and the data seeds whose validation
+    splits scored its trials (empty when a sweep did not record them)."""
+
+    settings: dict[str, Any]
+    data_seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Method:
     """A stage-1 recipe, optionally followed by a stage-2 recipe (`stage1+stage2`); a tuned
-    method carries its own `label` (`tuned/<file>`)."""
+    method carries its own `label` (`tuned/<file>`) and how it was tuned (`tuning`)."""
 
     stage1: Recipe
     stage2: Stage2Recipe | None = None
     label: str | None = None
+    tuning: Tuning | None = None
 
     @property
     def name(self) -> str:
@@ -223,13 +243,30 @@ def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
     return raw["description"], str(raw.get("reference", ""))
 
 
+METRIC_TERM_FIELDS = ("weight", "embedding_dim", "lr_multiplier", "weight_decay")
+
+
 def _metric_term(raw: Any, path: Path) -> MetricTerm:
-    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, ("weight", "embedding_dim"))
+    """The `[metric]` table: a registered loss with its parameters, plus the term's weight,
+    embedding size and the optimiser settings of the loss's own parameters (proxies,
+    learned centres): an lr multiplier (default per loss, see `LR_MULTIPLIERS`) and whether
+    they get weight decay."""
+    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, METRIC_TERM_FIELDS)
     weight = _check_value(extras.get("weight", 1.0), 1.0, f"{path}: [metric] field 'weight'")
     dim = _check_value(extras.get("embedding_dim", 128), 128, f"{path}: [metric] 'embedding_dim'")
-    if weight < 0 or dim < 1:
-        raise BenchError(f"{path}: [metric] needs weight >= 0 and embedding_dim >= 1.")
-    return MetricTerm(loss, weight, dim)
+    default_multiplier = LR_MULTIPLIERS.get(loss.name, 1.0)
+    multiplier = _check_value(
+        extras.get("lr_multiplier", default_multiplier),
+        1.0,
+        f"{path}: [metric] field 'lr_multiplier'",
+    )
+    decay = extras.get("weight_decay", True)
+    if weight < 0 or dim < 1 or not multiplier > 0 or not isinstance(decay, bool):
+        raise BenchError(
+            f"{path}: [metric] needs weight >= 0, embedding_dim >= 1, lr_multiplier > 0 "
+            "and weight_decay true or false."
+        )
+    return MetricTerm(loss, weight, dim, multiplier, decay)
 
 
 def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
@@ -325,8 +362,8 @@ class MethodRegistry:
 
     def tuned(self, name: str) -> Method:
         """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
-        stage-1 recipe under `[stage1_recipe]` and, if any, the stage-2 one under
-        `[stage2_recipe]`."""
+        stage-1 recipe under `[stage1_recipe]`, if any the stage-2 one under
+        `[stage2_recipe]`, and the training settings of the sweep under `[settings]`."""
         path = self.folder / f"{name}.toml"
         if not path.is_file():
             known = [f"{TUNED}{p.stem}" for p in sorted((self.folder / "tuned").glob("*.toml"))]
@@ -342,7 +379,13 @@ class MethodRegistry:
         stage2 = None
         if "stage2_recipe" in raw:
             stage2 = replace(parse_stage2_recipe(path, raw["stage2_recipe"]), name=second)
-        return Method(stage1, stage2, label=name)
+        settings, seeds = raw.get("settings", {}), raw.get("tuned", {}).get("data_seeds", [])
+        if not isinstance(settings, dict):
+            raise BenchError(f"{path}: [settings] must be a table of training settings.")
+        if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+            raise BenchError(f"{path}: [tuned] data_seeds must be a list of integers.")
+        tuning = Tuning(check_settings(settings, f"{path}: [settings]"), tuple(seeds))
+        return Method(stage1, stage2, label=name, tuning=tuning)
 
     def expand(self, spec: str) -> list[Method]:
         """Methods for a comma-separated mix of method names and list names, in order, once."""

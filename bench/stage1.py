@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from bench.artefacts import ArtefactCache, Stage1Artefact, stage1_key
+from bench.artefacts import ArtefactCache, Stage1Artefact
+from bench.augment import Augment, Normalizer
 from bench.data.imageset import ImageSet
 from bench.data.split import Split
 from bench.losses import LOSSES
@@ -18,7 +19,8 @@ from bench.metric_losses import METRIC_LOSSES
 from bench.models import Classifier, build_classifier
 from bench.recipes import Recipe
 from bench.samplers import SAMPLERS
-from bench.training import Objective, TrainSettings, predict, train_stage1
+from bench.settings import TrainingSettings
+from bench.training import Objective, predict, train_stage1
 from bench.weighting import WEIGHTINGS
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -43,19 +45,21 @@ def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
         weights_from_epoch=round(recipe.weighting_start * epochs),
         metric=metric,
         metric_weight=recipe.metric.weight if recipe.metric else 0.0,
+        metric_lr_multiplier=recipe.metric.lr_multiplier if recipe.metric else 1.0,
+        metric_weight_decay=recipe.metric.weight_decay if recipe.metric else True,
     )
 
 
 def model_spec(
-    recipe: Recipe, objective: Objective, num_classes: int, settings: dict[str, Any]
+    recipe: Recipe, objective: Objective, num_classes: int, settings: TrainingSettings
 ) -> dict[str, Any]:
     """Arguments of `build_classifier` for a recipe (stored with the artefact)."""
     return {
-        "backbone": settings["backbone"],
+        "backbone": settings.backbone,
         "num_classes": num_classes,
         "head": objective.loss.head,
         "head_scale": objective.loss.head_scale,
-        "pretrained": settings["pretrained"],
+        "pretrained": settings.pretrained,
         "embedding_dim": recipe.metric.embedding_dim if recipe.metric else None,
     }
 
@@ -68,42 +72,55 @@ def rebuild(artefact: Stage1Artefact, device: torch.device) -> Classifier:
     return model.to(device)
 
 
+@dataclass(frozen=True)
+class Stage1Job:
+    """One stage-1 training: a recipe on the train split of an image set, with training
+    settings and a seed (initialisation, sampling, augmentation), on a device."""
+
+    recipe: Recipe
+    imageset: ImageSet
+    split: Split
+    settings: TrainingSettings
+    seed: int
+    device: torch.device
+
+    def images(self, name: str) -> torch.Tensor:
+        """The uint8 images of split `name`."""
+        return self.imageset.images[self.split.indices(name)]
+
+    def labels(self, name: str) -> torch.Tensor:
+        """The labels of split `name`."""
+        return self.imageset.labels[self.split.indices(name)]
+
+
 def train_artefact(
-    recipe: Recipe,
-    imageset: ImageSet,
-    split: Split,
-    settings: dict[str, Any],
-    seed: int,
-    device: torch.device,
+    job: Stage1Job,
     progress: bool,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> Stage1Artefact:
-    """Train stage 1 with `seed` and compute the features and logits of every split
-    (`on_epoch` as in `train_stage1`)."""
+    """Train stage 1 and compute the features and logits of every split (`on_epoch` as in
+    `train_stage1`)."""
     started = time.perf_counter()
-    counts = imageset.class_counts(split.train)
-    objective = build_objective(recipe, counts, settings["epochs"])
-    spec = model_spec(recipe, objective, len(counts), settings)
-    torch.manual_seed(seed)
+    counts = job.imageset.class_counts(job.split.train)
+    objective = build_objective(job.recipe, counts, job.settings.epochs)
+    spec = model_spec(job.recipe, objective, len(counts), job.settings)
+    torch.manual_seed(job.seed)
     model = build_classifier(**spec)
-    train_settings = TrainSettings(
-        **{f.name: settings[f.name] for f in dataclasses.fields(TrainSettings)}
-    )
     outcome = train_stage1(
         model,
-        (imageset.images[split.train], imageset.labels[split.train]),
-        (imageset.images[split.val], imageset.labels[split.val]),
+        (job.images("train"), job.labels("train")),
+        (job.images("val"), job.labels("val")),
         objective,
-        train_settings,
-        device,
-        seed=seed,
+        job.settings,
+        job.device,
+        seed=job.seed,
         progress=progress,
         on_epoch=on_epoch,
     )
     features, logits = {}, {}
     for name in SPLIT_NAMES:
         features[name], logits[name] = predict(
-            outcome.model, imageset.images[split.indices(name)], outcome.normalizer, device
+            outcome.model, job.images(name), outcome.normalizer, job.device
         )
     return Stage1Artefact(
         state_dict={k: v.cpu() for k, v in outcome.model.state_dict().items()},
@@ -118,42 +135,39 @@ def train_artefact(
 
 
 def obtain_artefact(
-    config: dict[str, Any],
-    recipe: Recipe,
-    imageset: ImageSet,
-    split: Split,
-    device: torch.device,
+    job: Stage1Job,
+    key: str,
     cache: ArtefactCache,
+    description: dict[str, Any],
     progress: bool,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> tuple[str, Stage1Artefact, bool]:
-    """The cached artefact of this stage-1 configuration, trained first if missing.
-
-    Returns the key, the artefact, and whether it came from the cache.
-    """
-    key = stage1_key(config)
+) -> tuple[Stage1Artefact, bool]:
+    """The artefact cached under `key`, trained first (and stored with `description`) if
+    missing; returns it and whether it came from the cache."""
     artefact = cache.load(key)
     if artefact is not None:
-        return key, artefact, True
-    artefact = train_artefact(
-        recipe,
-        imageset,
-        split,
-        config["training"],
-        config["train_seed"],
-        device,
-        progress,
-        on_epoch,
-    )
-    cache.save(
-        key,
-        artefact,
-        {
-            "dataset": config["dataset"]["name"],
-            "stage1": recipe.name,
-            "data_seed": config["split"]["data_seed"],
-            "train_seed": config["train_seed"],
-            "train_seconds": artefact.train_seconds,
-        },
-    )
-    return key, artefact, False
+        return artefact, True
+    artefact = train_artefact(job, progress, on_epoch)
+    cache.save(key, artefact, {**description, "train_seconds": artefact.train_seconds})
+    return artefact, False
+
+
+def augmented_view_features(
+    artefact: Stage1Artefact, images: torch.Tensor, views: int, seed: int, device: torch.device
+) -> torch.Tensor:
+    """Features of `views` augmented passes of the stage-1 network over `images`, stacked view
+    after view (cached beside the artefact for stage 2's `views` option, so they are computed
+    here, by the code the artefact key covers)."""
+    model = rebuild(artefact, device)
+    normalizer, augment = Normalizer(*artefact.normalizer), Augment()
+    generator = torch.Generator().manual_seed(seed)
+    stacked = []
+    for _ in range(views):
+        augmented = torch.cat(
+            [
+                augment(chunk.to(device), generator).round().to(torch.uint8).cpu()
+                for chunk in images.split(512)
+            ]
+        )
+        stacked.append(predict(model, augmented, normalizer, device)[0])
+    return torch.cat(stacked)

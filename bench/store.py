@@ -70,6 +70,17 @@ class ResultsStore:
         return table
 
 
+def runs_at_settings(runs: pd.DataFrame, settings_ids: dict[str, str]) -> pd.DataFrame:
+    """The runs made at their method's settings id in `settings_ids` (others left out)."""
+    if runs.empty:
+        return runs
+    keep = [
+        settings_ids.get(method) == made_at
+        for method, made_at in zip(runs["method"], runs["settings_id"], strict=True)
+    ]
+    return runs[keep]
+
+
 def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
     config = record["config"]
     row: dict[str, Any] = {
@@ -79,7 +90,8 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         "family": config["method"]["family"],
         "stage2_mode": (config["method"].get("stage2") or {}).get("mode", ""),
         "rebalancing_sampler": config["method"]["sampler"]["name"] in REBALANCING_SAMPLERS,
-        "setting": record["setting"],
+        "variant": record.get("variant", record.get("setting")),  # older records: `setting`
+        "settings_id": record.get("settings_id", ""),  # empty in records older than it
         "data_seed": config["split"]["data_seed"],
         "train_seed": config["train_seed"],
         "status": record["status"],

@@ -11,11 +11,11 @@ from bench.recipes import FAMILIES
 
 HEADLINE = {"accuracy": "Acc", "balanced_accuracy": "BAcc", "macro_f1": "Macro-F1"}
 FULL = {**HEADLINE, "shot_many": "Many", "shot_medium": "Medium", "shot_few": "Few", "ece": "ECE"}
-KEYS = ["family", "method", "stage2_mode", "setting"]
+KEYS = ["family", "method", "stage2_mode", "variant"]
 
 
 def summarise(runs: pd.DataFrame, method_order: list[str] | None = None) -> pd.DataFrame:
-    """Per (family, method, stage-2 mode, setting): number of seeds, then mean and std of every
+    """Per (family, method, stage-2 mode, variant): number of seeds, then mean and std of every
     metric.
 
     Rows are grouped by family, then follow `method_order` (unlisted methods last, by name).

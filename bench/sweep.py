@@ -1,13 +1,14 @@
 """`bench sweep`: tune a method's recipe on the validation split with Optuna.
 
-One trial trains the method once (data seed 0, train seed 0) with values drawn from its search
-space and scores it by validation balanced accuracy; test labels are never read. Stage-1
-epochs are reported to a pruner that stops only clear losers (see `pruner`): a median pruner
-checked every epoch stopped 15 of 20 trials of a `supcon+crt` sweep, and still 14 of 20 when
-checked only in the second half, because a trial falls below the median at some epoch by noise
-alone. Studies live in a
-storage that several workers may share; rerunning a sweep resumes its study up to the requested
-number of finished trials.
+One trial evaluates the method with values drawn from its search space, through the same
+`experiment.evaluate` as `bench run` and at the same training settings (the dataset spec's,
+with the same command-line overrides), once per data seed at train seed 0, and scores it by
+mean validation balanced accuracy; test labels are never read. Stage-1 epochs are reported to
+a pruner that stops only clear losers (see `pruner`): a median pruner checked every epoch
+stopped 15 of 20 trials of a `supcon+crt` sweep, and still 14 of 20 when checked only in the
+second half, because a trial falls below the median at some epoch by noise alone. Studies
+live in a storage that several workers may share; rerunning a sweep resumes its study up to
+the requested number of finished trials, at the settings it was started with.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,22 +32,19 @@ from optuna.visualization import matplotlib as views
 from tqdm import tqdm
 
 from bench.artefacts import ArtefactCache
-from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
-from bench.data.specs import DatasetSpec, get_spec
-from bench.data.split import Split, make_split
-from bench.decoupled import run_stage2
+from bench.data.specs import get_spec
+from bench.data.split import make_split
 from bench.device import resolve_device
 from bench.errors import BenchError
+from bench.experiment import Experiment, evaluate, settings_for
 from bench.files import toml_text, write_text_atomic
 from bench.layout import default_results_dir
-from bench.metrics import balanced_accuracy
 from bench.recipes import TUNED, Method, MethodRegistry
-from bench.runner import plan_run, resolve_settings, stage1_config
 from bench.search import Dimension, applied, apply, search_space
-from bench.stage1 import obtain_artefact
+from bench.settings import TrainingSettings
 
-SEED = 0  # the data seed and train seed of every trial
+SEED = 0  # the train seed of every trial
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -66,6 +64,8 @@ class SweepOptions:
     storage: str | None = None
     space: Path | None = None
     seed: int | None = None
+    data_seeds: tuple[int, ...] = (0,)
+    overrides: dict[str, Any] = field(default_factory=dict)
     heartbeat: int = 60
     results_dir: Path | None = None
     data_root: Path | None = None
@@ -133,18 +133,14 @@ def _suggest(trial: optuna.Trial, dimension: Dimension) -> Any:
 
 
 def make_objective(
-    spec: DatasetSpec,
-    imageset: ImageSet,
-    split: Split,
+    experiments: list[Experiment],
     method: Method,
     space: list[Dimension],
-    settings: dict[str, Any],
     n_trials: int,
-    device: Any,
-    cache: ArtefactCache,
 ) -> Callable[[optuna.Trial], float]:
-    """The trial function: validation balanced accuracy of `method` with drawn values."""
-    val_labels = imageset.labels[split.val].numpy()
+    """The trial function: `method` with drawn values, evaluated in each experiment (one per
+    data seed) at train seed 0; its value is the mean validation balanced accuracy. The
+    pruner watches the stage-1 epochs of the first experiment."""
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("began", True)  # see _fail_unstarted
@@ -153,28 +149,18 @@ def make_objective(
             trial.set_user_attr("surplus", True)
             raise Surplus(f"the study already has {n_trials} trials")
         tuned = apply(method, {d.path: _suggest(trial, d) for d in space})
-        planned = plan_run(spec, imageset, tuned, split, SEED, settings, False, device)
 
         def report(epoch: int, score: float) -> None:
             trial.report(score, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
-        key, artefact, _ = obtain_artefact(
-            stage1_config(planned.config, tuned),
-            tuned.stage1,
-            imageset,
-            split,
-            device,
-            cache,
-            progress=False,
-            on_epoch=report,
-        )
-        logits = artefact.logits["val"]
-        if tuned.stage2:
-            outcome = run_stage2(tuned.stage2, artefact, key, imageset, split, SEED, device, cache)
-            logits = outcome.logits["val"]
-        return balanced_accuracy(val_labels, logits.numpy().argmax(axis=1))
+        scores = []
+        for index, experiment in enumerate(experiments):
+            watched = report if index == 0 else None
+            evaluation = evaluate(tuned, experiment, SEED, splits=("val",), on_epoch=watched)
+            scores.append(evaluation.metrics["val"]["balanced_accuracy"])
+        return float(np.mean(scores))
 
     return objective
 
@@ -201,6 +187,32 @@ def _fail_orphans(study: optuna.Study) -> None:
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
+def _settle_conditions(
+    study: optuna.Study, settings: TrainingSettings, data_seeds: tuple[int, ...]
+) -> None:
+    """Record the training settings and data seeds a study's trials are scored under, or,
+    resuming, refuse other ones: trials at different settings are not comparable."""
+    wanted, seeds = settings.as_dict(), list(data_seeds)
+    if "settings" not in study.user_attrs:
+        if study.get_trials(deepcopy=False):
+            raise BenchError(
+                f"study {study.study_name} has trials from a version that did not record their "
+                "settings; tune in a new storage (--storage), or delete the study."
+            )
+        study.set_user_attr("settings", wanted)
+        study.set_user_attr("data_seeds", seeds)
+        return
+    recorded = study.user_attrs.get("settings") or {}
+    differ = {k: recorded.get(k) for k, v in wanted.items() if recorded.get(k) != v}
+    if study.user_attrs.get("data_seeds") != seeds:
+        differ["data_seeds"] = study.user_attrs.get("data_seeds")
+    if differ:
+        raise BenchError(
+            f"study {study.study_name} was run at {differ}; resume it with those settings, "
+            "or tune under new ones in another storage (--storage)."
+        )
+
+
 def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     """Run (or resume) the study of one method until it has `n_trials` finished trials or the
     timeout passes; returns the study and the folder of its files."""
@@ -210,7 +222,10 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     if method.name.startswith(TUNED):
         raise BenchError(f"{method.name} is already tuned; sweep the method it came from.")
     space = search_space(method, options.space)
-    settings = resolve_settings(spec, {})
+    resolved = settings_for(spec, method, options.overrides)
+    for note in resolved.notes:
+        tqdm.write(note)
+    settings = resolved.settings
     device = resolve_device(options.device)
     folder = (options.results_dir or default_results_dir()) / spec.name / "sweeps"
     storage = open_storage(options.storage, folder, method.slug, options.heartbeat)
@@ -220,9 +235,10 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         storage=storage,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=options.seed),
-        pruner=pruner(int(settings["epochs"])),
+        pruner=pruner(settings.epochs),
         load_if_exists=True,
     )
+    _settle_conditions(study, settings, options.data_seeds)
     if options.storage == "journal":
         _fail_orphans(study)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -232,21 +248,20 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         f"{todo} to go (objective: validation balanced accuracy)"
     )
     if todo:
-        imageset = load_imageset(
-            spec, int(settings["image_size"]), options.data_root, options.progress
-        )
-        split = make_split(imageset, spec.val_fraction, spec.test_fraction, SEED)
-        objective = make_objective(
-            spec,
-            imageset,
-            split,
-            method,
-            space,
-            settings,
-            options.n_trials,
-            device,
-            ArtefactCache(),
-        )
+        imageset = load_imageset(spec, settings.image_size, options.data_root, options.progress)
+        cache = ArtefactCache()
+        experiments = [
+            Experiment(
+                spec,
+                imageset,
+                make_split(imageset, spec.val_fraction, spec.test_fraction, data_seed),
+                settings,
+                device,
+                cache,
+            )
+            for data_seed in options.data_seeds
+        ]
+        objective = make_objective(experiments, method, space, options.n_trials)
         bar = tqdm(
             total=options.n_trials, initial=finished, desc="trials", disable=not options.progress
         )
@@ -308,10 +323,12 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
             "study": study.study_name,
             "trial": best.number,
             "value": best.value,
-            "objective": "validation balanced accuracy, data seed 0, train seed 0",
+            "objective": "mean validation balanced accuracy over the data seeds, train seed 0",
+            "data_seeds": study.user_attrs["data_seeds"],
             "finished_trials": len(completed),
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         },
+        "settings": study.user_attrs["settings"],
         "stage1_recipe": raws[0],
     }
     if len(raws) > 1:

@@ -7,6 +7,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,20 +17,9 @@ from bench.augment import Augment, Normalizer
 from bench.losses import Loss
 from bench.metrics import balanced_accuracy
 from bench.models import Classifier
+from bench.settings import TrainingSettings
 
 Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation knobs; defaults come from the dataset spec, overrides from the CLI."""
-
-    epochs: int
-    batch_size: int
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -38,7 +28,8 @@ class Objective:
 
     The classification loss (with optional class weights switched on at an epoch) plus, when
     `metric` is set, `metric_weight` times a metric-learning loss on the model's normalised
-    projection of the features.
+    projection of the features. The metric loss's own parameters (proxies, learned centres)
+    train at `metric_lr_multiplier` times the learning rate, with weight decay or without.
     """
 
     loss: Loss
@@ -47,6 +38,8 @@ class Objective:
     weights_from_epoch: int = 0
     metric: torch.nn.Module | None = None
     metric_weight: float = 1.0
+    metric_lr_multiplier: float = 1.0
+    metric_weight_decay: bool = True
 
 
 @dataclass
@@ -91,6 +84,31 @@ def predict(
     return torch.cat(features), torch.cat(logits)
 
 
+def build_optimizer(
+    model: Classifier, objective: Objective, settings: TrainingSettings
+) -> torch.optim.Optimizer:
+    """Nesterov SGD over the network and the metric loss's own parameters, each group with
+    its learning-rate multiplier (read by the schedule) and weight decay."""
+    groups: list[dict[str, Any]] = [
+        {
+            "params": list(model.parameters()),
+            "lr_multiplier": 1.0,
+            "weight_decay": settings.weight_decay,
+        }
+    ]
+    if objective.metric is not None:
+        objective.metric.to(next(model.parameters()).device).train()
+        if extra := list(objective.metric.parameters()):
+            groups.append(
+                {
+                    "params": extra,
+                    "lr_multiplier": objective.metric_lr_multiplier,
+                    "weight_decay": settings.weight_decay if objective.metric_weight_decay else 0,
+                }
+            )
+    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
+
+
 def _steps_per_epoch(n: int, batch_size: int) -> int:
     # A trailing batch of one image would break batch norm, so it is dropped.
     return n // batch_size + (1 if n % batch_size > 1 else 0)
@@ -101,7 +119,7 @@ def train_stage1(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     objective: Objective,
-    settings: TrainSettings,
+    settings: TrainingSettings,
     device: torch.device,
     seed: int,
     augment: Augment | None = None,
@@ -119,17 +137,7 @@ def train_stage1(
     normalizer = Normalizer.fit(images)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
-    parameters = list(model.parameters())
-    if objective.metric is not None:
-        objective.metric.to(device).train()
-        parameters += list(objective.metric.parameters())
-    optimizer = torch.optim.SGD(
-        parameters,
-        lr=settings.lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-        nesterov=True,
-    )
+    optimizer = build_optimizer(model, objective, settings)
     steps = _steps_per_epoch(len(labels), settings.batch_size)
     total, warmup = steps * settings.epochs, steps * settings.warmup_epochs
     weights = (
@@ -151,8 +159,9 @@ def train_stage1(
             index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             batch = augment(images[index].to(device, non_blocking=True), generator)
             targets = labels[index].to(device, non_blocking=True)
+            lr = lr_at(epoch * steps + step, total, warmup, settings.lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(epoch * steps + step, total, warmup, settings.lr)
+                group["lr"] = lr * group["lr_multiplier"]
             with autocast(device):
                 features = model.backbone(normalizer(batch))
                 logits = model.head(features)

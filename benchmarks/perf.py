@@ -71,7 +71,8 @@ def stage2_modes(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, flo
     counts = np.bincount(labels.numpy(), minlength=7)
 
     def run(source) -> None:
-        crt(Stage2Context(source, label_splits, head, counts, seed=0, device=CPU), epochs=2)
+        context = Stage2Context(source, label_splits, head, counts, seed=0, device=CPU)
+        crt(context, epochs=2, min_steps=0)
 
     splits = {"train": features, "val": features, "test": features}
     cached = best_of(lambda: run(CachedFeatures(splits, features, labels)))

@@ -43,9 +43,12 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture
 def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with the real method recipes and a tiny `tiny` synthetic dataset."""
+    """A project root with the real method recipes (stage-2 fits shortened to 200 steps) and a
+    tiny `tiny` synthetic dataset."""
     root = tmp_path / "project"
     shutil.copytree(REPO / "methods", root / "methods")
+    for recipe in (root / "methods").glob("*.toml"):  # tiny data: a tenth of the head steps
+        recipe.write_text(recipe.read_text().replace("min_steps = 2000", "min_steps = 200"))
     (root / "datasets").mkdir()
     (root / "datasets" / "tiny.toml").write_text(TINY_SPEC)
     monkeypatch.setenv("BENCH_HOME", str(root))

@@ -1,14 +1,21 @@
-"""Batched augmentation and the optimisation schedule."""
+"""Batched augmentation, the optimisation schedule and the optimiser's parameter groups."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from bench.augment import Augment, Normalizer
-from bench.training import lr_at
+from bench.errors import BenchError
+from bench.models import build_classifier
+from bench.recipes import parse_recipe
+from bench.settings import TrainingSettings
+from bench.stage1 import build_objective
+from bench.training import build_optimizer, lr_at, train_stage1
 
 IDENTITY = Augment(
     max_rotation_deg=0, scale=(1, 1), max_shift=0, brightness=0, contrast=0, saturation=0
@@ -54,3 +61,66 @@ def test_lr_warms_up_linearly_then_decays_by_cosine() -> None:
     assert lr_at(10, 100, 10, 0.1) == pytest.approx(0.1)
     assert lr_at(55, 100, 10, 0.1) == pytest.approx(0.05)
     assert lr_at(99, 100, 10, 0.1) == pytest.approx(0.05 * (1 + math.cos(math.pi * 89 / 90)))
+
+
+def _optimizer_of(recipe_text: str, tmp_path: Path) -> torch.optim.Optimizer:
+    path = tmp_path / "m.toml"
+    path.write_text('description = "x"\n[loss]\nname = "ce"\n' + recipe_text)
+    recipe = parse_recipe(path)
+    counts = np.array([10, 5, 3])
+    objective = build_objective(recipe, counts, epochs=4)
+    model = build_classifier("resnet-compact", 3, embedding_dim=recipe.metric.embedding_dim)
+    return build_optimizer(model, objective, TrainingSettings(lr=0.2, weight_decay=1e-3))
+
+
+def test_proxy_anchor_proxies_learn_100_times_faster_by_default(tmp_path: Path) -> None:
+    optimizer = _optimizer_of('[metric]\nname = "proxy-anchor"\n', tmp_path)
+    network, proxies = optimizer.param_groups
+    assert network["lr_multiplier"] == 1.0 and proxies["lr_multiplier"] == 100.0
+    assert proxies["weight_decay"] == network["weight_decay"] == 1e-3
+    assert len(proxies["params"]) == 1 and proxies["params"][0].shape == (3, 128)
+
+
+def test_a_recipe_sets_the_multiplier_and_drops_weight_decay_of_loss_parameters(
+    tmp_path: Path,
+) -> None:
+    text = '[metric]\nname = "centre-triplet"\ncentres = "learned"\nlr_multiplier = 10.0\n'
+    optimizer = _optimizer_of(text + "weight_decay = false\n", tmp_path)
+    _, centres = optimizer.param_groups
+    assert centres["lr_multiplier"] == 10.0 and centres["weight_decay"] == 0
+    # Loss parameters take their multiple of the scheduled rate at every step.
+    model = build_classifier("resnet-compact", 3, embedding_dim=128)
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    path = tmp_path / "m.toml"
+    path.write_text('description = "x"\n[loss]\nname = "ce"\n' + text)
+    objective = build_objective(parse_recipe(path), np.array([3, 3, 2]), epochs=1)
+    seen: list[list[float]] = []
+    real_step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append([group["lr"] for group in self.param_groups])
+        return real_step(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.SGD, "step", recording_step)
+        train_stage1(
+            model,
+            (images, labels),
+            (images, labels),
+            objective,
+            TrainingSettings(epochs=1, batch_size=4, lr=0.2, warmup_epochs=0),
+            torch.device("cpu"),
+            seed=0,
+            progress=False,
+        )
+    assert seen and all(centre == pytest.approx(10 * net) for net, centre in seen)
+
+
+def test_metric_term_optimiser_fields_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('description = "x"\n[loss]\nname = "ce"\n[metric]\nname = "supcon"\n')
+    assert parse_recipe(path).metric.lr_multiplier == 1.0  # 1 for losses without a paper value
+    path.write_text(path.read_text() + "lr_multiplier = 0\n")
+    with pytest.raises(BenchError, match="lr_multiplier > 0"):
+        parse_recipe(path)

@@ -63,13 +63,13 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
     results = tmp_path / "results"
     assert run_tiny(results, "ce,ldam-drw") == 0
     trained: list[str] = []
-    real_execute = runner.execute
+    real_evaluate = runner.evaluate
 
-    def counting_execute(run, *args, **kwargs):
-        trained.append(run.method.name)
-        return real_execute(run, *args, **kwargs)
+    def counting_evaluate(method, *args, **kwargs):
+        trained.append(method.name)
+        return real_evaluate(method, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "execute", counting_execute)
+    monkeypatch.setattr(runner, "evaluate", counting_evaluate)
     capsys.readouterr()
     assert run_tiny(results, "ce,ldam-drw") == 0
     assert trained == [] and "2 already done, 0 to run" in capsys.readouterr().out
@@ -99,20 +99,20 @@ def test_overrides_are_recorded_and_change_the_run_id(tiny_project: Path, tmp_pa
     overridden = next(r for r in records if r["overrides"])
     assert overridden["overrides"] == {"epochs": 1}
     assert overridden["config"]["training"]["epochs"] == 1
-    assert len({r["setting"] for r in records}) == 2
+    assert len({r["variant"] for r in records}) == 2
 
 
 def test_failed_run_is_recorded_and_the_rest_go_on(
     tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_execute = runner.execute
+    real_evaluate = runner.evaluate
 
-    def failing_for_ce(run, *args, **kwargs):
-        if run.method.name == "ce":
+    def failing_for_ce(method, *args, **kwargs):
+        if method.name == "ce":
             raise RuntimeError("simulated divergence")
-        return real_execute(run, *args, **kwargs)
+        return real_evaluate(method, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "execute", failing_for_ce)
+    monkeypatch.setattr(runner, "evaluate", failing_for_ce)
     results = tmp_path / "results"
     assert run_tiny(results, "ce,ldam-drw") == 0
     table = pd.read_csv(results / "tiny" / "runs.csv").set_index("method")
@@ -149,3 +149,34 @@ def test_user_errors_are_one_line_with_exit_code_2(
     err = capsys.readouterr().err
     assert code == 2 and message in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_report_shows_the_runs_at_the_current_settings_unless_asked(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    assert run_tiny(results, "ce", "--no-report") == 0
+    assert run_tiny(results, "ce", "--epochs", "1", "--no-report") == 0
+    by_epochs = {
+        json.loads(p.read_text())["config"]["training"]["epochs"]: json.loads(p.read_text())
+        for p in (results / "tiny" / "runs").glob("*/run.json")
+    }
+    report = ["report", "--dataset", "tiny", "--results-dir", str(results)]
+
+    def main_table(*extra: str) -> str:
+        capsys.readouterr()
+        assert main([*report, *extra]) == 0
+        return (results / "tiny" / "report" / "main.md").read_text()
+
+    default = main_table()
+    assert "1 finished run(s) made at other settings (or before" in capsys.readouterr().out
+    assert default.count("| ce |") == 1
+    runs_csv = pd.read_csv(results / "tiny" / "report" / "main.csv")
+    assert len(runs_csv) == 1
+    # The summary written by `bench run` holds the runs at that run's settings alone.
+    summary = (results / "tiny" / "summary.md").read_text()
+    assert summary.count("| one-stage | ce |") == 2  # the main and the per-class table
+    assert main_table("--epochs", "1").count("| ce |") == 1
+    both = main_table("--all-settings")
+    for record in by_epochs.values():
+        assert f"ce [{record['variant']}]" in both

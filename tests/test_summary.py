@@ -17,7 +17,7 @@ def _runs() -> pd.DataFrame:
                     "family": "one-stage",
                     "method": method,
                     "stage2_mode": "",
-                    "setting": "s",
+                    "variant": "s",
                     "status": "done",
                     "accuracy": 0.8,
                     "balanced_accuracy": value,

@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import optuna
@@ -25,8 +27,8 @@ from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import make_split
 from bench.errors import BenchError
+from bench.experiment import Experiment, settings_for
 from bench.recipes import MethodRegistry
-from bench.runner import resolve_settings
 from bench.search import search_space
 from bench.sweep import make_objective
 
@@ -45,8 +47,10 @@ def test_search_space_is_read_from_both_recipes(tiny_project: Path) -> None:
     assert space["metric.temperature"] == optuna.distributions.FloatDistribution(
         0.05, 0.5, log=True
     )
-    assert space["stage2.epochs"] == optuna.distributions.CategoricalDistribution([5, 10, 20])
-    assert set(space) == {"metric.weight", "metric.temperature", "stage2.lr", "stage2.epochs"}
+    assert space["stage2.min_steps"] == optuna.distributions.CategoricalDistribution(
+        [500, 1000, 2000, 4000]
+    )
+    assert set(space) == {"metric.weight", "metric.temperature", "stage2.lr", "stage2.min_steps"}
     (tiny_project / "space.toml").write_text(SPACE)
     only = search_space(MethodRegistry().get("ce+crt"), tiny_project / "space.toml")
     assert [d.path for d in only] == ["stage2.lr"]
@@ -104,6 +108,19 @@ def test_three_trial_sweep_exports_a_recipe_that_runs(
     assert len(optuna.load_study(study_name="tiny/ce+crt", storage=study._storage).trials) == 3
 
 
+def _completed_trials(db: Path) -> int:
+    """Completed trials in a study database, read without creating anything in it (opening it
+    through Optuna while the worker creates its tables would race with the worker)."""
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            query = "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # tables not created yet, or the database is locked
+        return 0
+
+
 def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -> None:
     (tiny_project / "space.toml").write_text(SPACE)
     results = tmp_path / "results"
@@ -115,21 +132,13 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = subprocess.Popen([sys.executable, "-m", "bench.cli", *argv], env=env)
     deadline = time.monotonic() + 300
-    finished: list[optuna.trial.FrozenTrial] = []
-    while time.monotonic() < deadline and worker.poll() is None:
+    completed = 0
+    while time.monotonic() < deadline and worker.poll() is None and not completed:
         time.sleep(0.1)
-        if not (results / "tiny" / "sweeps" / "ce+crt.db").exists():
-            continue
-        try:
-            trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
-        except (KeyError, ValueError, RuntimeError):  # the study is not created yet
-            continue
-        finished = [t for t in trials if t.state == TrialState.COMPLETE]
-        if finished:
-            break
+        completed = _completed_trials(results / "tiny" / "sweeps" / "ce+crt.db")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    assert 1 <= len(finished) < 25
+    assert 1 <= completed < 25
     at_kill = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
     interrupted = [t.number for t in at_kill if t.state == TrialState.RUNNING]
     time.sleep(3)  # past the 2-second grace: the killed worker's trial is now stale
@@ -143,24 +152,23 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
 
 def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
     spec = get_spec("tiny")
-    settings = resolve_settings(spec, {})
-    imageset = load_imageset(spec, settings["image_size"])
+    method = MethodRegistry().get("ce+crt")
+    settings = settings_for(spec, method).settings
+    imageset = load_imageset(spec, settings.image_size)
     split = make_split(imageset, spec.val_fraction, spec.test_fraction, 0)
     # Scrambled test labels: anything scored on them would rank the trials differently.
     scrambled = imageset.labels.clone()
     scrambled[split.test] = torch.flip(scrambled[split.test], [0]) % imageset.num_classes
     variants = [imageset, dataclasses.replace(imageset, labels=scrambled)]
-    method = MethodRegistry().get("ce+crt")
     space = search_space(method, None)
     values = []
     for variant in variants:
         study = optuna.create_study(direction="maximize")
         for lr in (0.01, 0.3):
-            study.enqueue_trial({"stage2.lr": lr, "stage2.epochs": 5})
+            study.enqueue_trial({"stage2.lr": lr, "stage2.min_steps": 500})
         cache = ArtefactCache(Path(os.environ["BENCH_CACHE_DIR"]) / f"v{len(values)}")
-        objective = make_objective(
-            spec, variant, split, method, space, settings, 2, torch.device("cpu"), cache
-        )
+        experiment = Experiment(spec, variant, split, settings, torch.device("cpu"), cache)
+        objective = make_objective([experiment], method, space, 2)
         study.optimize(objective, n_trials=2)
         values.append([t.value for t in study.trials])
     assert values[0] == values[1]
@@ -210,3 +218,35 @@ def test_several_methods_one_study_each_in_a_journal(tiny_project: Path, tmp_pat
         )
         trials = optuna.load_study(study_name=f"tiny/{method}", storage=storage).trials
         assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
+
+
+def test_a_sweep_tunes_at_the_run_settings_and_its_export_records_them(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)
+    results = tmp_path / "results"
+    base = _sweep(results, "--n-trials", "1", "--space", str(tiny_project / "space.toml"))
+    base += ["--batch-size", "32", "--data-seeds", "0,1"]
+    assert main([*base, "--epochs", "1", "--export"]) == 0
+    exported = tomllib.loads((tiny_project / "methods/tuned/ce+crt-tiny.toml").read_text())
+    assert exported["settings"]["epochs"] == 1 and exported["settings"]["batch_size"] == 32
+    assert exported["settings"]["image_size"] == 16  # the spec's, as the sweep trained
+    assert exported["tuned"]["data_seeds"] == [0, 1]
+    # Resuming at other settings would mix incomparable trials: refused, with what differs.
+    capsys.readouterr()
+    assert main([*base, "--epochs", "2"]) == 2
+    assert "was run at {'epochs': 1}" in capsys.readouterr().err
+
+    runs = tmp_path / "runs"
+    rerun = ["run", "--methods", "tuned/ce+crt-tiny", "--dataset", "tiny", "--seeds", "0"]
+    rerun += ["--results-dir", str(runs), "--device", "cpu", "--no-progress", "--no-report"]
+    assert main(rerun) == 0
+    assert "command line" not in capsys.readouterr().out
+    assert main([*rerun, "--epochs", "2"]) == 0
+    assert (
+        "tuned/ce+crt-tiny: tuned with epochs = 1; the command line's 2 is used"
+        in capsys.readouterr().out
+    )
+    records = [json.loads(p.read_text()) for p in runs.glob("tiny/runs/*/run.json")]
+    assert sorted(r["config"]["training"]["epochs"] for r in records) == [1, 2]
+    assert {r["config"]["training"]["batch_size"] for r in records} == {32}

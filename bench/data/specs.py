@@ -12,18 +12,9 @@ from bench.data.formats import FORMATS
 from bench.errors import BenchError, unknown_name
 from bench.files import read_toml
 from bench.layout import datasets_dir
+from bench.settings import check_settings
 
 AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
-TRAINING_KEYS = (
-    "image_size",
-    "backbone",
-    "epochs",
-    "batch_size",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "warmup_epochs",
-)
 
 
 @dataclass(frozen=True)
@@ -85,13 +76,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         if len(set(values)) != len(values):
             raise BenchError(f"{path}: {key!r} lists a name twice: {values!r}.")
     split = raw.get("split", {})
-    training = raw.get("training", {})
-    unknown = sorted(set(training) - set(TRAINING_KEYS))
-    if unknown:
-        raise BenchError(
-            f"{path}: [training] unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(TRAINING_KEYS)}."
-        )
+    training = check_settings(raw.get("training", {}), f"{path}: [training]")
     try:
         val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
     except (TypeError, ValueError) as error:
@@ -155,3 +140,21 @@ def get_spec(name: str, folder: Path | None = None) -> DatasetSpec:
             return spec
     names = [*specs, *(a for s in specs.values() for a in s.aliases)]
     raise unknown_name("dataset", name, names, hint="`bench list datasets` shows them all.")
+
+
+def results_spec(name: str, results_dir: Path) -> DatasetSpec | None:
+    """The spec of a dataset whose results are reported: a named spec or alias, data named
+    directly (`imagefolder:PATH`), or the results folder of ad-hoc data (`imagefolder-NAME`,
+    `csv-NAME`: their settings are the built-in defaults). None for a results folder whose
+    spec is gone."""
+    kind = name.partition("-")[0]
+    if kind in AD_HOC and (results_dir / name).is_dir():
+        return DatasetSpec(
+            name=name, description=f"{kind} data", formats=(kind,), source="", classes=()
+        )
+    try:
+        return get_spec(name)
+    except BenchError:
+        if (results_dir / name).is_dir():
+            return None
+        raise

@@ -52,11 +52,18 @@ def build_report(
     reference: str | None = None,
     plot_methods: list[str] | None = None,
     pdf: bool = False,
+    settings_ids: dict[str, str] | None = None,
 ) -> Report:
-    """Write the report of `dataset` (only `methods` when given) and return what was written."""
-    results = load_results(results_dir, dataset, methods)
+    """Write the report of `dataset` (only `methods` when given; with `settings_ids`, only
+    each method's runs at those settings) and return what was written."""
+    results = load_results(results_dir, dataset, methods, settings_ids)
     tables = [main_table(results), per_class_table(results)]
     notes = [f"no finished runs for {m}; left out" for m in results.missing]
+    if results.other_settings:
+        notes.append(
+            f"{results.other_settings} finished run(s) made at other settings (or before "
+            "settings were recorded) are left out (`bench report --all-settings` shows them)"
+        )
     if len(results.labels) > 1:
         tables.append(significance_table(results, reference))
     reference = reference or default_reference(results)

@@ -11,15 +11,16 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.store import METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, ResultsStore
+from bench.store import METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, ResultsStore, runs_at_settings
 
 
 @dataclass(frozen=True)
 class Results:
     """Done runs of one dataset (one row each, `label` naming the method and, where a method
-    was run with several settings, the setting), the method order, the classes in label-index
+    has runs of several variants, the variant), the method order, the classes in label-index
     order (`class_index_order`) and by training frequency (`classes`, most frequent first) with
-    their training counts; `missing` lists the asked-for methods without finished runs."""
+    their training counts; `missing` lists the asked-for methods without finished runs at the
+    settings asked, `other_settings` counts the done runs left out for their settings."""
 
     dataset: str
     folder: Path
@@ -29,6 +30,7 @@ class Results:
     class_index_order: list[str]
     train_counts: dict[str, int]
     missing: list[str]
+    other_settings: int = 0
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of one run."""
@@ -56,9 +58,15 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_results(results_dir: Path, dataset: str, order: list[str] | None = None) -> Results:
+def load_results(
+    results_dir: Path,
+    dataset: str,
+    order: list[str] | None = None,
+    settings_ids: dict[str, str] | None = None,
+) -> Results:
     """Read every done run of `dataset` (in the methods of `order` when given, else all),
-    ordered by `order` then by name."""
+    ordered by `order` then by name; with `settings_ids`, only the runs of each method made
+    at its settings id (methods not in it are left out)."""
     store = ResultsStore(results_dir, dataset)
     runs = store.runs_table() if store.runs_dir.is_dir() else pd.DataFrame()
     if runs.empty or not (runs["status"] == "done").any():
@@ -66,21 +74,33 @@ def load_results(results_dir: Path, dataset: str, order: list[str] | None = None
             f"{store.root}: no finished runs to report on; `bench run --dataset {dataset}` first."
         )
     runs = runs[runs["status"] == "done"].copy()
-    missing = [m for m in order or [] if m not in set(runs["method"])]
     if order is not None:
         runs = runs[runs["method"].isin(order)]
         if runs.empty:
             raise BenchError(
                 f"{store.root}: none of the methods {', '.join(order)} has finished runs."
             )
+    other_settings = 0
+    if settings_ids is not None:
+        current = runs_at_settings(runs, settings_ids)
+        other_settings = len(runs) - len(current)
+        runs = current.copy()
+        if runs.empty:
+            raise BenchError(
+                f"{store.root}: its {other_settings} finished run(s) were made at other "
+                "settings than the current ones (or before settings were recorded); give the "
+                "settings they used (the same --epochs, --image-size, ... as `bench run`) or "
+                "--all-settings."
+            )
+    missing = [m for m in order or [] if m not in set(runs["method"])]
     rank = {name: i for i, name in enumerate(order or [])}
-    settings = runs.groupby("method")["setting"].nunique()
+    variants = runs.groupby("method")["variant"].nunique()
     runs["label"] = [
-        m if settings[m] == 1 else f"{m} [{s}]"
-        for m, s in zip(runs["method"], runs["setting"], strict=True)
+        m if variants[m] == 1 else f"{m} [{v}]"
+        for m, v in zip(runs["method"], runs["variant"], strict=True)
     ]
     runs["rank"] = runs["method"].map(lambda m: rank.get(m, len(rank)))
-    runs = runs.sort_values(["rank", "method", "setting", "data_seed", "train_seed"])
+    runs = runs.sort_values(["rank", "method", "variant", "data_seed", "train_seed"])
     runs = runs.drop(columns="rank").reset_index(drop=True)
     first_run = store.runs_dir / runs["run_id"].iloc[0]
     first = _read_json(first_run / METRICS_FILE)["test"]
@@ -95,4 +115,5 @@ def load_results(results_dir: Path, dataset: str, order: list[str] | None = None
         class_index_order=list(_read_json(first_run / RUN_FILE)["config"]["dataset"]["classes"]),
         train_counts=counts,
         missing=missing,
+        other_settings=other_settings,
     )
