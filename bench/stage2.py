@@ -128,7 +128,7 @@ def fit_head(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step >= total * (1 - TAIL):
+        if step >= min(total - 1, int(total * (1 - TAIL))):
             tail.append(loss.detach())
     with torch.no_grad():
         score = _score(head(source.split("val").to(context.device)).cpu(), context.labels["val"])

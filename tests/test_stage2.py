@@ -140,6 +140,20 @@ def test_head_fits_take_epochs_of_steps_but_at_least_min_steps(
     assert schedule_steps(rows, batch, epochs, min_steps) == expected
 
 
+def test_a_fit_of_few_steps_records_its_last_loss() -> None:
+    train, train_labels = _blobs([20, 10, 5], 0)
+    context = _context(
+        {"train": train, "val": train, "test": train},
+        {"train": train_labels, "val": train_labels, "test": train_labels},
+        HeadWeights(torch.zeros(3, 2), torch.zeros(3)),
+        [20, 10, 5],
+    )
+    for steps in (1, 3, 19):
+        outcome = STAGE2_METHODS["crt"](context, epochs=0, min_steps=steps, batch_size=8)
+        assert outcome.choices["steps"] == steps
+        assert 0 < outcome.choices["final_train_loss"] < 5
+
+
 def _separable_imbalanced() -> tuple[Stage2Context, torch.Tensor]:
     """Three well-separated classes, 200 : 20 : 5 in training and balanced in val and test,
     under a stage-1 head biased towards class 0: the rare class 1 scores 1.5 where class 0
