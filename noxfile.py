@@ -32,3 +32,10 @@ def typecheck(session: nox.Session) -> None:
 def perf(session: nox.Session) -> None:
     """Speed benchmarks, as ratios against baselines measured in the same run."""
     session.run("python", "benchmarks/perf.py")
+
+
+@nox.session
+def validate(session: nox.Session) -> None:
+    """Whether the shipped defaults meet their measured criteria (main job, HAM10000 levels);
+    takes minutes to an hour. `nox -s validate -- synthetic` runs one check."""
+    session.run("python", "benchmarks/validate.py", *session.posargs)

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Converts uint8 batches to float, standardised with per-channel training statistics."""
+    """Converts uint8 batches to float, standardised with per-channel training statistics,
+    in channels-last memory order (the models are kept channels-last: faster convolutions on
+    CPUs and GPUs alike)."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -38,7 +40,7 @@ class Normalizer:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         mean = self.mean.to(batch.device).view(1, -1, 1, 1)
         std = self.std.to(batch.device).view(1, -1, 1, 1)
-        return (batch.float() / 255 - mean) / std
+        return ((batch.float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@
    pipeline a DataLoader worker would run (flips, affine, colour jitter).
 2. cRT on cached stage-1 features (`features` mode) against cRT with images through the frozen
    backbone (`finetune-bn` mode), same head, same epochs.
-3. Loading the real HAM10000 images at 32 px, when found (`BENCH_DATA_ROOT` or
+3. Stage-1 training steps of the compact ResNet at 28 px (batch 64) with the network and the
+   batches in channels-last memory order, as `build_classifier` and `Normalizer` keep them,
+   against the same steps in the default contiguous order.
+4. Loading the real HAM10000 images at 32 px, when found (`BENCH_DATA_ROOT` or
    ../shared/data/ham10000): the cached uint8 tensors against the first load, which reads the
    metadata, hashes every file, decodes and resizes (each into a fresh, temporary cache).
 """
@@ -84,6 +87,31 @@ def stage2_modes(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, flo
     return cached, finetune
 
 
+def memory_formats(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Seconds of 20 training steps in channels-last and in contiguous order."""
+    batch, targets = images[:64], labels[:64]
+
+    def steps(channels_last: bool) -> float:
+        torch.manual_seed(0)
+        model = build_classifier("resnet-compact", 7)
+        inputs = Normalizer.fit(batch)(batch)
+        if not channels_last:
+            model = model.to(memory_format=torch.contiguous_format)
+            inputs = inputs.contiguous()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def run() -> None:
+            for _ in range(20):
+                loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+        return best_of(run)
+
+    return steps(True), steps(False)
+
+
 def ham10000_loading(root: Path) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["BENCH_CACHE_DIR"] = cache
@@ -105,6 +133,11 @@ def main() -> None:
     print(
         f"cRT, 2 epochs on {len(labels)} images: cached features {cached:.2f} s, "
         f"finetune-bn {finetune:.2f} s -> finetune-bn / features = {finetune / cached:.1f}x"
+    )
+    last, contiguous = memory_formats(images, labels)
+    print(
+        f"20 stage-1 steps at 28 px, batch 64: channels-last {last:.2f} s, contiguous "
+        f"{contiguous:.2f} s -> contiguous / channels-last = {contiguous / last:.2f}x"
     )
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
     root = Path(os.environ.get("BENCH_DATA_ROOT") or shared)
