@@ -112,9 +112,12 @@ def open_storage(
 
 def pruner(epochs: int) -> optuna.pruners.BasePruner:
     """Stop a trial whose stage-1 validation score is in the bottom quarter of earlier trials'
-    at the same epoch, checked at a few epochs of the second half only, after 5 trials."""
+    at the same epoch, checked at a few epochs of the second half only, after 5 trials.
+
+    Optuna's percentile is the share of trials *kept*: 75 prunes the bottom quarter (25 would
+    keep only the top quarter; it pruned 14 of 20 trials of a `supcon+crt` sweep)."""
     return optuna.pruners.PercentilePruner(
-        25.0,
+        75.0,
         n_startup_trials=5,
         n_warmup_steps=epochs // 2,
         interval_steps=max(1, epochs // 4),

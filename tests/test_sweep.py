@@ -30,7 +30,7 @@ from bench.errors import BenchError
 from bench.experiment import Experiment, settings_for
 from bench.recipes import MethodRegistry
 from bench.search import search_space
-from bench.sweep import make_objective
+from bench.sweep import make_objective, pruner
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
 
@@ -250,3 +250,29 @@ def test_a_sweep_tunes_at_the_run_settings_and_its_export_records_them(
     records = [json.loads(p.read_text()) for p in runs.glob("tiny/runs/*/run.json")]
     assert sorted(r["config"]["training"]["epochs"] for r in records) == [1, 2]
     assert {r["config"]["training"]["batch_size"] for r in records} == {32}
+
+
+def test_the_pruner_stops_the_bottom_quarter_only() -> None:
+    study = optuna.create_study(direction="maximize", pruner=pruner(epochs=8))
+    for value in (0.50, 0.60, 0.70, 0.80, 0.90, 0.55, 0.65, 0.75):  # finished trials
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                intermediate_values={epoch: value for epoch in range(1, 9)},
+                distributions={},
+                params={},
+            )
+        )
+
+    def pruned_at(value: float, epoch: int) -> bool:
+        trial = study.ask()
+        for step in range(1, epoch + 1):
+            trial.report(value, step)
+        decision = trial.should_prune()
+        study.tell(trial, state=TrialState.FAIL)
+        return decision
+
+    # The 25th percentile of the finished trials at each epoch is 0.5875.
+    assert pruned_at(0.56, epoch=4) and not pruned_at(0.60, epoch=4)
+    assert not pruned_at(0.56, epoch=3)  # before the second half nothing is pruned
+    assert not pruned_at(0.65, epoch=6)  # in the middle of the field: kept (the median is 0.675)
