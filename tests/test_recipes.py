@@ -121,3 +121,17 @@ def test_list_naming_an_unknown_method_is_reported(tmp_path: Path) -> None:
     (tmp_path / "_lists.toml").write_text('all = ["ce", "cee2"]\n')
     with pytest.raises(BenchError, match=r"_lists\.toml: list 'all' names unknown method 'cee2'"):
         MethodRegistry(tmp_path)
+
+
+def test_the_main_jobs_quick_list_is_small_and_covers_each_family() -> None:
+    registry = MethodRegistry()
+    quick = [registry.get(name) for name in registry.lists["quick"]]
+    stage1_recipes = {m.stage1.name for m in quick}
+    assert len(stage1_recipes) == 5  # the stage-1 trainings per seed the 10-minute budget holds
+    one_stage = {m.name for m in quick if m.family == "one-stage"}
+    assert {"ce", "rs-cb"} <= one_stage
+    plain_two_stage = {f"ce+{s}" for s in ("crt", "lws", "tau", "ncm", "posthoc-la")}
+    assert {m.name for m in quick if m.family == "two-stage"} == plain_two_stage
+    metric = {m.stage1.name for m in quick if m.family == "two-stage + metric learning"}
+    assert 2 <= len(metric) <= 3
+    assert set(registry.lists["quick"]) <= set(registry.lists["all"])
