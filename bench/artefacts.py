@@ -8,8 +8,6 @@ train stage 1 once, and a changed field or module trains anew.
 
 from __future__ import annotations
 
-import io
-import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
+from bench import safe_store
 from bench.code_digest import stage1_code
 from bench.data.cache import cache_root
-from bench.files import stable_hash, write_atomic, write_json_atomic
+from bench.files import stable_hash
 
 
 @dataclass
@@ -44,55 +44,78 @@ def stage1_key(stage1_config: dict[str, Any]) -> str:
 
 
 class ArtefactCache:
-    """Stage-1 artefacts on disk: `<root>/stage1/<key>.pt` with a `<key>.json` description."""
+    """Stage-1 artefacts on disk: `<root>/stage1/<key>.pt` with its `<key>.json` description,
+    and extras beside them (`<key>.<name>.pt`); every file holds data only and is verified
+    before use (`bench.safe_store`): an unusable entry is discarded, said, and trained anew."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.folder = (root or cache_root()) / "stage1"
 
-    def load(self, key: str) -> Stage1Artefact | None:
-        """The artefact stored under `key`, or None."""
-        path = self.folder / f"{key}.pt"
-        if not path.exists():
+    def _read(self, path: Path) -> Any:
+        stored = safe_store.load(path)
+        if isinstance(stored, safe_store.Unusable):
+            tqdm.write(stored.message())
+            safe_store.discard(path)
             return None
-        return Stage1Artefact(**torch.load(path, weights_only=False))
+        return stored
+
+    def load(self, key: str) -> Stage1Artefact | None:
+        """The artefact stored under `key`, or None (also when it was unusable)."""
+        path = self.folder / f"{key}.pt"
+        stored = self._read(path)
+        if stored is None:
+            return None
+        try:
+            return Stage1Artefact(**stored)
+        except TypeError as error:  # verified data of another shape: an older layout
+            tqdm.write(safe_store.Unusable(path, f"not an artefact: {error}").message())
+            safe_store.discard(path)
+            return None
 
     def save(self, key: str, artefact: Stage1Artefact, description: dict[str, Any]) -> None:
-        """Store an artefact (atomically) and a JSON description for `bench cache list`."""
-        buffer = io.BytesIO()
-        torch.save(artefact.__dict__, buffer)
-        write_atomic(self.folder / f"{key}.pt", buffer.getvalue())
+        """Store an artefact with its description (for `bench cache list`) and digest."""
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        write_json_atomic(
-            self.folder / f"{key}.json",
+        safe_store.save(
+            self.folder / f"{key}.pt",
+            artefact.__dict__,
             {**description, "key": key, "created": created, "code": stage1_code()},
         )
 
     def load_extra(self, key: str, name: str) -> torch.Tensor | None:
         """A tensor stored beside an artefact (such as augmented-view features), or None."""
-        path = self.folder / f"{key}.{name}.pt"
-        return torch.load(path) if path.exists() else None
+        stored = self._read(self.folder / f"{key}.{name}.pt")
+        return stored if isinstance(stored, torch.Tensor) else None
 
     def save_extra(self, key: str, name: str, tensor: torch.Tensor) -> None:
         """Store a tensor beside an artefact; it is cleared with it."""
-        buffer = io.BytesIO()
-        torch.save(tensor, buffer)
-        write_atomic(self.folder / f"{key}.{name}.pt", buffer.getvalue())
+        safe_store.save(self.folder / f"{key}.{name}.pt", tensor, {"of": key, "extra": name})
 
     def entries(self) -> list[dict[str, Any]]:
-        """Descriptions of every stored artefact, with their size on disk in bytes and whether
-        they are stale: made by other code or library versions than the current ones, so no
-        key computed now can reach them (`bench cache clear` removes them)."""
+        """Every stored artefact and extra (also a data file without its description), with
+        its size in bytes and whether it is stale: made by other code or library versions, or
+        without a digest, so no key computed now reaches it (`bench cache clear` removes it)."""
         rows = []
-        for meta in sorted(self.folder.glob("*.json")):
-            key = meta.stem
-            size = sum(p.stat().st_size for p in self.folder.glob(f"{key}*"))
-            description = json.loads(meta.read_text())
-            stale = description.get("code") != stage1_code()
-            rows.append({**description, "bytes": size, "stale": stale})
+        for data in sorted(self.folder.glob("*.pt")):
+            described = safe_store.description(data) or {}
+            key, _, extra = data.stem.partition(".")
+            owner = safe_store.description(self.folder / f"{key}.pt") or {}
+            size = data.stat().st_size + sum(
+                p.stat().st_size for p in [data.with_suffix(".json")] if p.exists()
+            )
+            rows.append(
+                {
+                    **described,
+                    "key": data.stem,
+                    "extra": extra,
+                    "bytes": size,
+                    "described": "sha256" in described,
+                    "stale": "sha256" not in described or owner.get("code") != stage1_code(),
+                }
+            )
         return rows
 
     def clear(self) -> int:
-        """Delete every artefact; returns how many there were."""
-        count = len(list(self.folder.glob("*.json")))
+        """Delete every artefact (and extra); returns how many artefacts there were."""
+        count = sum(1 for p in self.folder.glob("*.pt") if "." not in p.stem)
         shutil.rmtree(self.folder, ignore_errors=True)
         return count

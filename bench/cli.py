@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from optuna.trial import TrialState
 
 from bench.artefacts import ArtefactCache
+from bench.data.cache import clear_images, image_entries, images_folder
 from bench.data.download import fetch
 from bench.data.inventory import describe
 from bench.data.loading import data_home
@@ -19,6 +21,7 @@ from bench.data.specs import all_specs, get_spec, results_spec
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
 from bench.experiment import current_settings_ids
+from bench.files import ensure_writable
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, MethodRegistry
 from bench.report.build import build_report
@@ -30,15 +33,31 @@ from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, sa
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"seeds must be comma-separated integers, got {text!r}"
-        ) from error
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
+    """Seeds as a list and ranges: `0,1,2`, `0-4`, `0-2,5`; each 0 or more, each once."""
+    seeds: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"seeds are integers of 0 or more, as a list and ranges (0,1,2 or 0-4 or "
+                f"0-2,5); got {text!r}"
+            )
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise argparse.ArgumentTypeError(f"seed range {item!r} runs backwards")
+        for seed in range(first, last + 1):
+            if seed in seeds:
+                raise argparse.ArgumentTypeError(f"seed {seed} is given twice in {text!r}")
+            seeds.append(seed)
+    return tuple(seeds)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2, like every
+    other user error (`--help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _non_negative_int(text: str) -> int:
@@ -64,7 +83,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `bench` and its sub-commands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bench", description="Benchmark imbalance methods for medical image classification."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -210,8 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (info, download):
         _cache_dir_option(sub)
 
-    cache = commands.add_parser("cache", help="list or clear cached stage-1 artefacts")
+    cache = commands.add_parser(
+        "cache",
+        help="list or clear cached stage-1 artefacts and decoded images",
+        description="List or clear the caches: stage-1 artefacts and decoded image sets (both "
+        "unless one is named).",
+    )
     cache.add_argument("action", choices=("list", "clear"))
+    cache.add_argument("--stage1", action="store_true", help="only the stage-1 artefacts")
+    cache.add_argument("--images", action="store_true", help="only the decoded image sets")
     _cache_dir_option(cache)
     return parser
 
@@ -248,8 +274,8 @@ def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> None:
-    summary = run_benchmark(
+def _run(args: argparse.Namespace) -> int:
+    outcome = run_benchmark(
         RunOptions(
             dataset=args.dataset,
             methods=args.methods,
@@ -264,7 +290,15 @@ def _run(args: argparse.Namespace) -> None:
             progress=not args.no_progress,
         )
     )
-    print(format_table(summary, HEADLINE))
+    print(format_table(outcome.summary, HEADLINE))
+    if not outcome.failures:
+        return 0
+    print(
+        f"bench: {len(outcome.failures)} of {outcome.asked} run(s) failed, first "
+        f"{outcome.failures[0]}; each is recorded (status failed) in runs.csv and its run.json.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _list(what: str) -> None:
@@ -330,6 +364,8 @@ def _report(args: argparse.Namespace) -> None:
         runs = ResultsStore(results_dir, spec.name).runs_table()
         names = methods or (list(runs["method"].unique()) if not runs.empty else [])
         settings_ids = current_settings_ids(spec, registry, names, _overrides(args))
+    if (results_dir / name).is_dir():
+        ensure_writable(results_dir / name, "the results folder", "choose it with --results-dir")
     report = build_report(
         results_dir, name, methods, args.reference, plot_methods, args.pdf, settings_ids
     )
@@ -385,37 +421,72 @@ def _sweep(args: argparse.Namespace) -> None:
             )
 
 
-def _cache(action: str) -> None:
-    cache = ArtefactCache()
-    if action == "clear":
-        print(f"removed {cache.clear()} stage-1 artefact(s) from {cache.folder}")
+def _cache(args: argparse.Namespace) -> None:
+    stage1, images = ArtefactCache(), images_folder()
+    both = not (args.stage1 or args.images)
+    if args.action == "clear":
+        if both or args.stage1:
+            print(f"removed {stage1.clear()} stage-1 artefact(s) from {stage1.folder}")
+        if both or args.images:
+            print(f"removed {clear_images()} decoded image set(s) from {images}")
         return
-    entries = cache.entries()
+    if both or args.stage1:
+        _list_entries(
+            stage1.entries(),
+            stage1.folder,
+            "stage-1 artefact(s) and extras",
+            lambda e: (
+                f"{e.get('dataset', '?'):10} {e.get('stage1', e.get('extra', '?')):16} "
+                f"data_seed={e.get('data_seed', '?')} train_seed={e.get('train_seed', '?')}"
+            ),
+        )
+    if both or args.images:
+        _list_entries(
+            image_entries(),
+            images,
+            "decoded image set(s)",
+            lambda e: (
+                f"{e.get('dataset', '?'):10} {e.get('images', '?')} images at "
+                f"{e.get('size', '?')} px"
+            ),
+        )
+
+
+def _list_entries(
+    entries: list[dict[str, Any]], folder: Path, kind: str, describe: Callable[[dict], str]
+) -> None:
+    """One line per cache entry (an entry without its description is listed too), then the
+    totals; stale entries are never served."""
     for entry in entries:
         print(
-            f"{entry['key']}  {entry['dataset']:10} {entry['stage1']:16} "
-            f"data_seed={entry['data_seed']} train_seed={entry['train_seed']}  "
-            f"{entry['train_seconds']:.0f} s  {entry['bytes'] / 1e6:.1f} MB  {entry['created']}"
-            + ("  stale" if entry["stale"] else "")
+            f"{entry['key']}  {describe(entry)}  {entry['bytes'] / 1e6:.1f} MB  "
+            f"{entry.get('created', 'no description')}" + ("  stale" if entry["stale"] else "")
         )
     total = sum(e["bytes"] for e in entries) / 1e6
     stale = sum(e["stale"] for e in entries)
     print(
-        f"{len(entries)} stage-1 artefact(s), {total:.1f} MB, in {cache.folder}"
-        + (f"; {stale} stale (other code or library versions: never served)" if stale else "")
+        f"{len(entries)} {kind}, {total:.1f} MB, in {folder}"
+        + (
+            f"; {stale} stale (other code or libraries, or no digest: never served)"
+            if stale
+            else ""
+        )
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bench` console script; user errors exit with code 2."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, or an argument error already printed on one line
+        return exit.code if isinstance(exit.code, int) else 2
     if getattr(args, "cache_dir", None):
         os.environ["BENCH_CACHE_DIR"] = str(args.cache_dir)
     try:
         if args.command == "run":
-            _run(args)
+            return _run(args)
         elif args.command == "cache":
-            _cache(args.action)
+            _cache(args)
         elif args.command == "data":
             _data(args)
         elif args.command == "report":

@@ -23,6 +23,7 @@ PACKAGE = "bench"
 PURE_IO = {
     "bench": "the package's version string",
     "bench.artefacts": "stores stage-1 artefacts; the key it is given decides what is served",
+    "bench.claims": "coordinates processes sharing a folder; computes nothing",
     "bench.data.cache": "stores decoded tensors under the key it is given",
     "bench.data.download": "fetches files; their content is hashed by the readers",
     "bench.data.specs": "parses dataset specs; the parsed spec is part of every key",

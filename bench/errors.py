@@ -1,4 +1,5 @@
-"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+"""User-facing errors (the CLI prints their message on one line and exits with code 2), and
+the failure of a run that diverged (recorded as failed; `bench run` then exits with code 1)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from collections.abc import Iterable
 
 class BenchError(Exception):
     """A problem the user can fix (bad name, bad file, missing data); the message says how."""
+
+
+class TrainingDiverged(Exception):
+    """Training produced a non-finite loss or output: the run stops and is recorded as failed,
+    with the stage, the epoch and the value; it never enters a table."""
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:

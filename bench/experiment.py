@@ -24,10 +24,10 @@ from bench.data.imageset import ImageSet
 from bench.data.specs import DatasetSpec
 from bench.data.split import Split
 from bench.decoupled import run_stage2
-from bench.errors import BenchError, unknown_name
+from bench.errors import BenchError, TrainingDiverged
 from bench.files import stable_hash
 from bench.metrics import classification_metrics
-from bench.models import BACKBONES
+from bench.models import check_backbone
 from bench.recipes import Method, MethodRegistry
 from bench.samplers import REBALANCING_SAMPLERS
 from bench.settings import ResolvedSettings, TrainingSettings, resolve_settings
@@ -143,6 +143,10 @@ def evaluate(
         logits = {name: outcome.logits[name] for name in splits}
         stage2 = {"mode": method.stage2.mode, **outcome.choices}
     stage2_done = time.perf_counter()
+    for name, values in logits.items():
+        if not bool(torch.isfinite(values).all()):
+            stage = f"stage 2 ({method.stage2.name})" if method.stage2 else "stage 1"
+            raise TrainingDiverged(f"{stage} gave non-finite {name} logits")
     counts = experiment.imageset.class_counts(experiment.split.train)
     metrics, predictions = {}, {}
     for name in splits:
@@ -185,8 +189,8 @@ def settings_for(
     `[training]` < the method's tuned settings < `overrides` (the command line)."""
     tuned = method.tuning.settings if method.tuning else None
     resolved = resolve_settings(spec.training, tuned, overrides, method.name)
-    if resolved.settings.backbone not in BACKBONES:
-        raise unknown_name("backbone", resolved.settings.backbone, BACKBONES)
+    settings = resolved.settings
+    check_backbone(settings.backbone, settings.image_size, settings.pretrained)
     return resolved
 
 

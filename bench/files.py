@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import tomllib
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,27 +16,66 @@ from typing import Any
 from bench.errors import BenchError
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename: never a half file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once, at import: setting it is the only portable way to read it
+# This process, as named in its temporary files (`<name>@<session>@<random>`) and claims: the
+# next process to join a folder removes the temporaries of sessions that died (`bench.claims`).
+SESSION = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write `data` to `path` through a temporary file and a rename: never a half file. The
+    file gets the permissions the umask allows (a temporary file alone would be 0600). With
+    `durable`, the data and the rename are flushed to disk before returning (for a file whose
+    presence marks something done)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}@{SESSION}@", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable and hasattr(os, "O_DIRECTORY"):  # the rename itself (POSIX only)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Atomically write UTF-8 text."""
-    write_atomic(path, text.encode("utf-8"))
+def ensure_writable(folder: Path, what: str, remedy: str) -> None:
+    """Create `folder` if needed and check that files can be written in it, before any long
+    work: an error names the folder, the cause and `remedy`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise BenchError(
+            f"{what} {folder} is not a writable folder ({error.strerror or error}); {remedy}."
+        ) from error
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Atomically write `obj` as indented JSON."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
+    """Atomically write UTF-8 text (see `write_atomic`)."""
+    write_atomic(path, text.encode("utf-8"), durable)
+
+
+def write_json_atomic(path: Path, obj: Any, durable: bool = False) -> None:
+    """Atomically write `obj` as indented JSON (see `write_atomic`)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_text_atomic(path, text, durable)
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:

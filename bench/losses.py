@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from bench.ranges import NON_NEGATIVE, POSITIVE
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -85,7 +88,7 @@ def _ce(counts: np.ndarray) -> Loss:
     return Loss(cross_entropy)
 
 
-def _focal(counts: np.ndarray, *, gamma: float = 1.0) -> Loss:
+def _focal(counts: np.ndarray, *, gamma: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
     return Loss(lambda z, y, w: focal_loss(z, y, w, gamma=gamma))
 
 
@@ -95,7 +98,12 @@ def ldam_margins(counts: np.ndarray, max_margin: float) -> torch.Tensor:
     return torch.tensor(raw * (max_margin / raw.max()), dtype=torch.float32)
 
 
-def _ldam(counts: np.ndarray, *, max_margin: float = 0.5, scale: float = 30.0) -> Loss:
+def _ldam(
+    counts: np.ndarray,
+    *,
+    max_margin: Annotated[float, POSITIVE] = 0.5,
+    scale: Annotated[float, POSITIVE] = 30.0,
+) -> Loss:
     # The cosine head already multiplies by `scale`, so the margin is scaled alike.
     margins = ldam_margins(counts, max_margin) * scale
     return Loss(
@@ -116,7 +124,7 @@ def _balanced_softmax(counts: np.ndarray) -> Loss:
     return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
 
 
-def _logit_adjusted(counts: np.ndarray, *, tau: float = 1.0) -> Loss:
+def _logit_adjusted(counts: np.ndarray, *, tau: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
     offsets = tau * log_prior(counts)
     return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
 

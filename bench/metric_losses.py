@@ -10,6 +10,7 @@ with the network.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ from pytorch_metric_learning import losses, miners
 from torch import nn
 
 from bench.errors import BenchError
+from bench.ranges import FRACTION, NON_NEGATIVE, POSITIVE, Range
 
 
 class MinedTripletLoss(nn.Module):
@@ -100,16 +102,24 @@ class CentreLoss(nn.Module):
         self.centres -= self.alpha * delta
 
 
-def _supcon(num_classes: int, dim: int, *, temperature: float = 0.1) -> nn.Module:
+def _supcon(
+    num_classes: int, dim: int, *, temperature: Annotated[float, POSITIVE] = 0.1
+) -> nn.Module:
     return losses.SupConLoss(temperature=temperature)
 
 
-def _triplet(num_classes: int, dim: int, *, margin: float = 0.2) -> nn.Module:
+def _triplet(
+    num_classes: int, dim: int, *, margin: Annotated[float, NON_NEGATIVE] = 0.2
+) -> nn.Module:
     return MinedTripletLoss(margin)
 
 
 def _proxy_anchor(
-    num_classes: int, dim: int, *, margin: float = 0.1, alpha: float = 32.0
+    num_classes: int,
+    dim: int,
+    *,
+    margin: Annotated[float, NON_NEGATIVE] = 0.1,
+    alpha: Annotated[float, POSITIVE] = 32.0,
 ) -> nn.Module:
     return losses.ProxyAnchorLoss(num_classes, dim, margin=margin, alpha=alpha)
 
@@ -118,9 +128,9 @@ def _centre_triplet(
     num_classes: int,
     dim: int,
     *,
-    margin: float = 0.2,
+    margin: Annotated[float, NON_NEGATIVE] = 0.2,
     centres: str = "running",
-    momentum: float = 0.9,
+    momentum: Annotated[float, FRACTION] = 0.9,
 ) -> nn.Module:
     if centres not in ("running", "learned"):
         raise BenchError(
@@ -129,7 +139,12 @@ def _centre_triplet(
     return ClassCentreTripletLoss(num_classes, dim, margin, centres, momentum)
 
 
-def _centre(num_classes: int, dim: int, *, alpha: float = 0.5) -> nn.Module:
+def _centre(
+    num_classes: int,
+    dim: int,
+    *,
+    alpha: Annotated[float, Range(low=0, high=1, low_open=True)] = 0.5,
+) -> nn.Module:
     return CentreLoss(num_classes, dim, alpha)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.error import URLError
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -61,18 +61,18 @@ class CompactResNet(nn.Module):
         return self.body(x)
 
 
+def hub_weights_file(arch: str) -> Path:
+    """Where torch's hub cache keeps the ImageNet weights of a torchvision model."""
+    url = torchvision.models.get_model_weights(arch).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
 def _torchvision_resnet(arch: str) -> Callable[[bool], tuple[nn.Module, int]]:
     def build(pretrained: bool) -> tuple[nn.Module, int]:
+        # With pretrained weights, `check_backbone` has made sure they are in the hub cache
+        # before any training, so torchvision reads them from there and downloads nothing.
         weights = torchvision.models.get_model_weights(arch).DEFAULT if pretrained else None
-        try:
-            model = torchvision.models.get_model(arch, weights=weights)
-        except (URLError, OSError) as error:
-            hub = torch.hub.get_dir()
-            raise BenchError(
-                f"ImageNet weights for {arch} are not available offline ({error}). Place the "
-                f"file {weights.url.rsplit('/', 1)[-1] if weights else '?'} in {hub}/checkpoints "
-                "or run without --pretrained."
-            ) from error
+        model = torchvision.models.get_model(arch, weights=weights)
         features = model.fc.in_features
         model.fc = nn.Identity()
         return model, features
@@ -83,10 +83,7 @@ def _torchvision_resnet(arch: str) -> Callable[[bool], tuple[nn.Module, int]]:
 def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool], tuple[nn.Module, int]]:
     def build(pretrained: bool) -> tuple[nn.Module, int]:
         if pretrained:
-            raise BenchError(
-                "the compact ResNets have no pretrained weights; drop --pretrained "
-                "or choose resnet18 / resnet50."
-            )
+            raise BenchError("the compact ResNets have no pretrained weights.")
         net = CompactResNet(widths, blocks)
         return net, net.out_features
 
@@ -99,6 +96,33 @@ BACKBONES: dict[str, Callable[[bool], tuple[nn.Module, int]]] = {
     "resnet18": _torchvision_resnet("resnet18"),
     "resnet50": _torchvision_resnet("resnet50"),
 }
+
+# The smallest input each backbone takes (the torchvision ResNets downsample 32 times).
+MIN_IMAGE_SIZE = {"resnet18": 32, "resnet50": 32}
+DEFAULT_MIN_IMAGE_SIZE = 8
+
+
+def check_backbone(name: str, image_size: int, pretrained: bool) -> None:
+    """Refuse, before any training, a backbone that is unknown, an image size below its
+    minimum, or ImageNet weights that are not available offline (nothing is downloaded)."""
+    if name not in BACKBONES:
+        raise unknown_name("backbone", name, BACKBONES)
+    smallest = MIN_IMAGE_SIZE.get(name, DEFAULT_MIN_IMAGE_SIZE)
+    if image_size < smallest:
+        raise BenchError(f"{name} needs images of at least {smallest} px; got {image_size}.")
+    if not pretrained:
+        return
+    if name not in MIN_IMAGE_SIZE:
+        raise BenchError(
+            f"{name} has no pretrained weights; drop --pretrained or choose resnet18 / resnet50."
+        )
+    path = hub_weights_file(name)
+    if not path.is_file():
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+        raise BenchError(
+            f"--pretrained: the ImageNet weights of {name} are not in torch's hub cache ({path});"
+            f" nothing is downloaded behind your back: save {url} there, or drop --pretrained."
+        )
 
 
 class CosineHead(nn.Module):

@@ -20,6 +20,7 @@ from bench.files import read_toml
 from bench.layout import methods_dir
 from bench.losses import LOSSES
 from bench.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
+from bench.ranges import declared_ranges
 from bench.samplers import REBALANCING_SAMPLERS, SAMPLERS
 from bench.settings import check_settings
 from bench.stage2 import STAGE2_METHODS, TRAINABLE
@@ -198,7 +199,8 @@ def _component(
     path: Path,
     extra: tuple[str, ...] = (),
 ) -> tuple[Component, dict[str, Any]]:
-    """Validate one `[table]` against the registered builder's keyword-only parameters.
+    """Validate one `[table]` against the registered builder's keyword-only parameters and
+    the ranges they declare (`bench.ranges`).
 
     Fields named in `extra` are not builder parameters; they are returned apart.
     """
@@ -228,6 +230,12 @@ def _component(
             )
         else:
             params[key] = _check_value(value, accepted[key], f"{path}: [{table}] field {key!r}")
+    for key, valid in declared_ranges(registry[name]).items():
+        if key in params and params[key] not in valid:
+            raise BenchError(
+                f"{path}: [{table}] field {key!r} = {params[key]!r} is out of range for "
+                f"{name!r}: use a value {valid}."
+            )
     defaults = {k: v for k, v in accepted.items() if v is not inspect.Parameter.empty}
     return Component(name, {**defaults, **params}), extras
 

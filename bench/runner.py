@@ -21,13 +21,16 @@ from tqdm import tqdm
 
 import bench
 from bench.artefacts import ArtefactCache
+from bench.claims import join
+from bench.data.cache import cache_root
 from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec, get_spec
 from bench.data.split import make_split, write_manifest
 from bench.device import resolve_device
+from bench.errors import TrainingDiverged
 from bench.experiment import Experiment, current_settings_ids, evaluate, settings_for, settings_id
-from bench.files import stable_hash
+from bench.files import ensure_writable, stable_hash
 from bench.layout import default_results_dir, project_root
 from bench.recipes import Method, MethodRegistry
 from bench.report.build import build_report
@@ -163,12 +166,27 @@ def plan(options: RunOptions, spec: DatasetSpec, methods: list[Method]) -> list[
     return planned
 
 
-def run_benchmark(options: RunOptions) -> pd.DataFrame:
-    """Run every missing (method, data seed, train seed); returns the summary of those asked."""
+@dataclass(frozen=True)
+class RunOutcome:
+    """The summary of the runs asked for, and the runs that failed in this invocation (id and
+    reason), out of how many were asked."""
+
+    summary: pd.DataFrame
+    failures: tuple[str, ...]
+    asked: int
+
+
+def run_benchmark(options: RunOptions) -> RunOutcome:
+    """Run every missing (method, data seed, train seed); returns the summary of those asked
+    and the failures."""
     spec = get_spec(options.dataset)
     registry = MethodRegistry(options.methods_dir)
     methods = registry.expand(options.methods)
     store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
+    ensure_writable(store.root, "the results folder", "choose another with --results-dir")
+    ensure_writable(cache_root(), "the cache", "choose another with --cache-dir")
+    join(store.root)  # this process's session there; debris of dead sessions removed
+    join(cache_root())
 
     load_start = time.perf_counter()
     planned = plan(options, spec, methods)
@@ -181,7 +199,8 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         f"done, {len(todo)} to run on {device.type} (data loaded in {load_seconds:.1f} s)."
     )
     environment = _environment()
-    sweep_start, failures, stage1_seconds, trained = time.perf_counter(), 0, 0.0, 0
+    sweep_start, stage1_seconds, trained = time.perf_counter(), 0.0, 0
+    failures: list[str] = []
     bar = tqdm(todo, desc="runs", unit="run", disable=not options.progress or not todo)
     for run in bar:
         bar.set_postfix_str(run.method.name)
@@ -200,11 +219,11 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
         try:
             evaluation = evaluate(run.method, run.experiment, run.train_seed)
         except Exception as error:  # a failed run is recorded and the sweep goes on
-            store.save_failed(
-                record, f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=5)}"
-            )
-            tqdm.write(f"run {run.run_id} failed: {type(error).__name__}: {error}")
-            failures += 1
+            reason = f"{type(error).__name__}: {error}"
+            trace = "" if isinstance(error, TrainingDiverged) else traceback.format_exc(limit=5)
+            store.save_failed(record, f"{reason}\n{trace}".strip())
+            tqdm.write(f"run {run.run_id} failed: {reason}")
+            failures.append(f"{run.run_id} ({reason})")
             continue
         record |= evaluation.record | {
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds")
@@ -226,8 +245,9 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
 
     total = time.perf_counter() - sweep_start
     tqdm.write(
-        f"{len(todo) - failures} run(s) done, {failures} failed, in {total:.0f} s, of which "
-        f"{trained} stage-1 training(s) took {stage1_seconds:.0f} s; results in {store.root}"
+        f"{len(todo) - len(failures)} run(s) done, {len(failures)} failed, in {total:.0f} s, "
+        f"of which {trained} stage-1 training(s) took {stage1_seconds:.0f} s; "
+        f"results in {store.root}"
     )
     runs = store.write_runs_csv()
     order = [method.name for method in methods] + list(registry.lists.get("all", []))
@@ -252,7 +272,7 @@ def run_benchmark(options: RunOptions) -> pd.DataFrame:
                 f"`bench report --dataset {spec.name}` retries."
             )
     asked = runs[runs["run_id"].isin([run.run_id for run in planned])]
-    return summarise(asked, order)
+    return RunOutcome(summarise(asked, order), tuple(failures), len(planned))
 
 
 def _device_name(device: torch.device) -> str:

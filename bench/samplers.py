@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
+
+from bench.ranges import Range
 
 
 def instance_order(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -39,7 +42,7 @@ def class_balanced_order(labels: torch.Tensor, generator: torch.Generator) -> to
 
 
 def m_per_class_order(
-    labels: torch.Tensor, generator: torch.Generator, *, m: int = 4
+    labels: torch.Tensor, generator: torch.Generator, *, m: Annotated[int, Range(low=1)] = 4
 ) -> torch.Tensor:
     """N indices in blocks of `m` items of one class, each block's class drawn uniformly.
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from bench.artefacts import ArtefactCache, Stage1Artefact
 from bench.augment import Augment, Normalizer
+from bench.claims import wait_for_claim
 from bench.data.imageset import ImageSet
 from bench.data.split import Split
 from bench.losses import LOSSES
@@ -143,12 +145,20 @@ def obtain_artefact(
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[Stage1Artefact, bool]:
     """The artefact cached under `key`, trained first (and stored with `description`) if
-    missing; returns it and whether it came from the cache."""
-    artefact = cache.load(key)
-    if artefact is not None:
+    missing; returns it and whether it came from the cache. The key is claimed before it is
+    trained, so processes sharing the cache train it once: the others wait and reuse it (a
+    dead trainer's claim goes stale and is taken over, see `bench.claims`)."""
+    cache.folder.mkdir(parents=True, exist_ok=True)
+    claim, artefact = wait_for_claim(
+        cache.folder / f"{key}.claim",
+        lambda: cache.load(key),
+        lambda holder: tqdm.write(f"stage 1 {key} is being trained by {holder}; waiting for it"),
+    )
+    if claim is None:
         return artefact, True
-    artefact = train_artefact(job, progress, on_epoch)
-    cache.save(key, artefact, {**description, "train_seconds": artefact.train_seconds})
+    with claim:
+        artefact = train_artefact(job, progress, on_epoch)
+        cache.save(key, artefact, {**description, "train_seconds": artefact.train_seconds})
     return artefact, False
 
 

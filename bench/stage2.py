@@ -13,18 +13,21 @@ of normalised features. The test split never informs any choice.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.errors import TrainingDiverged
 from bench.feature_sources import FeatureSource
 from bench.losses import log_prior
 from bench.metrics import balanced_accuracy
+from bench.ranges import NON_NEGATIVE, POSITIVE, Range
 from bench.samplers import class_balanced_order
 from bench.training import lr_at
 
@@ -116,7 +119,7 @@ def fit_head(
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     total = schedule_steps(len(labels), batch_size, epochs, min_steps)
     order = torch.empty(0, dtype=torch.long)
-    tail = []
+    tail, summed = [], torch.zeros((), device=context.device)
     for step in range(total):
         if len(order) < batch_size:  # a fresh class-balanced draw when the last one runs out
             order = torch.cat([order, class_balanced_order(labels, generator)])
@@ -128,8 +131,11 @@ def fit_head(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        summed += loss.detach()
         if step >= min(total - 1, int(total * (1 - TAIL))):
             tail.append(loss.detach())
+    if not math.isfinite(float(summed)):
+        raise TrainingDiverged(f"stage 2 diverged: a training loss over {total} steps was {summed}")
     with torch.no_grad():
         score = _score(head(source.split("val").to(context.device)).cpu(), context.labels["val"])
     return HeadFit(total, round(float(torch.stack(tail).mean()), 6), score)
@@ -148,11 +154,11 @@ def _evaluate(
 def crt(
     context: Stage2Context,
     *,
-    epochs: int = 10,
-    min_steps: int = 2000,
-    lr: float = 0.05,
-    batch_size: int = 128,
-    weight_decay: float = 5e-4,
+    epochs: Annotated[int, NON_NEGATIVE] = 10,
+    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
+    lr: Annotated[float, POSITIVE] = 0.05,
+    batch_size: Annotated[int, Range(low=1)] = 128,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
 ) -> Stage2Outcome:
     """Classifier re-training: a re-initialised linear head on class-balanced batches."""
     torch.manual_seed(context.seed)
@@ -202,11 +208,11 @@ class ScaledHead(nn.Module):
 def lws(
     context: Stage2Context,
     *,
-    epochs: int = 10,
-    min_steps: int = 2000,
-    lr: float = 0.05,
-    batch_size: int = 128,
-    weight_decay: float = 5e-4,
+    epochs: Annotated[int, NON_NEGATIVE] = 10,
+    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
+    lr: Annotated[float, POSITIVE] = 0.05,
+    batch_size: Annotated[int, Range(low=1)] = 128,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
 ) -> Stage2Outcome:
     """Learnable weight scaling: per-class scales on the frozen head, class-balanced batches."""
     head = ScaledHead(context.head, context.device)

@@ -44,7 +44,7 @@ class ResultsStore:
         np.savez_compressed(buffer, **predictions)  # type: ignore[arg-type]
         write_atomic(folder / PREDICTIONS_FILE, buffer.getvalue())
         write_json_atomic(folder / METRICS_FILE, metrics)
-        write_json_atomic(folder / RUN_FILE, {**record, "status": "done"})
+        write_json_atomic(folder / RUN_FILE, {**record, "status": "done"}, durable=True)
 
     def save_failed(self, record: dict[str, Any], error: str) -> None:
         """Record a run that raised, with its error, so the sweep can go on."""

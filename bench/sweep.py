@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,13 +33,15 @@ from optuna.visualization import matplotlib as views
 from tqdm import tqdm
 
 from bench.artefacts import ArtefactCache
+from bench.claims import join
+from bench.data.cache import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import make_split
 from bench.device import resolve_device
 from bench.errors import BenchError
 from bench.experiment import Experiment, evaluate, settings_for
-from bench.files import toml_text, write_text_atomic
+from bench.files import ensure_writable, toml_text, write_text_atomic
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, Method, MethodRegistry
 from bench.search import Dimension, applied, apply, search_space
@@ -82,6 +85,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
+def masked(text: str, url: str | None = None) -> str:
+    """`text` with the password of a database URL (`url`, or any URL in `text`) replaced by
+    `***`, so that no error message or log line shows it."""
+    password = urlsplit(url or text).password if "://" in (url or text) else None
+    hidden = re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+    return hidden.replace(password, "***") if password else hidden
+
+
 def open_storage(
     storage: str | None, folder: Path, stem: str, heartbeat: int
 ) -> optuna.storages.BaseStorage:
@@ -104,10 +115,14 @@ def open_storage(
     except (ImportError, ModuleNotFoundError) as error:
         hint = ' For PostgreSQL: pip install -e ".[postgres]".' if "postgresql" in url else ""
         raise BenchError(
-            f"storage {url!r} needs a database driver that is not installed ({error}).{hint}"
+            f"storage {masked(url)!r} needs a database driver that is not installed "
+            f"({masked(str(error), url)}).{hint}"
         ) from error
     except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
-        raise BenchError(f"cannot open storage {url!r}: {type(error).__name__}: {error}") from error
+        raise BenchError(
+            f"cannot open storage {masked(url)!r}: {type(error).__name__}: "
+            f"{masked(str(error).strip().splitlines()[0], url)}"
+        ) from error
 
 
 def pruner(epochs: int) -> optuna.pruners.BasePruner:
@@ -231,6 +246,10 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     settings = resolved.settings
     device = resolve_device(options.device)
     folder = (options.results_dir or default_results_dir()) / spec.name / "sweeps"
+    ensure_writable(folder, "the sweeps folder", "choose another with --results-dir")
+    ensure_writable(cache_root(), "the cache", "choose another with --cache-dir")
+    join(folder.parent)
+    join(cache_root())
     storage = open_storage(options.storage, folder, method.slug, options.heartbeat)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(

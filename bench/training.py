@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from bench.augment import Augment, Normalizer
+from bench.errors import TrainingDiverged
 from bench.losses import Loss
 from bench.metrics import balanced_accuracy
 from bench.models import Classifier
@@ -129,6 +130,8 @@ def train_stage1(
     """Train `model` on `train` and keep the epoch with the best validation balanced accuracy.
 
     `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
+    A non-finite training loss or validation output stops training with `TrainingDiverged`
+    (checked once per epoch, from a sum kept on the device).
     `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
     its pruner there, and may stop the training by raising).
     """
@@ -154,7 +157,7 @@ def train_stage1(
         model.train()
         epoch_weights = weights if epoch >= objective.weights_from_epoch else None
         order = objective.sampler(labels, generator)
-        running = 0.0
+        running = torch.zeros((), device=device)  # summed on the device: no sync per step
         for step in range(steps):
             index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             batch = augment(images[index].to(device, non_blocking=True), generator)
@@ -172,13 +175,22 @@ def train_stage1(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += float(loss.detach())
+            running += loss.detach()
+        train_loss = float(running) / steps
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
+            )
         _, val_logits = predict(model, val[0], normalizer, device)
+        if not bool(torch.isfinite(val_logits).all()):
+            raise TrainingDiverged(
+                f"stage 1 diverged in epoch {epoch + 1}: non-finite validation logits"
+            )
         score = balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
         history.append(
-            {"epoch": epoch + 1, "train_loss": running / steps, "val_balanced_accuracy": score}
+            {"epoch": epoch + 1, "train_loss": train_loss, "val_balanced_accuracy": score}
         )
-        epochs.set_postfix(loss=f"{running / steps:.3f}", val_bacc=f"{score:.3f}")
+        epochs.set_postfix(loss=f"{train_loss:.3f}", val_bacc=f"{score:.3f}")
         if on_epoch is not None:
             on_epoch(epoch + 1, score)
         if score > best_score:

@@ -190,3 +190,29 @@ def _png(shade: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (shade, shade, shade)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_unpacking_never_deletes_a_folder_it_did_not_create(
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("mydata/new.txt", "from the archive")
+    (tmp_path / "mydata").mkdir()
+    (tmp_path / "mydata" / "precious.txt").write_text("the user's")
+    fetch(_remote(server, "d.zip", archive.getvalue(), extract=True), tmp_path, progress=False)
+    assert (tmp_path / "mydata" / "new.txt").read_text() == "from the archive"
+    (aside,) = tmp_path.glob("mydata.before-*")
+    assert (aside / "precious.txt").read_text() == "the user's"
+    assert f"moved to {aside}" in capsys.readouterr().out
+
+
+def test_an_archive_that_unpacks_too_large_is_refused(server: Served, tmp_path: Path) -> None:
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("zeros.bin", bytes(200 * (1 << 20)))  # 200 MB of zeros: ~200 kB zipped
+    body = bomb.getvalue()
+    with pytest.raises(BenchError, match="more than 50 times its size; refused"):
+        fetch(_remote(server, "bomb.zip", body, extract=True), tmp_path, progress=False)
+    assert not (tmp_path / "zeros.bin").exists()
+    assert not list(tmp_path.glob(".bomb.zip.unpacking"))

@@ -4,6 +4,7 @@ folders (SD-198 and chest X-ray layouts), CSV listings; bad input named by file 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +175,11 @@ def test_skin198_classes_come_from_folder_names(tmp_path: Path) -> None:
 def test_imagefolder_path_is_a_dataset_and_found_by_parent(tmp_path: Path) -> None:
     _sd198(tmp_path / "data" / "sd198")
     spec = get_spec(f"imagefolder:{tmp_path / 'data' / 'sd198'}")
-    assert spec.name == "imagefolder-sd198"
+    assert re.fullmatch(r"imagefolder-sd198-[0-9a-f]{8}", spec.name)
+    # Another folder of the same name elsewhere gets its own results folder.
+    (tmp_path / "elsewhere" / "sd198").mkdir(parents=True)
+    other = get_spec(f"imagefolder:{tmp_path / 'elsewhere' / 'sd198'}")
+    assert other.name != spec.name and other.name.startswith("imagefolder-sd198-")
     assert len(load_imageset(spec, 8).labels) == 18
     # A named spec searches `BENCH_DATA_ROOT/<params.folder>` before the root itself.
     assert len(load_imageset(get_spec("skin198"), 8, tmp_path / "data").labels) == 18

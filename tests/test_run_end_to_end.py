@@ -103,7 +103,10 @@ def test_overrides_are_recorded_and_change_the_run_id(tiny_project: Path, tmp_pa
 
 
 def test_failed_run_is_recorded_and_the_rest_go_on(
-    tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     real_evaluate = runner.evaluate
 
@@ -114,7 +117,9 @@ def test_failed_run_is_recorded_and_the_rest_go_on(
 
     monkeypatch.setattr(runner, "evaluate", failing_for_ce)
     results = tmp_path / "results"
-    assert run_tiny(results, "ce,ldam-drw") == 0
+    assert run_tiny(results, "ce,ldam-drw") == 1  # a run failed: not a success
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 2 run(s) failed" in err and "simulated divergence" in err
     table = pd.read_csv(results / "tiny" / "runs.csv").set_index("method")
     assert table.loc["ce", "status"] == "failed"
     assert "simulated divergence" in table.loc["ce", "error"]
@@ -180,3 +185,17 @@ def test_report_shows_the_runs_at_the_current_settings_unless_asked(
     both = main_table("--all-settings")
     for record in by_epochs.values():
         assert f"ce [{record['variant']}]" in both
+
+
+def test_diverged_training_is_recorded_as_failed_and_kept_out_of_tables(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    assert run_tiny(results, "ce,ce+crt", "--lr", "1000") == 1
+    assert "2 of 2 run(s) failed" in capsys.readouterr().err
+    table = pd.read_csv(results / "tiny" / "runs.csv")
+    assert (table["status"] == "failed").all()
+    assert table["error"].str.contains(r"stage 1 diverged in epoch \d+", regex=True).all()
+    assert "balanced_accuracy" not in table  # no metrics were recorded for a diverged run
+    summary = (results / "tiny" / "summary.md").read_text()
+    assert "| ce |" not in summary and "| ce+crt |" not in summary

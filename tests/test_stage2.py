@@ -247,3 +247,11 @@ def test_finetune_bn_updates_batch_norm_statistics_but_no_weight() -> None:
     assert features.shape == (8, 64) and not features.requires_grad
     assert not torch.equal(before, model.backbone.state_dict()["body.1.running_mean"])
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+
+
+def test_a_diverging_head_fit_stops_as_failed() -> None:
+    from bench.errors import TrainingDiverged
+
+    context, _ = _separable_imbalanced()
+    with pytest.raises(TrainingDiverged, match="stage 2 diverged"):
+        STAGE2_METHODS["crt"](context, epochs=1, min_steps=50, lr=1e30, batch_size=32)

@@ -276,3 +276,12 @@ def test_the_pruner_stops_the_bottom_quarter_only() -> None:
     assert pruned_at(0.56, epoch=4) and not pruned_at(0.60, epoch=4)
     assert not pruned_at(0.56, epoch=3)  # before the second half nothing is pruned
     assert not pruned_at(0.65, epoch=6)  # in the middle of the field: kept (the median is 0.675)
+
+
+def test_a_refused_database_connection_never_shows_the_password(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://bench:hunter2@127.0.0.1:1/db"  # nothing listens on port 1
+    assert main(_sweep(tmp_path, "--n-trials", "1", "--storage", url)) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "bench:***@127.0.0.1:1/db" in err and err.count("\n") == 1

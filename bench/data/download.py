@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from bench.errors import BenchError
 
 CHUNK = 1 << 20
+MAX_EXPANSION = 50  # unpacked bytes per archive byte at most (image archives barely compress)
 DIGESTS = ("md5", "sha256")
 KEYS = {"url", "name", "extract", *DIGESTS}
 
@@ -136,24 +138,57 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool, timeout: float) ->
             )
 
 
+def _unpack(archive: Path, scratch: Path) -> None:
+    """Unpack every member into `scratch`, each checked to stay inside it, stopping once the
+    bytes written pass `MAX_EXPANSION` times the archive's size (a zip bomb)."""
+    limit = MAX_EXPANSION * max(archive.stat().st_size, CHUNK)
+    written = 0
+    with zipfile.ZipFile(archive) as zipped:
+        members = zipped.infolist()
+        for member in members:
+            if not (scratch / member.filename).resolve().is_relative_to(scratch.resolve()):
+                raise BenchError(
+                    f"{archive}: member {member.filename!r} would unpack outside its folder."
+                )
+        if sum(m.file_size for m in members) > limit:
+            raise BenchError(
+                f"{archive}: would unpack to more than {MAX_EXPANSION} times its size; refused."
+            )
+        for member in members:
+            target = scratch / member.filename
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zipped.open(member) as source, target.open("wb") as sink:
+                while chunk := source.read(CHUNK):
+                    written += len(chunk)
+                    if written > limit:  # the sizes in the archive's index can lie
+                        raise BenchError(
+                            f"{archive}: unpacks to more than {MAX_EXPANSION} times its size; "
+                            "refused."
+                        )
+                    sink.write(chunk)
+
+
 def _extract(archive: Path, folder: Path) -> None:
     """Unpack into a scratch folder, then move the top-level entries into place, then leave a
-    marker: an interrupted unpack is redone, a finished one is not."""
+    marker: an interrupted unpack is redone, a finished one is not. Nothing already in the
+    folder is deleted: an entry in the way is moved aside, and the message says where."""
     marker = folder / f".{archive.name}.extracted"
     if marker.exists():
         return
     scratch = folder / f".{archive.name}.unpacking"
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # the harness's own scratch, never the user's
     try:
-        with zipfile.ZipFile(archive) as zipped:
-            for member in zipped.namelist():
-                if not (scratch / member).resolve().is_relative_to(scratch.resolve()):
-                    raise BenchError(f"{archive}: member {member!r} would unpack outside {folder}.")
-            zipped.extractall(scratch)
+        _unpack(archive, scratch)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for entry in scratch.iterdir():
             target = folder / entry.name
-            if target.is_dir():
-                shutil.rmtree(target)
+            if target.exists() or target.is_symlink():
+                aside = folder / f"{entry.name}.before-{stamp}"
+                os.replace(target, aside)
+                tqdm.write(f"{target} was in the way of {archive.name}: moved to {aside}")
             os.replace(entry, target)
         marker.touch()
     except zipfile.BadZipFile as error:

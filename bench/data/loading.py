@@ -102,6 +102,12 @@ def load_imageset(
     if spec.formats == ("synthetic",):
         return _load_synthetic(spec, image_size)
     source = locate(spec, data_root)
+    present = sorted(set(source.table["label"]))
+    if len(present) < 2:
+        raise BenchError(
+            f"{spec.name}: the data at {source.root} holds {len(present)} class(es) "
+            f"({', '.join(present) or 'none'}); a classification benchmark needs at least 2."
+        )
     fingerprint = data_fingerprint(source, image_size, skip_bad)
     key = stable_hash({"data": fingerprint, "code": data_code()})
     imageset = cached_imageset(

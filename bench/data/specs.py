@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.data import synthetic
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.errors import BenchError, unknown_name
-from bench.files import read_toml
+from bench.files import read_toml, stable_hash
 from bench.layout import datasets_dir
 from bench.settings import check_settings
 
@@ -50,6 +52,26 @@ def _require(table: dict[str, Any], key: str, kind: type, path: Path, where: str
     return value
 
 
+SPEC_KEYS = (
+    "description", "formats", "source", "aliases", "classes",
+    "params", "split", "training", "metrics", "download",
+)  # fmt: skip
+SPLIT_KEYS = ("val", "test")
+METRICS_KEYS = ("shot_groups",)
+
+
+def _no_unknown(table: dict[str, Any], allowed: tuple[str, ...], path: Path, where: str) -> None:
+    """A misspelt key is an error, never silently ignored."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
+        hints = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
+        raise BenchError(
+            f"{path}: {where}unknown key(s) {', '.join(unknown)}{hints}; allowed: "
+            f"{', '.join(allowed) or 'none'}."
+        )
+
+
 def parse_spec(path: Path) -> DatasetSpec:
     """Read and validate one dataset spec file."""
     raw = read_toml(path)
@@ -58,6 +80,7 @@ def parse_spec(path: Path) -> DatasetSpec:
             f"{path}: 'format' is now 'formats', a list tried in order: "
             f"formats = [{raw['format']!r}]."
         )
+    _no_unknown(raw, SPEC_KEYS, path, "")
     for key in ("params", "split", "training", "metrics", "download"):
         if not isinstance(raw.get(key, {}), dict):
             raise BenchError(f"{path}: [{key}] must be a table, got {raw[key]!r}.")
@@ -76,6 +99,10 @@ def parse_spec(path: Path) -> DatasetSpec:
         if len(set(values)) != len(values):
             raise BenchError(f"{path}: {key!r} lists a name twice: {values!r}.")
     split = raw.get("split", {})
+    _no_unknown(split, SPLIT_KEYS, path, "[split] ")
+    _no_unknown(raw.get("metrics", {}), METRICS_KEYS, path, "[metrics] ")
+    params = raw.get("params", {})
+    _no_unknown(params, format_params(formats), path, "[params] ")
     training = check_settings(raw.get("training", {}), f"{path}: [training]")
     try:
         val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
@@ -92,7 +119,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         source=raw.get("source", ""),
         classes=classes,
         aliases=tuple(aliases),
-        params=raw.get("params", {}),
+        params=params,
         downloads={
             name: parse_remote_files(files, f"{path}: [download.{name}]")
             for name, files in raw.get("download", {}).items()
@@ -105,6 +132,15 @@ def parse_spec(path: Path) -> DatasetSpec:
     )
 
 
+def format_params(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The `[params]` keys a spec of these formats may set: `folder` (the sub-folder looked for
+    under a data root) and each format's own."""
+    own = [
+        p for f in formats for p in (synthetic.PARAMS if f == "synthetic" else FORMATS[f].PARAMS)
+    ]
+    return tuple(dict.fromkeys(["folder", *own]))
+
+
 def all_specs(folder: Path | None = None) -> dict[str, DatasetSpec]:
     """Every dataset spec in `folder` (default: the project's `datasets/`), by name."""
     folder = folder or datasets_dir()
@@ -113,13 +149,15 @@ def all_specs(folder: Path | None = None) -> dict[str, DatasetSpec]:
 
 def ad_hoc_spec(kind: str, location: Path) -> DatasetSpec:
     """The spec of `imagefolder:PATH` or `csv:FILE`: classes from the data, default fractions
-    and training settings, results under `<kind>-<folder or file name>`."""
+    and training settings, results under `<kind>-<folder or file name>-<hash of the absolute
+    path>` (two folders called `data` in different places never share results)."""
     if not location.exists():
         raise BenchError(f"{kind}:{location}: no such {'file' if kind == 'csv' else 'folder'}.")
     # A CSV is usually called labels.csv: its folder names the dataset.
     name = location.name if kind == "imagefolder" else f"{location.parent.name}-{location.stem}"
+    where = stable_hash(str(location.resolve()), 8)
     return DatasetSpec(
-        name=f"{kind}-{name}",
+        name=f"{kind}-{name}-{where}",
         description=f"{kind} data at {location}",
         formats=(kind,),
         source=str(location),

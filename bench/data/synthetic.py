@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from bench.errors import BenchError
 
+# The spec parameters of the synthetic format (`[params]`).
+PARAMS = ("n_images", "imbalance_ratio", "difficulty", "seed")
 HAM10000_CLASSES = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")
 HAM10000_COUNTS = (6705, 1113, 1099, 514, 327, 142, 115)
 

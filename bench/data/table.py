@@ -43,7 +43,14 @@ def settle_classes(table: pd.DataFrame, classes: tuple[str, ...]) -> tuple[str, 
 
 
 def check_table(table: pd.DataFrame, classes: tuple[str, ...]) -> None:
-    """Raise a located error for duplicate item ids or labels outside `classes`."""
+    """Raise a located error for duplicate item ids, empty labels or labels outside
+    `classes`."""
+    empty = table[table["label"].fillna("").astype(str).str.strip() == ""]
+    if len(empty):
+        raise BenchError(
+            f"{empty.iloc[0]['origin']}: the label is empty ({len(empty)} row(s) in all); give "
+            "every image its class, or leave the row out."
+        )
     duplicated = table[table["item_id"].duplicated(keep="first")]
     if len(duplicated):
         row = duplicated.iloc[0]

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.artefacts import ArtefactCache
+from bench.claims import join, wait_for_claim
 from bench.errors import unknown_name
-from bench.files import write_text_atomic
+from bench.files import SESSION, write_text_atomic
 from bench.recipes import FAMILIES
 from bench.report import page, plots, render
 from bench.report.collect import Results, load_results
 from bench.report.tables import (
+    Table,
     default_reference,
     main_table,
     per_class_table,
@@ -73,9 +77,34 @@ def build_report(
             raise unknown_name("method to plot (no finished runs)", label, results.labels)
 
     final = results.folder / "report"
-    scratch = results.folder / ".report.partial"
-    shutil.rmtree(scratch, ignore_errors=True)
+    join(results.folder)  # removes the scratch folders of reports whose process died
+    scratch = results.folder / f".report@{SESSION}@{uuid.uuid4().hex[:8]}.partial"
     scratch.mkdir(parents=True)
+    try:
+        notes = _write(results, tables, reference, chosen, notes, scratch, pdf)
+        claim, _ = wait_for_claim(results.folder / "report.claim", lambda: None)
+        assert claim is not None
+        with claim:
+            swap_in(scratch, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # left only when the build failed
+    files = sorted(final.iterdir())
+    return Report(final, files, notes)
+
+
+def _write(
+    results: Results,
+    tables: list[Table],
+    reference: str,
+    chosen: list[str],
+    notes: list[str],
+    scratch: Path,
+    pdf: bool,
+) -> list[str]:
+    """Every table, figure and the page into `scratch`; returns the notes, with any the
+    figures added."""
+    notes = list(notes)
+    dataset = results.dataset
     for table in tables:
         write_text_atomic(scratch / f"{table.name}.md", render.markdown(table))
         write_text_atomic(scratch / f"{table.name}.csv", render.csv(table))
@@ -129,7 +158,18 @@ def build_report(
         [(paths[0], caption) for paths, caption in figures],
     )
     write_text_atomic(scratch / "index.html", html)
-    shutil.rmtree(final, ignore_errors=True)
-    scratch.rename(final)
-    files = sorted(final.iterdir())
-    return Report(final, files, notes)
+    return notes
+
+
+def swap_in(new: Path, final: Path) -> None:
+    """Put the folder `new` in the place of `final` (callers hold the report's claim). The old
+    report is renamed aside first and removed last; a swap killed in between is completed by
+    the next one, which first puts that old report back: a whole report is never lost."""
+    previous = final.with_name(f".{final.name}.previous")
+    if previous.exists() and not final.exists():  # a swap was killed: the last good report
+        os.replace(previous, final)
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(new, final)
+    shutil.rmtree(previous, ignore_errors=True)

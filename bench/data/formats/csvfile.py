@@ -24,6 +24,8 @@ from bench.errors import BenchError
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")
+# The spec parameters this format reads (`[params]`): the listing's file name.
+PARAMS = ("file",)
 LAYOUT_HELP = "Expected a CSV with columns path,label[,group][,split] (`csv:FILE`)."
 
 

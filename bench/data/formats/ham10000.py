@@ -17,6 +17,8 @@ IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 # Bump when decoding or resizing changes, so cached tensors are rebuilt.
 
+# The spec parameters this format reads (`[params]`): none.
+PARAMS: tuple[str, ...] = ()
 LAYOUT_HELP = (
     "Expected layout (as the Kaggle copy of HAM10000 ships it): "
     f"ROOT/{METADATA} and ROOT/{IMAGE_FOLDERS[0]}/ISIC_*.jpg, ROOT/{IMAGE_FOLDERS[1]}/ISIC_*.jpg. "

@@ -23,6 +23,8 @@ from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
 from bench.errors import BenchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# The spec parameters this format reads (`[params]`).
+PARAMS = ("group_pattern",)
 LAYOUT_HELP = (
     "Expected ROOT/<class>/<image> or ROOT/{train,val,test}/<class>/<image>, every class "
     "folder holding images; point --data-root at ROOT."

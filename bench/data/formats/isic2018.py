@@ -31,6 +31,8 @@ from bench.errors import BenchError
 PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
 
+# The spec parameters this format reads (`[params]`): none.
+PARAMS: tuple[str, ...] = ()
 LAYOUT_HELP = (
     "Expected ROOT/ISIC2018_Task3_Training_Input/*.jpg and "
     "ROOT/ISIC2018_Task3_Training_GroundTruth/ISIC2018_Task3_Training_GroundTruth.csv "

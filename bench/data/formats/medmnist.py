@@ -26,15 +26,19 @@ from bench.errors import BenchError
 from bench.files import hash_files
 
 SIZES = (28, 64, 128, 224)
+# The spec parameters this format reads: the `[params.medmnist]` table.
+PARAMS = ("medmnist",)
+SETTINGS = {"file", "labels"}  # the keys of [params.medmnist]
 LAYOUT_HELP = "Expected ROOT/NAME.npz or ROOT/NAME_{64,128,224}.npz as MedMNIST ships them."
 
 
 def _settings(params: dict[str, Any]) -> dict[str, Any]:
     settings = params.get("medmnist")
-    if not isinstance(settings, dict) or "file" not in settings:
+    if not isinstance(settings, dict) or "file" not in settings or set(settings) - SETTINGS:
         raise BenchError(
             "dataset spec: format 'medmnist' needs [params.medmnist] with 'file' (e.g. "
-            "'dermamnist') and 'labels' (class name of each index)."
+            "'dermamnist') and 'labels' (class name of each index), and no other key; got "
+            f"{settings!r}."
         )
     return settings
 

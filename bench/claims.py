@@ -1,0 +1,221 @@
+"""Claims: a file created exclusively says who works on something; a heartbeat keeps it alive.
+
+Processes that share a results folder or a cache — on one machine, or on a cluster's shared
+file system, where a process id cannot be checked from another host and `flock` is unreliable —
+meet through claim files. `NAME.claim` is created with `O_CREAT | O_EXCL` (atomic on local file
+systems and on NFS v3 and later) and holds the host, the process id and the start time; its
+modification time is its heartbeat, refreshed every `HEARTBEAT` seconds by one thread per
+process. A claim whose heartbeat is older than `STALE_AFTER` belongs to a dead or hung worker
+and may be taken over: the taker first renames it away, which only one process can do.
+
+Every `bench` process that writes into a results folder or a cache also holds a *session*
+claim there (`ROOT/.sessions/<session>.claim`) for as long as it runs. Its temporary files
+carry the session's name, so debris left by a killed process is recognised as such — its
+session claim has gone stale — and removed by the next process that joins that folder, while
+the temporaries of a live process are never touched.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.files import SESSION, UMASK
+
+# Seconds between refreshes of every claim a process holds (`$BENCH_HEARTBEAT`, default 10); a
+# claim not refreshed for six of them is a dead worker's.
+HEARTBEAT = float(os.environ.get("BENCH_HEARTBEAT", "10"))
+STALE_AFTER = 6 * HEARTBEAT
+SESSIONS = ".sessions"
+
+_held: set[Path] = set()
+_lock = threading.Lock()
+_beating: threading.Thread | None = None
+
+
+def _beat() -> None:
+    """Refresh the heartbeat of every claim this process holds, forever (a daemon thread)."""
+    while True:
+        time.sleep(HEARTBEAT)
+        with _lock:
+            held = list(_held)
+        for path in held:
+            try:
+                os.utime(path)
+            except FileNotFoundError:  # taken over as stale after a long stall: let it go
+                with _lock:
+                    _held.discard(path)
+
+
+def _hold(path: Path) -> None:
+    global _beating
+    with _lock:
+        _held.add(path)
+        if _beating is None:
+            _beating = threading.Thread(target=_beat, name="claim-heartbeat", daemon=True)
+            _beating.start()
+
+
+class Claim:
+    """A held claim; release it (or leave the `with` block) when the work is done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def release(self) -> None:
+        """Give the claim up."""
+        with _lock:
+            _held.discard(self.path)
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_stale(path: Path, now: float | None = None) -> bool:
+    """Whether the claim at `path` has not been refreshed for `STALE_AFTER` seconds (a claim
+    that is gone counts as stale)."""
+    try:
+        age = (now or time.time()) - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    return age > STALE_AFTER
+
+
+def owner(path: Path) -> str:
+    """Who holds the claim at `path`, for messages (`host, process id`)."""
+    try:
+        held = json.loads(path.read_text())
+        return f"{held['host']}, process {held['pid']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def try_claim(path: Path) -> Claim | None:
+    """Claim `path` if nobody holds it or its holder is stale; None when another holds it."""
+    for _ in range(2):  # once as it is, once more after taking a stale claim over
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK)
+        except FileExistsError:
+            if not is_stale(path):
+                return None
+            taken = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(path, taken)  # only one taker renames it: the others get an error
+            except FileNotFoundError:
+                continue
+            taken.unlink(missing_ok=True)
+            continue
+        record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "session": SESSION,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle)
+        _hold(path)
+        return Claim(path)
+    return None
+
+
+def wait_for_claim(
+    path: Path,
+    ready: Callable[[], Any],
+    on_wait: Callable[[str], None] | None = None,
+    poll: float = 2.0,
+) -> tuple[Claim | None, Any]:
+    """Claim `path`, unless `ready()` returns a result first (the work was done by whoever
+    held the claim): returns (the claim, None) or (None, the result). Waits while a live
+    process holds the claim; `on_wait` is told who, once."""
+    told = False
+    while True:
+        result = ready()
+        if result is not None:
+            return None, result
+        claim = try_claim(path)
+        if claim is not None:
+            result = ready()  # done between the look and the claim
+            if result is not None:
+                claim.release()
+                return None, result
+            return claim, None
+        if on_wait is not None and not told:
+            on_wait(owner(path))
+            told = True
+        time.sleep(poll)
+
+
+_joined: dict[Path, Claim] = {}
+
+
+def join(root: Path) -> None:
+    """Remove the debris that sessions which died in `root` left behind, and hold this
+    process's session claim there (taken once per process and root)."""
+    root = root.resolve()
+    (root / SESSIONS).mkdir(parents=True, exist_ok=True)
+    remove_debris(root)
+    if root not in _joined and (claim := try_claim(root / SESSIONS / f"{SESSION}.claim")):
+        _joined[root] = claim
+
+
+def _debris(root: Path) -> list[Path]:
+    """Temporary files and report scratch folders anywhere under `root`."""
+    found = [p for p in root.rglob("*.tmp") if p.is_file()]
+    return found + [p for p in root.rglob(".report@*") if p.is_dir()]
+
+
+def _session_of(path: Path) -> str | None:
+    """The session named in a temporary's name (`<stem>@<session>@<random>`), or None."""
+    parts = path.name.rsplit("@", 2)
+    return parts[1] if len(parts) == 3 and parts[1] else None
+
+
+def remove_debris(root: Path) -> list[Path]:
+    """Delete the temporaries under `root` whose session is provably gone: its claim in
+    `root/.sessions` is stale, or missing while the temporary has not been written to for
+    `STALE_AFTER` seconds. Returns what was removed."""
+    sessions, now, removed = root / SESSIONS, time.time(), []
+    for path in _debris(root):
+        session = _session_of(path)
+        if session is None:
+            continue
+        claim = sessions / f"{session}.claim"
+        if claim.exists():
+            dead = is_stale(claim, now)
+        else:
+            try:
+                dead = now - path.stat().st_mtime > STALE_AFTER
+            except FileNotFoundError:
+                continue
+        if not dead:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    for claim in sessions.glob("*.claim") if sessions.is_dir() else []:
+        if is_stale(claim, now):
+            claim.unlink(missing_ok=True)
+    return removed
+
+
+@atexit.register
+def _leave() -> None:
+    for claim in list(_joined.values()):
+        claim.release()
+    _joined.clear()
