@@ -8,7 +8,6 @@ train stage 1 once, and a changed field or module trains anew.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,25 +50,29 @@ class ArtefactCache:
     def __init__(self, root: Path | None = None) -> None:
         self.folder = (root or cache_root()) / "stage1"
 
-    def _read(self, path: Path) -> Any:
+    def _read(self, path: Path, repair: bool) -> Any:
         stored = safe_store.load(path)
         if isinstance(stored, safe_store.Unusable):
-            tqdm.write(stored.message())
-            safe_store.discard(path)
+            if repair:
+                tqdm.write(stored.message())
+                safe_store.discard(path)
             return None
         return stored
 
-    def load(self, key: str) -> Stage1Artefact | None:
-        """The artefact stored under `key`, or None (also when it was unusable)."""
+    def load(self, key: str, repair: bool = True) -> Stage1Artefact | None:
+        """The artefact stored under `key`, or None. An unusable entry is discarded (and
+        said) when `repair`; a reader that does not hold the key's claim passes False, since
+        an entry being saved by its holder looks unusable until its description is written."""
         path = self.folder / f"{key}.pt"
-        stored = self._read(path)
+        stored = self._read(path, repair)
         if stored is None:
             return None
         try:
             return Stage1Artefact(**stored)
         except TypeError as error:  # verified data of another shape: an older layout
-            tqdm.write(safe_store.Unusable(path, f"not an artefact: {error}").message())
-            safe_store.discard(path)
+            if repair:
+                tqdm.write(safe_store.Unusable(path, f"not an artefact: {error}").message())
+                safe_store.discard(path)
             return None
 
     def save(self, key: str, artefact: Stage1Artefact, description: dict[str, Any]) -> None:
@@ -83,7 +86,7 @@ class ArtefactCache:
 
     def load_extra(self, key: str, name: str) -> torch.Tensor | None:
         """A tensor stored beside an artefact (such as augmented-view features), or None."""
-        stored = self._read(self.folder / f"{key}.{name}.pt")
+        stored = self._read(self.folder / f"{key}.{name}.pt", repair=True)
         return stored if isinstance(stored, torch.Tensor) else None
 
     def save_extra(self, key: str, name: str, tensor: torch.Tensor) -> None:
@@ -94,7 +97,11 @@ class ArtefactCache:
         """Every stored artefact and extra (also a data file without its description), with
         its size in bytes and whether it is stale: made by other code or library versions, or
         without a digest, so no key computed now reaches it (`bench cache clear` removes it)."""
-        rows = []
+        rows = [
+            {"key": meta.stem, "extra": "", "bytes": meta.stat().st_size, "stale": True}
+            for meta in sorted(self.folder.glob("*.json"))
+            if not meta.with_suffix(".pt").exists()  # a description left without its data
+        ]
         for data in sorted(self.folder.glob("*.pt")):
             described = safe_store.description(data) or {}
             key, _, extra = data.stem.partition(".")
@@ -115,7 +122,9 @@ class ArtefactCache:
         return rows
 
     def clear(self) -> int:
-        """Delete every artefact (and extra); returns how many artefacts there were."""
+        """Delete every artefact and extra with its description (claims of running processes
+        are kept); returns how many artefacts there were."""
         count = sum(1 for p in self.folder.glob("*.pt") if "." not in p.stem)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        for path in [*self.folder.glob("*.pt"), *self.folder.glob("*.json")]:
+            path.unlink(missing_ok=True)
         return count

@@ -6,7 +6,7 @@ meet through claim files. `NAME.claim` is created with `O_CREAT | O_EXCL` (atomi
 systems and on NFS v3 and later) and holds the host, the process id and the start time; its
 modification time is its heartbeat, refreshed every `HEARTBEAT` seconds by one thread per
 process. A claim whose heartbeat is older than `STALE_AFTER` belongs to a dead or hung worker
-and may be taken over: the taker first renames it away, which only one process can do.
+and may be taken over: under a second exclusive file, so only one taker removes it.
 
 Every `bench` process that writes into a results folder or a cache also holds a *session*
 claim there (`ROOT/.sessions/<session>.claim`) for as long as it runs. Its temporary files
@@ -24,7 +24,6 @@ import shutil
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,20 +103,33 @@ def owner(path: Path) -> str:
         return "another process"
 
 
+def _remove_stale(path: Path) -> None:
+    """Remove the stale claim at `path`, under a second exclusive file so that two takers can
+    never both remove it (the second would remove the first one's fresh claim). While the
+    second file exists no claim can be created at `path`, since `path` still exists."""
+    lock = path.with_name(f"{path.name}.takeover")
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
+    except FileExistsError:
+        if is_stale(lock):  # a taker died within these few lines: clear the way for the next
+            lock.unlink(missing_ok=True)
+        return
+    try:
+        if is_stale(path):  # still the dead worker's: nobody can have replaced it meanwhile
+            path.unlink(missing_ok=True)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def try_claim(path: Path) -> Claim | None:
     """Claim `path` if nobody holds it or its holder is stale; None when another holds it."""
-    for _ in range(2):  # once as it is, once more after taking a stale claim over
+    for _ in range(2):  # once as it is, once more after removing a stale claim
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK)
         except FileExistsError:
             if not is_stale(path):
                 return None
-            taken = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(path, taken)  # only one taker renames it: the others get an error
-            except FileNotFoundError:
-                continue
-            taken.unlink(missing_ok=True)
+            _remove_stale(path)
             continue
         record = {
             "host": socket.gethostname(),

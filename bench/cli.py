@@ -31,10 +31,12 @@ from bench.store import ResultsStore
 from bench.summary import HEADLINE, format_table
 from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
 
+MAX_SEEDS = 1000  # per option: far more runs than any study needs
+
 
 def _seeds(text: str) -> tuple[int, ...]:
     """Seeds as a list and ranges: `0,1,2`, `0-4`, `0-2,5`; each 0 or more, each once."""
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}  # ordered, with O(1) membership
     for item in (part.strip() for part in text.split(",")):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
         if not match:
@@ -45,10 +47,12 @@ def _seeds(text: str) -> tuple[int, ...]:
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise argparse.ArgumentTypeError(f"seed range {item!r} runs backwards")
+        if len(seeds) + last - first >= MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"more than {MAX_SEEDS} seeds in {text!r}")
         for seed in range(first, last + 1):
             if seed in seeds:
                 raise argparse.ArgumentTypeError(f"seed {seed} is given twice in {text!r}")
-            seeds.append(seed)
+            seeds[seed] = None
     return tuple(seeds)
 
 
@@ -182,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--space", type=Path, help="TOML file whose [search] table replaces the recipe's"
     )
-    sweep.add_argument("--seed", type=int, help="seed of the TPE sampler (default: random)")
+    sweep.add_argument(
+        "--seed", type=_non_negative_int, help="seed of the TPE sampler (default: random)"
+    )
     sweep.add_argument(
         "--data-seeds",
         type=_seeds,
@@ -376,9 +382,10 @@ def _report(args: argparse.Namespace) -> None:
     )
 
 
-def _sweep(args: argparse.Namespace) -> None:
+def _sweep(args: argparse.Namespace) -> int:
     registry = MethodRegistry()
     methods = registry.expand(args.method or args.methods)
+    code = 0
     for method in methods:
         study, folder = run_sweep(
             SweepOptions(
@@ -402,6 +409,8 @@ def _sweep(args: argparse.Namespace) -> None:
             if args.export:
                 raise BenchError(f"{study.study_name}: no completed trial to export yet.")
             print(f"{study.study_name}: no completed trial yet.")
+            failed = any(t.state == TrialState.FAIL for t in study.trials)
+            code = 1 if failed else code
             continue
         best = study.best_trial
         print(
@@ -419,6 +428,7 @@ def _sweep(args: argparse.Namespace) -> None:
                 f"exported: {path}; evaluate it with "
                 f"`bench run --methods {TUNED}{path.stem} --dataset {args.dataset}`"
             )
+    return code
 
 
 def _cache(args: argparse.Namespace) -> None:
@@ -492,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             _report(args)
         elif args.command == "sweep":
-            _sweep(args)
+            return _sweep(args)
         else:
             _list(args.what)
     except BenchError as error:

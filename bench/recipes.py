@@ -10,6 +10,7 @@ are data, not code.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from bench.files import read_toml
 from bench.layout import methods_dir
 from bench.losses import LOSSES
 from bench.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
-from bench.ranges import declared_ranges
+from bench.ranges import NON_NEGATIVE, POSITIVE, Range, declared_ranges
 from bench.samplers import REBALANCING_SAMPLERS, SAMPLERS
 from bench.settings import check_settings
 from bench.stage2 import STAGE2_METHODS, TRAINABLE
@@ -252,6 +253,25 @@ def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
 
 
 METRIC_TERM_FIELDS = ("weight", "embedding_dim", "lr_multiplier", "weight_decay")
+# The registries whose builders' parameters a recipe table sets, by table.
+TABLE_REGISTRIES: dict[str, dict[str, Callable[..., Any]]] = {
+    "loss": LOSSES,
+    "weighting": WEIGHTINGS,
+    "sampler": SAMPLERS,
+    "metric": METRIC_LOSSES,
+    "stage2": STAGE2_METHODS,
+}
+METRIC_TERM_RANGES = {"weight": NON_NEGATIVE, "lr_multiplier": POSITIVE}
+
+
+def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
+    """The valid range of `table.field` in a parsed recipe file, where one is declared."""
+    if table == "metric" and field in METRIC_TERM_RANGES:
+        return METRIC_TERM_RANGES[field]
+    registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
+    if registry is None or component not in registry:
+        return None
+    return declared_ranges(registry[component]).get(field)
 
 
 def _metric_term(raw: Any, path: Path) -> MetricTerm:
@@ -269,7 +289,8 @@ def _metric_term(raw: Any, path: Path) -> MetricTerm:
         f"{path}: [metric] field 'lr_multiplier'",
     )
     decay = extras.get("weight_decay", True)
-    if weight < 0 or dim < 1 or not multiplier > 0 or not isinstance(decay, bool):
+    finite = math.isfinite(weight) and math.isfinite(multiplier)
+    if not finite or weight < 0 or dim < 1 or not multiplier > 0 or not isinstance(decay, bool):
         raise BenchError(
             f"{path}: [metric] needs weight >= 0, embedding_dim >= 1, lr_multiplier > 0 "
             "and weight_decay true or false."

@@ -71,8 +71,8 @@ def load(path: Path) -> Any | Unusable | None:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, TypeError, EOFError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return Unusable(path, f"not plain tensors and data, refused: {first_line[:120]}")
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
+        return Unusable(path, f"not plain tensors and data, refused: {first}")
 
 
 def discard(path: Path) -> None:

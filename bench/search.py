@@ -17,7 +17,7 @@ import optuna
 
 from bench.errors import BenchError
 from bench.files import read_toml
-from bench.recipes import Method, parse_recipe, parse_stage2_recipe
+from bench.recipes import Method, field_range, parse_recipe, parse_stage2_recipe
 
 SEARCH = "search"
 
@@ -68,6 +68,18 @@ def _dimension(path: str, spec: Any, where: str, recipe: dict[str, Any]) -> Dime
                 distribution = optuna.distributions.FloatDistribution(low, high, log=log, step=step)
         except (ValueError, ZeroDivisionError) as error:
             raise BenchError(f"{where}: [search] {path!r}: {error}") from error
+    valid = field_range(recipe, table, field)
+    values: list[Any] = (
+        list(distribution.choices)
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution)
+        else [spec.get("low"), spec.get("high")]
+    )
+    reached = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if valid is not None and any(v not in valid for v in reached):
+        raise BenchError(
+            f"{where}: [search] {path!r} reaches {reached}, outside the field's valid values "
+            f"({valid})."
+        )
     return Dimension(path, distribution)
 
 

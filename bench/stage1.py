@@ -151,12 +151,15 @@ def obtain_artefact(
     cache.folder.mkdir(parents=True, exist_ok=True)
     claim, artefact = wait_for_claim(
         cache.folder / f"{key}.claim",
-        lambda: cache.load(key),
+        lambda: cache.load(key, repair=False),
         lambda holder: tqdm.write(f"stage 1 {key} is being trained by {holder}; waiting for it"),
     )
     if claim is None:
         return artefact, True
     with claim:
+        artefact = cache.load(key)  # the claim's holder repairs an unusable entry
+        if artefact is not None:
+            return artefact, True
         artefact = train_artefact(job, progress, on_epoch)
         cache.save(key, artefact, {**description, "train_seconds": artefact.train_seconds})
     return artefact, False

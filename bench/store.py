@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ class ResultsStore:
         folder = self.run_dir(run_id)
         if not (folder / METRICS_FILE).exists() or not (folder / RUN_FILE).exists():
             return False
-        return json.loads((folder / RUN_FILE).read_text())["status"] == "done"
+        return status(json.loads((folder / RUN_FILE).read_text()))[0] == "done"
 
     def save_done(
         self, record: dict[str, Any], metrics: dict[str, Any], predictions: dict[str, np.ndarray]
@@ -42,8 +43,8 @@ class ResultsStore:
         folder = self.run_dir(record["run_id"])
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **predictions)  # type: ignore[arg-type]
-        write_atomic(folder / PREDICTIONS_FILE, buffer.getvalue())
-        write_json_atomic(folder / METRICS_FILE, metrics)
+        write_atomic(folder / PREDICTIONS_FILE, buffer.getvalue(), durable=True)
+        write_json_atomic(folder / METRICS_FILE, metrics, durable=True)
         write_json_atomic(folder / RUN_FILE, {**record, "status": "done"}, durable=True)
 
     def save_failed(self, record: dict[str, Any], error: str) -> None:
@@ -60,7 +61,9 @@ class ResultsStore:
             record = json.loads(run_file.read_text())
             metrics_file = run_file.parent / METRICS_FILE
             metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else None
-            rows.append(_flatten(record, metrics if record["status"] == "done" else None))
+            state, error = status(record)
+            record = {**record, "status": state, "error": error}
+            rows.append(_flatten(record, metrics if state == "done" else None))
         return pd.DataFrame(rows)
 
     def write_runs_csv(self) -> pd.DataFrame:
@@ -68,6 +71,19 @@ class ResultsStore:
         table = self.runs_table()
         write_text_atomic(self.root / "runs.csv", table.to_csv(index=False))
         return table
+
+
+def status(record: dict[str, Any]) -> tuple[str, str]:
+    """A run's status and error. A run recorded as done whose training history holds a
+    non-finite loss diverged (versions before divergence was checked saved such runs as
+    done): it counts as failed, so it is left out of every table and run again."""
+    history = record.get("history") or []
+    losses = [h.get("train_loss") for h in history if isinstance(h, dict)]
+    if record.get("status") == "done" and any(
+        not isinstance(v, int | float) or not math.isfinite(v) for v in losses
+    ):
+        return "failed", "diverged: a non-finite training loss is in its history"
+    return str(record.get("status")), str(record.get("error", ""))
 
 
 def runs_at_settings(runs: pd.DataFrame, settings_ids: dict[str, str]) -> pd.DataFrame:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,7 +38,7 @@ from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import make_split
 from bench.device import resolve_device
-from bench.errors import BenchError
+from bench.errors import BenchError, TrainingDiverged
 from bench.experiment import Experiment, evaluate, settings_for
 from bench.files import ensure_writable, toml_text, write_text_atomic
 from bench.layout import default_results_dir
@@ -86,11 +85,17 @@ def parse_duration(text: str) -> float:
 
 
 def masked(text: str, url: str | None = None) -> str:
-    """`text` with the password of a database URL (`url`, or any URL in `text`) replaced by
-    `***`, so that no error message or log line shows it."""
-    password = urlsplit(url or text).password if "://" in (url or text) else None
-    hidden = re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
-    return hidden.replace(password, "***") if password else hidden
+    """`text` with the password of a database URL (`url`, else one in `text`) replaced by
+    `***` — in `user:password@host`, up to the host's `@`, and in a `password=` parameter — so
+    that no error message or log line shows it."""
+    secrets = []
+    for source in (url or "", text):
+        if found := re.search(r"://[^:/@\s]*:(\S*)@[^@/?\s]*", source):
+            secrets.append(found.group(1))
+        secrets += re.findall(r"[?&]password=([^&\s]+)", source)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def open_storage(
@@ -299,7 +304,8 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
                 tqdm.write(f"trial {trial.number}: {value}  {trial.params}")
 
         deadline = time.monotonic() + options.timeout if options.timeout else math.inf
-        while time.monotonic() < deadline:
+        diverged = 0
+        while time.monotonic() < deadline and diverged < options.n_trials:
             if isinstance(storage, optuna.storages.RDBStorage):
                 with warnings.catch_warnings():  # marked experimental by Optuna
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -317,9 +323,17 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
                 n_trials=1,
                 timeout=None if deadline == math.inf else deadline - time.monotonic(),
                 callbacks=[progress],
-                catch=(Surplus,),
+                catch=(Surplus, TrainingDiverged),  # a diverged trial fails; others go on
             )
+            last = study.get_trials(deepcopy=False)[-1]
+            failed = last.state == TrialState.FAIL and not last.user_attrs.get("surplus")
+            diverged = diverged + 1 if failed else 0
         bar.close()
+        if diverged >= options.n_trials:
+            tqdm.write(
+                f"sweep {study.study_name}: {diverged} trial(s) of this worker failed in a row; "
+                "stopped (see each trial's error above: the settings may make training diverge)"
+            )
     return study, folder
 
 

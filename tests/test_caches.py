@@ -92,12 +92,16 @@ def test_cache_list_shows_every_entry_and_clear_takes_images_too(
     assert main(["cache", "list", "--cache-dir", str(cache)]) == 0
     listing = capsys.readouterr().out
     assert "orphan" in listing and "no description" in listing
+    (cache / "stage1" / "lost.json").write_text("{}")  # a description without its data
+    assert main(["cache", "list", "--stage1", "--cache-dir", str(cache)]) == 0
+    assert "lost" in capsys.readouterr().out
     assert "2 stage-1 artefact(s) and extras" in listing and "1 stale" in listing
     assert "1 decoded image set(s)" in listing and "2 images at 8 px" in listing
     assert main(["cache", "clear", "--images", "--cache-dir", str(cache)]) == 0
-    assert not (cache / "images").exists() and (cache / "stage1" / "fresh.pt").exists()
+    assert not list((cache / "images").iterdir()) and (cache / "stage1" / "fresh.pt").exists()
+    (cache / "stage1" / "k.claim").write_text("{}")  # a running process's claim
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
-    assert not (cache / "stage1").exists()
+    assert [p.name for p in (cache / "stage1").iterdir()] == ["k.claim"]
 
 
 def test_a_run_over_a_corrupt_artefact_says_so_and_trains_again(

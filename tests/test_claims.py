@@ -118,3 +118,27 @@ def test_a_report_swap_killed_halfway_loses_no_report(
     swap_in(newer, final)
     assert (final / "index.html").read_text() == "newer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "report"]
+
+
+def test_a_taker_that_saw_a_stale_claim_never_removes_a_fresh_one(tmp_path: Path) -> None:
+    path = tmp_path / "k.claim"
+    path.write_text(json.dumps({"host": "dead", "pid": 1}))
+    _age(path, claims.STALE_AFTER + 1)
+    # A and B both judged it stale; A took it over first and holds a fresh claim now.
+    first = claims.try_claim(path)
+    assert first is not None
+    claims._remove_stale(path)  # B, late, acting on its old judgement
+    assert path.exists() and json.loads(path.read_text())["pid"] == os.getpid()
+    assert claims.try_claim(path) is None  # still A's alone
+    first.release()
+
+
+def test_a_reader_without_the_claim_never_discards_an_entry_being_saved(tmp_path: Path) -> None:
+    from bench.artefacts import ArtefactCache
+
+    cache = ArtefactCache(tmp_path)
+    cache.folder.mkdir(parents=True)
+    (cache.folder / "k.pt").write_bytes(b"written, its description not yet")
+    assert cache.load("k", repair=False) is None
+    assert (cache.folder / "k.pt").exists()  # the saver's data is left alone
+    assert cache.load("k") is None and not (cache.folder / "k.pt").exists()  # the holder repairs

@@ -166,3 +166,49 @@ def test_unwritable_results_or_cache_fail_before_loading(
     assert "--results-dir" in err
     err = _error([*argv, "--results-dir", str(tmp_path / "r"), "--cache-dir", str(a_file)], capsys)
     assert f"the cache {a_file} is not a writable folder" in err and "--cache-dir" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--dataset", "tiny", "--seeds", "0-99999999"], "more than 1000 seeds"),
+        (["sweep", "--method", "ce+crt", "--dataset", "tiny", "--seed", "-1"], "must be 0 or more"),
+    ],
+)
+def test_bad_command_line_values_are_one_line(
+    tiny_project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert message in _error(argv, capsys)
+
+
+def test_a_synthetic_spec_with_other_classes_is_refused(
+    tiny_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = TINY_SPEC.replace(
+        'classes = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]', 'classes = ["nv"]'
+    )
+    (tiny_project / "datasets" / "tiny.toml").write_text(spec)
+    err = _error(["run", "--dataset", "tiny", "--methods", "ce", "--results-dir", "r"], capsys)
+    assert "the synthetic generator draws HAM10000's seven classes" in err
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[metric]\nname = "supcon"\nweight = nan\n', "[metric] needs weight >= 0"),
+        (
+            '[metric]\nname = "supcon"\ntemperature = 0.1\n[search]\n'
+            '"metric.temperature" = { low = 0.0, high = 1.0 }\n',
+            "reaches [0.0, 1.0], outside the field's valid values (> 0)",
+        ),
+    ],
+)
+def test_non_finite_weights_and_search_ranges_outside_a_field_are_refused(
+    tiny_project: Path, capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    (tiny_project / "methods" / "bad.toml").write_text(
+        'description = "x"\n[loss]\nname = "ce"\n' + table
+    )
+    argv = ["sweep", "--method", "bad+crt", "--dataset", "tiny", "--results-dir", "r"]
+    err = _error(argv, capsys)
+    assert message in err and "bad.toml" in err

@@ -12,6 +12,7 @@ from conftest import run_tiny
 
 from bench import runner
 from bench.cli import main
+from bench.store import ResultsStore
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +200,18 @@ def test_diverged_training_is_recorded_as_failed_and_kept_out_of_tables(
     assert "balanced_accuracy" not in table  # no metrics were recorded for a diverged run
     summary = (results / "tiny" / "summary.md").read_text()
     assert "| ce |" not in summary and "| ce+crt |" not in summary
+
+
+def test_a_run_an_older_version_saved_as_done_although_it_diverged_counts_as_failed(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    assert run_tiny(results, "ce", "--no-report") == 0
+    (folder,) = (results / "tiny" / "runs").iterdir()
+    record = json.loads((folder / "run.json").read_text())
+    record["history"][0]["train_loss"] = float("nan")
+    (folder / "run.json").write_text(json.dumps(record))
+    store = ResultsStore(results, "tiny")
+    assert not store.is_done(folder.name)  # run again by the next `bench run`
+    row = store.runs_table().iloc[0]
+    assert row["status"] == "failed" and "diverged" in row["error"]

@@ -30,7 +30,7 @@ from bench.errors import BenchError
 from bench.experiment import Experiment, settings_for
 from bench.recipes import MethodRegistry
 from bench.search import search_space
-from bench.sweep import make_objective, pruner
+from bench.sweep import make_objective, masked, pruner
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
 
@@ -285,3 +285,29 @@ def test_a_refused_database_connection_never_shows_the_password(
     assert main(_sweep(tmp_path, "--n-trials", "1", "--storage", url)) == 2
     err = capsys.readouterr().err
     assert "hunter2" not in err and "bench:***@127.0.0.1:1/db" in err and err.count("\n") == 1
+
+
+def test_diverging_trials_fail_and_the_sweep_stops_with_exit_1(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _sweep(tmp_path, "--n-trials", "2", "--lr", "1000", "--space")
+    (tiny_project / "space.toml").write_text(SPACE)
+    assert main([*argv, str(tiny_project / "space.toml")]) == 1
+    out = capsys.readouterr().out
+    assert "trial 0: fail" in out and "failed in a row; stopped" in out
+    study = optuna.load_study(
+        study_name="tiny/ce+crt", storage=f"sqlite:///{tmp_path}/tiny/sweeps/ce+crt.db"
+    )
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql://bench:p@ss@127.0.0.1:1/db", "p@ss"),
+        ("postgresql://127.0.0.1:1/db?user=bench&password=s3cret", "s3cret"),
+    ],
+)
+def test_passwords_in_other_url_forms_are_masked_too(url: str, secret: str) -> None:
+    text = masked(f"cannot open storage {url!r}: refused ({secret})", url)
+    assert secret not in text and "***" in text

@@ -107,7 +107,7 @@ def test_cache_list_and_clear(
     assert listing.count("  stale") == 1 and "1 stale (other code or libraries" in listing
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
     assert "removed 2" in capsys.readouterr().out
-    assert not (cache / "stage1").exists()
+    assert not list((cache / "stage1").glob("*.pt"))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ discarded, said, and decoded again.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import safe_store
+from bench.claims import wait_for_claim
 from bench.data.imageset import ImageSet
 
 
@@ -32,20 +32,42 @@ def images_folder() -> Path:
     return cache_root() / "images"
 
 
-def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
-    """Load the image set stored under `key`, or build and store it."""
-    path = images_folder() / f"{key}.pt"
+def _read(path: Path, repair: bool) -> ImageSet | None:
+    """The image set at `path`, or None; an unusable entry is discarded (and said) when
+    `repair` (only by the holder of its claim: an entry being saved looks unusable)."""
     stored = safe_store.load(path)
-    if isinstance(stored, safe_store.Unusable):
-        tqdm.write(stored.message())
-        safe_store.discard(path)
-    elif stored is not None:
+    problem = stored if isinstance(stored, safe_store.Unusable) else None
+    if isinstance(stored, dict):
         try:
             return ImageSet(**stored)
-        except (TypeError, ValueError) as error:  # verified data of another shape
-            tqdm.write(safe_store.Unusable(path, f"not an image set: {error}").message())
-            safe_store.discard(path)
-    imageset = build()
+        except (TypeError, ValueError, AttributeError) as error:  # data of another shape
+            problem = safe_store.Unusable(path, f"not an image set: {error}")
+    elif stored is not None and problem is None:
+        problem = safe_store.Unusable(path, "not an image set")
+    if problem is not None and repair:
+        tqdm.write(problem.message())
+        safe_store.discard(path)
+    return None
+
+
+def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
+    """Load the image set stored under `key`, or build and store it (under the key's claim,
+    so that processes sharing the cache decode it once)."""
+    path = images_folder() / f"{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    claim, imageset = wait_for_claim(
+        path.with_suffix(".claim"),
+        lambda: _read(path, repair=False),
+        lambda holder: tqdm.write(f"images {key} are being decoded by {holder}; waiting"),
+    )
+    if claim is None:
+        return imageset
+    with claim:
+        return _read(path, repair=True) or _store(path, build())
+
+
+def _store(path: Path, imageset: ImageSet) -> ImageSet:
+    """Save `imageset` at `path` with its description; returns it."""
     fields = {name: getattr(imageset, name) for name in imageset.__dataclass_fields__}
     created = datetime.now(UTC).isoformat(timespec="seconds")
     described = {"dataset": imageset.name, "images": len(imageset.labels), "created": created}
@@ -56,7 +78,11 @@ def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
 def image_entries() -> list[dict[str, Any]]:
     """Every stored image set (also one without its description), with its size in bytes;
     one without a digest is stale: never read, decoded anew when needed."""
-    rows = []
+    rows = [
+        {"key": meta.stem, "bytes": meta.stat().st_size, "stale": True}
+        for meta in sorted(images_folder().glob("*.json"))
+        if not meta.with_suffix(".pt").exists()  # a description left without its data
+    ]
     for data in sorted(images_folder().glob("*.pt")):
         described = safe_store.description(data) or {}
         meta = data.with_suffix(".json")
@@ -68,7 +94,10 @@ def image_entries() -> list[dict[str, Any]]:
 
 
 def clear_images() -> int:
-    """Delete every decoded image set; returns how many there were."""
-    count = len(list(images_folder().glob("*.pt")))
-    shutil.rmtree(images_folder(), ignore_errors=True)
+    """Delete every decoded image set with its description (claims of running processes are
+    kept); returns how many there were."""
+    folder = images_folder()
+    count = len(list(folder.glob("*.pt")))
+    for path in [*folder.glob("*.pt"), *folder.glob("*.json")]:
+        path.unlink(missing_ok=True)
     return count

@@ -161,6 +161,11 @@ def _decode(
 
 
 def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
+    if spec.classes and tuple(spec.classes) != synthetic.HAM10000_CLASSES:
+        raise BenchError(
+            f"{spec.path or spec.name}: the synthetic generator draws HAM10000's seven classes; "
+            f"set classes = {list(synthetic.HAM10000_CLASSES)} (or leave them out)."
+        )
     params = spec.params
     counts = synthetic.class_counts(
         int(params.get("n_images", 2400)), float(params.get("imbalance_ratio", 58.3))
@@ -174,7 +179,7 @@ def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
         labels=labels,
         item_ids=ids,
         groups=ids,
-        class_names=spec.classes,
+        class_names=synthetic.HAM10000_CLASSES,
         fingerprint=synthetic.fingerprint(images, labels),
         provenance={
             "generator": "bench.data.synthetic",

@@ -86,9 +86,9 @@ def build_report(
         assert claim is not None
         with claim:
             swap_in(scratch, final)
+            files = sorted(final.iterdir())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # left only when the build failed
-    files = sorted(final.iterdir())
     return Report(final, files, notes)
 
 
