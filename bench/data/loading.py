@@ -99,8 +99,9 @@ def load_imageset(
 ) -> ImageSet:
     """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached,
     keyed by the source files' content, the item table and the size)."""
-    if spec.formats == ("synthetic",):
-        return _load_synthetic(spec, image_size)
+    if spec.formats == ("synthetic",):  # generated once per size, then cached (workers share it)
+        key = stable_hash({"synthetic": spec.params, "size": image_size, "code": data_code()})
+        return cached_imageset(key, lambda: _load_synthetic(spec, image_size))
     source = locate(spec, data_root)
     present = sorted(set(source.table["label"]))
     if len(present) < 2:
