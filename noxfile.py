@@ -30,8 +30,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def perf(session: nox.Session) -> None:
-    """Speed benchmarks, as ratios against baselines measured in the same run."""
+    """Speed benchmarks, as ratios against baselines measured in the same run (the second,
+    --jobs 2 against --jobs 1, takes a few minutes)."""
     session.run("python", "benchmarks/perf.py")
+    session.run("python", "benchmarks/workers.py")
 
 
 @nox.session

@@ -84,6 +84,10 @@ class ArtefactCache:
             {**description, "key": key, "created": created, "code": stage1_code()},
         )
 
+    def has(self, key: str) -> bool:
+        """Whether an entry is stored under `key` (unverified: for planning, not for use)."""
+        return (self.folder / f"{key}.pt").exists() and (self.folder / f"{key}.json").exists()
+
     def load_extra(self, key: str, name: str) -> torch.Tensor | None:
         """A tensor stored beside an artefact (such as augmented-view features), or None."""
         stored = self._read(self.folder / f"{key}.{name}.pt", repair=True)

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,17 +20,20 @@ from bench.data.inventory import describe
 from bench.data.loading import data_home
 from bench.data.specs import all_specs, get_spec, results_spec
 from bench.device import DEVICE_CHOICES
-from bench.errors import BenchError, unknown_name
+from bench.errors import BenchError, Interrupted, unknown_name
+from bench.executors.options import EXECUTORS, ExecutorOptions, parse_minutes, resolve_options
 from bench.experiment import current_settings_ids
 from bench.files import ensure_writable
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, MethodRegistry
 from bench.report.build import build_report
-from bench.runner import RunOptions, run_benchmark
+from bench.runner import RunOptions, finalize, run_benchmark
 from bench.settings import SETTING_NAMES
+from bench.status import describe as describe_status
 from bench.store import ResultsStore
 from bench.summary import HEADLINE, format_table
 from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
+from bench.sweep_workers import run_sweep_workers
 
 MAX_SEEDS = 1000  # per option: far more runs than any study needs
 
@@ -111,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-seeds", type=_seeds, default=(0,), help="split seeds (default: 0)")
     _setting_options(run, "Recorded in run.json and part of the run id.")
     run.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    _executor_options(run, "a job is a stage 1 and every run that shares it")
     run.add_argument("--results-dir", type=Path, help="default: results/ in the project")
     run.add_argument(
         "--data-root",
@@ -208,10 +213,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the best trial as methods/tuned/<method>-<dataset>.toml",
     )
     sweep.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    _executor_options(sweep, "a job is an Optuna worker; workers share the study's storage")
     sweep.add_argument("--results-dir", type=Path, help="default: results/ in the project")
     sweep.add_argument("--data-root", type=Path, help="folder of a real dataset")
     _cache_dir_option(sweep)
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    state = commands.add_parser(
+        "status",
+        help="what is done, running, pending and failed, and where the logs are",
+        description="The runs recorded for a dataset and the jobs submitted for it (local "
+        "workers and SLURM), with each failed job's error and log.",
+    )
+    state.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    state.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    state.add_argument(
+        "--finalize",
+        action="store_true",
+        help="write runs.csv, the summary and the report from the runs recorded (what an "
+        "interrupted `bench run` left undone)",
+    )
+    _cache_dir_option(state)
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
@@ -266,6 +288,75 @@ def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
     )
 
 
+def _executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
+    """Where the work runs (the same for run and sweep)."""
+    group = parser.add_argument_group(
+        "executors", f"Where the work runs ({unit}). Defaults < --executor-config < these."
+    )
+    group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local (default: this process, or --jobs worker processes) or slurm (a job array "
+        "through submitit)",
+    )
+    group.add_argument(
+        "--jobs", type=_positive_int, help="workers: local processes, or SLURM jobs at once"
+    )
+    group.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="torch threads per worker (recorded; default: the CPUs a worker was given)",
+    )
+    group.add_argument(
+        "--executor-config", type=Path, help="TOML file with an [executor] table (see README)"
+    )
+    group.add_argument("--slurm-partition", help="partition to submit to")
+    group.add_argument("--slurm-gpus", type=_non_negative_int, help="GPUs per job (default 0)")
+    group.add_argument("--slurm-cpus", type=_positive_int, help="CPUs per job (default 1)")
+    group.add_argument("--slurm-mem-gb", type=float, help="memory per job, GB")
+    group.add_argument("--slurm-time", type=_minutes, help="time limit per job: 90, 30m, 4h")
+    group.add_argument(
+        "--slurm-setup",
+        action="append",
+        help="shell line run before each job (repeatable), e.g. 'source ~/venv/bin/activate'",
+    )
+    group.add_argument(
+        "--slurm-array-parallelism", type=_positive_int, help="most array jobs running at once"
+    )
+    group.add_argument(
+        "--no-slurm-probe",
+        dest="slurm_probe",
+        action="store_false",
+        default=None,
+        help="skip the probe job that checks the compute nodes see the results folder",
+    )
+
+
+def _execution(args: argparse.Namespace) -> ExecutorOptions:
+    """The executor options of a command: defaults < --executor-config < the command line."""
+    given = {
+        "name": args.executor,
+        "jobs": args.jobs,
+        "threads": args.threads,
+        "slurm_partition": args.slurm_partition,
+        "slurm_gpus": args.slurm_gpus,
+        "slurm_cpus": args.slurm_cpus,
+        "slurm_mem_gb": args.slurm_mem_gb,
+        "slurm_time": args.slurm_time,
+        "slurm_setup": tuple(args.slurm_setup or ()),
+        "slurm_array_parallelism": args.slurm_array_parallelism,
+        "slurm_probe": args.slurm_probe,
+    }
+    return resolve_options(args.executor_config, given)
+
+
+def _minutes(text: str) -> int:
+    try:
+        return parse_minutes(text)
+    except BenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (None: not given)."""
     return {name: getattr(args, name, None) for name in SETTING_NAMES}
@@ -281,6 +372,7 @@ def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    execution = _execution(args)
     outcome = run_benchmark(
         RunOptions(
             dataset=args.dataset,
@@ -294,17 +386,44 @@ def _run(args: argparse.Namespace) -> int:
             skip_bad=args.skip_bad,
             report=not args.no_report,
             progress=not args.no_progress,
-        )
+        ),
+        execution,
     )
     print(format_table(outcome.summary, HEADLINE))
     if not outcome.failures:
         return 0
     print(
         f"bench: {len(outcome.failures)} of {outcome.asked} run(s) failed, first "
-        f"{outcome.failures[0]}; each is recorded (status failed) in runs.csv and its run.json.",
+        f"{outcome.failures[0]}; `bench status --dataset {args.dataset}` lists the failed runs "
+        "and jobs, with their logs.",
         file=sys.stderr,
     )
     return 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    results_dir = args.results_dir or default_results_dir()
+    spec = results_spec(args.dataset, results_dir)
+    name = spec.name if spec else args.dataset
+    store = ResultsStore(results_dir, name)
+    if not store.root.is_dir():
+        raise BenchError(
+            f"no results for {name!r} in {results_dir} (choose it with --results-dir)."
+        )
+    text, active = describe_status(store)
+    print(text)
+    if args.finalize:
+        if spec is None:
+            raise BenchError(f"no dataset spec named {name!r}: use `bench report` instead.")
+        ensure_writable(store.root, "the results folder", "choose it with --results-dir")
+        if active:
+            print("note: jobs are still queued or running; the tables will miss their runs.")
+        registry = MethodRegistry()
+        runs = store.runs_table()
+        methods = list(runs["method"].unique()) if not runs.empty else []
+        finalize(store, spec, registry, methods, {})
+        print(f"written: {store.root / 'runs.csv'}, {store.root / 'summary.md'}")
+    return 0
 
 
 def _list(what: str) -> None:
@@ -386,8 +505,12 @@ def _sweep(args: argparse.Namespace) -> int:
     registry = MethodRegistry()
     methods = registry.expand(args.method or args.methods)
     code = 0
+    execution = _execution(args)
     for method in methods:
-        study, folder = run_sweep(
+        sweep = (
+            run_sweep if execution.in_process else partial(run_sweep_workers, execution=execution)
+        )
+        study, folder = sweep(
             SweepOptions(
                 dataset=args.dataset,
                 method=method.name,
@@ -503,6 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args)
         elif args.command == "sweep":
             return _sweep(args)
+        elif args.command == "status":
+            return _status(args)
         else:
             _list(args.what)
     except BenchError as error:
@@ -511,6 +636,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Interrupted as interrupted:
+        print(f"bench: {interrupted}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("bench: interrupted; finished runs are kept, rerun to resume.", file=sys.stderr)
         return 130

@@ -16,6 +16,11 @@ class TrainingDiverged(Exception):
     with the stage, the epoch and the value; it never enters a table."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C while jobs run elsewhere: the message says what became of them and how to follow
+    them (the CLI exits with code 130)."""
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:
     """An error for an unknown registry name that lists the closest known names."""
     known = sorted(known)

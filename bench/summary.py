@@ -20,6 +20,8 @@ def summarise(runs: pd.DataFrame, method_order: list[str] | None = None) -> pd.D
 
     Rows are grouped by family, then follow `method_order` (unlisted methods last, by name).
     """
+    if runs.empty:  # no run recorded (every job failed before its first): an empty table
+        runs = pd.DataFrame(columns=["status", *KEYS])
     done = runs[runs["status"] == "done"]
     metrics = [c for c in done.columns if c in FULL or c.startswith("recall_")]
     grouped = done.groupby(KEYS, sort=False, dropna=False)[metrics]

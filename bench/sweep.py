@@ -74,6 +74,7 @@ class SweepOptions:
     methods_dir: Path | None = None
     device: str = "auto"
     progress: bool = True
+    worker: bool = False  # one of several workers started by one `bench sweep`
 
 
 def parse_duration(text: str) -> float:
@@ -236,9 +237,22 @@ def _settle_conditions(
         )
 
 
-def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
-    """Run (or resume) the study of one method until it has `n_trials` finished trials or the
-    timeout passes; returns the study and the folder of its files."""
+@dataclass(frozen=True)
+class OpenStudy:
+    """A study opened for a sweep, with what its trials are evaluated under."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    folder: Path
+    method: Method
+    space: list[Dimension]
+    settings: TrainingSettings
+
+
+def open_study(options: SweepOptions) -> OpenStudy:
+    """Open (or create) the study of `options.method`, with its settings recorded or checked;
+    a journal study's trials left running by a killed worker are failed here, unless this is
+    one of several workers (`options.worker`: the submitter did it before starting them)."""
     spec = get_spec(options.dataset)
     registry = MethodRegistry(options.methods_dir)
     method = registry.get(options.method)
@@ -249,7 +263,6 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     for note in resolved.notes:
         tqdm.write(note)
     settings = resolved.settings
-    device = resolve_device(options.device)
     folder = (options.results_dir or default_results_dir()) / spec.name / "sweeps"
     ensure_writable(folder, "the sweeps folder", "choose another with --results-dir")
     ensure_writable(cache_root(), "the cache", "choose another with --cache-dir")
@@ -266,8 +279,19 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         load_if_exists=True,
     )
     _settle_conditions(study, settings, options.data_seeds)
-    if options.storage == "journal":
+    if options.storage == "journal" and not options.worker:
         _fail_orphans(study)
+    return OpenStudy(study, storage, folder, method, space, settings)
+
+
+def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
+    """Run (or resume) the study of one method until it has `n_trials` finished trials or the
+    timeout passes; returns the study and the folder of its files."""
+    opened = open_study(options)
+    study, storage, folder = opened.study, opened.storage, opened.folder
+    method, space, settings = opened.method, opened.space, opened.settings
+    spec = get_spec(options.dataset)
+    device = resolve_device(options.device)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     todo = max(0, options.n_trials - finished)
     tqdm.write(

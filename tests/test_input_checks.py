@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_SPEC
 from PIL import Image
 
-from bench import runner
+from bench import plan
 from bench.cli import main
 
 
@@ -22,7 +22,7 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         loaded.append("loaded")
         raise AssertionError("data were loaded before the input was checked")
 
-    monkeypatch.setattr(runner, "load_imageset", refuse)
+    monkeypatch.setattr(plan, "load_imageset", refuse)
     return loaded
 
 

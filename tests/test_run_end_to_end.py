@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import run_tiny
 
-from bench import runner
+from bench import work
 from bench.cli import main
 from bench.store import ResultsStore
 
@@ -64,13 +64,13 @@ def test_rerun_skips_finished_runs_and_resumes_missing_ones(
     results = tmp_path / "results"
     assert run_tiny(results, "ce,ldam-drw") == 0
     trained: list[str] = []
-    real_evaluate = runner.evaluate
+    real_evaluate = work.evaluate
 
     def counting_evaluate(method, *args, **kwargs):
         trained.append(method.name)
         return real_evaluate(method, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "evaluate", counting_evaluate)
+    monkeypatch.setattr(work, "evaluate", counting_evaluate)
     capsys.readouterr()
     assert run_tiny(results, "ce,ldam-drw") == 0
     assert trained == [] and "2 already done, 0 to run" in capsys.readouterr().out
@@ -109,14 +109,14 @@ def test_failed_run_is_recorded_and_the_rest_go_on(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real_evaluate = runner.evaluate
+    real_evaluate = work.evaluate
 
     def failing_for_ce(method, *args, **kwargs):
         if method.name == "ce":
             raise RuntimeError("simulated divergence")
         return real_evaluate(method, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "evaluate", failing_for_ce)
+    monkeypatch.setattr(work, "evaluate", failing_for_ce)
     results = tmp_path / "results"
     assert run_tiny(results, "ce,ldam-drw") == 1  # a run failed: not a success
     err = capsys.readouterr().err

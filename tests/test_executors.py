@@ -1,0 +1,308 @@
+"""Executors: units of work, `--jobs N` worker processes and SLURM jobs (a real cluster, which
+`.ci/run` starts) give the metrics of a local run, each run once; killed, timed-out and
+interrupted jobs are reported and resumed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from bench import claims
+from bench.cli import main
+from bench.data.specs import get_spec
+from bench.errors import BenchError
+from bench.executors.options import ExecutorOptions, parse_minutes, resolve_options
+from bench.executors.slurm import probe_visibility
+from bench.plan import RunOptions, group_units, plan
+from bench.recipes import MethodRegistry
+
+HEARTBEAT = 0.2
+
+
+def _cluster_reason() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "needs a SLURM cluster (no sinfo here): .ci/run starts a single-node one"
+    listed = subprocess.run(["sinfo", "-h"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        return f"sinfo fails here ({listed.stderr.strip()[:120]})"
+    return None
+
+
+needs_cluster = pytest.mark.skipif(_cluster_reason() is not None, reason=str(_cluster_reason()))
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch):
+    """One torch thread here and in every worker: equal thread counts give equal metrics."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("BENCH_HEARTBEAT", str(HEARTBEAT))
+    monkeypatch.setattr(claims, "STALE_AFTER", 6 * HEARTBEAT)
+    yield
+    torch.set_num_threads(before)
+
+
+def _argv(results: Path, methods: str, *extra: str) -> list[str]:
+    """`bench run` on the tiny set with a cache of its own beside `results` (so that each
+    command trains its own stage 1s), one thread."""
+    return [
+        "run", "--dataset", "tiny", "--methods", methods, "--seeds", "0,1",
+        "--results-dir", str(results), "--cache-dir", f"{results}-cache", "--device", "cpu",
+        "--threads", "1", "--no-progress", "--no-report", *extra,
+    ]  # fmt: skip
+
+
+def _runs(results: Path) -> dict[str, dict]:
+    """Metrics of every recorded run, by run id (one folder per run: never two)."""
+    found = {}
+    for record in (results / "tiny" / "runs").glob("*/run.json"):
+        run = json.loads(record.read_text())
+        assert run["status"] == "done", run.get("error")
+        found[run["run_id"]] = json.loads((record.parent / "metrics.json").read_text())
+    return found
+
+
+def test_units_group_the_runs_of_a_stage1_and_put_the_costliest_first(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    spec = get_spec("tiny")
+    methods = MethodRegistry().expand("ce,ce+crt,ce+lws,rs-cb")
+    options = RunOptions("tiny", seeds=(0, 1), results_dir=tmp_path, progress=False)
+    runs = plan(options, spec, methods, torch.device("cpu"))
+    units = group_units(runs, options, tmp_path, tmp_path / "cache")
+    assert len(units) == 4  # (ce, rs-cb) × 2 seeds
+    by_name = {unit.name: unit for unit in units}
+    ce0 = by_name["ce-d0-s0"]
+    assert [m.name for m in ce0.methods] == ["ce", "ce+crt", "ce+lws"]
+    assert set(ce0.run_ids) == {r.run_id for r in runs if r.stage1_key == ce0.stage1_key}
+    assert sorted(r for u in units for r in u.run_ids) == sorted(r.run_id for r in runs)
+    assert [u.cost for u in units] == sorted((u.cost for u in units), reverse=True)
+    # A stage 1 already in the cache costs only its stage 2s: it goes last.
+    cache = runs[0].experiment.cache
+    cache.folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".pt", ".json"):
+        (cache.folder / f"{ce0.stage1_key}{suffix}").write_text("x")
+    regrouped = group_units(runs, options, tmp_path, tmp_path / "cache")
+    assert regrouped[-1].name == "ce-d0-s0" and regrouped[-1].cached
+    assert regrouped[-1].cost < 0.1 * regrouped[0].cost
+
+
+def test_executor_options_come_from_defaults_config_and_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        '[executor]\nname = "slurm"\npartition = "gpu"\ngpus = 1\ntime = "2h"\n'
+        'setup = ["module load cuda"]\njobs = 8\n'
+    )
+    options = resolve_options(config, {"slurm_partition": "a100", "jobs": None})
+    assert options == ExecutorOptions(
+        name="slurm",
+        jobs=8,
+        slurm_partition="a100",  # the command line wins
+        slurm_gpus=1,
+        slurm_time=120,
+        slurm_setup=("module load cuda",),
+    )
+    assert resolve_options(None, {}).in_process
+    assert parse_minutes("1:30:00") == 90 and parse_minutes("1d") == 1440
+    config.write_text('[executor]\npartiton = "gpu"\n')
+    with pytest.raises(BenchError, match=r"unknown key\(s\) partiton"):
+        resolve_options(config, {})
+    with pytest.raises(BenchError, match="--slurm-gpus only apply to --executor slurm"):
+        resolve_options(None, {"slurm_gpus": 1})
+    with pytest.raises(BenchError, match="smallest time limit"):
+        parse_minutes("0.5m")
+
+
+def test_slurm_without_its_commands_is_a_one_line_error_before_loading(
+    tiny_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(_argv(tmp_path / "results", "ce", "--executor", "slurm")) == 2
+    error = capsys.readouterr().err.strip()
+    assert "sbatch" in error and "--jobs N" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "results" / "tiny" / "runs").exists()
+
+
+def test_the_probe_refuses_a_folder_that_is_not_the_submitters(tmp_path: Path) -> None:
+    token = tmp_path / "probe-token"
+    token.write_text("mine")
+    assert probe_visibility((str(token), "mine", str(tmp_path / "cache")))
+    with pytest.raises(BenchError, match="not the submitter's folder"):
+        probe_visibility((str(token), "theirs", str(tmp_path / "cache")))
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_metrics_of_a_local_run_each_run_once(
+    tiny_project: Path, tmp_path: Path, one_thread: None
+) -> None:
+    assert main(_argv(tmp_path / "local", "ce,ce+crt")) == 0
+    assert main(_argv(tmp_path / "jobs", "ce,ce+crt", "--jobs", "2")) == 0
+    local, jobs = _runs(tmp_path / "local"), _runs(tmp_path / "jobs")
+    assert len(jobs) == 4 and jobs == local  # same ids, same metrics
+    record = json.loads(next((tmp_path / "jobs" / "tiny" / "runs").glob("*/run.json")).read_text())
+    assert record["executor"]["name"] == "local" and record["executor"]["workers"] == 2
+    assert record["torch_threads"] == 1
+    assert (tmp_path / "jobs" / "tiny" / "runs.csv").exists()  # written once, by the submitter
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_job_only_and_a_rerun_completes(
+    tiny_project: Path, tmp_path: Path, one_thread: None
+) -> None:
+    methods, slow = "ce,ce+crt,rs-cb", ("--epochs", "120", "--seeds", "0")
+    assert main(_argv(tmp_path / "local", methods, *slow)) == 0
+    results = tmp_path / "results"
+    cache = Path(f"{results}-cache")
+    command = [sys.executable, "-m", "bench.cli", *_argv(results, methods, *slow, "--jobs", "2")]
+    submitter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:  # a worker training a stage 1
+        for claim in (cache / "stage1").glob("*.claim") if (cache / "stage1").is_dir() else []:
+            try:
+                victim = json.loads(claim.read_text())["pid"]
+            except (OSError, ValueError, KeyError):
+                continue
+        time.sleep(0.1)
+    assert victim is not None and victim != submitter.pid
+    os.kill(victim, signal.SIGKILL)
+    out, err = submitter.communicate(timeout=600)
+    assert submitter.returncode == 1, err
+    assert "killed by SIGKILL" in err + out and "bench status" in err
+    survivors = _runs(results)  # the other job went on
+    assert 1 <= len(survivors) < 3
+    time.sleep(6 * HEARTBEAT + 0.5)  # the dead worker's claims are now stale
+    assert main(_argv(results, methods, *slow, "--jobs", "2")) == 0
+    assert _runs(results) == _runs(tmp_path / "local")  # all 3, each once, same metrics
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_slurm_run_gives_the_metrics_of_a_local_run(
+    tiny_project: Path, tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_argv(tmp_path / "local", "ce,ce+crt")) == 0
+    assert main(_argv(tmp_path / "slurm", "ce,ce+crt", "--executor", "slurm")) == 0
+    assert _runs(tmp_path / "slurm") == _runs(tmp_path / "local")
+    jobs = tmp_path / "slurm" / "tiny" / "jobs"
+    assert (jobs / ".probe-ok").exists() and len(list(jobs.glob("probes/*/batch.json"))) == 1
+    capsys.readouterr()
+    assert main(["status", "--dataset", "tiny", "--results-dir", str(tmp_path / "slurm")]) == 0
+    text = capsys.readouterr().out
+    assert "4 run(s) recorded" in text and "(slurm, 2 job(s)): 2 done" in text
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_slurm_errors_name_the_cause_and_the_fix(
+    tiny_project: Path, tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    assert main(_argv(results, "ce", "--executor", "slurm", "--slurm-partition", "nope")) == 2
+    assert "no partition 'nope'" in capsys.readouterr().err
+    # A job past its time limit is killed by SLURM (after 1 to 1.5 minutes).
+    argv = _argv(results, "ce", "--executor", "slurm", "--slurm-time", "1", "--epochs", "100000")
+    assert main([*argv, "--seeds", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "killed at its time limit (1 min); raise --slurm-time" in err and "log: " in err
+    assert main(["status", "--dataset", "tiny", "--results-dir", str(results)]) == 0
+    status = capsys.readouterr().out
+    assert "failed job" in status and "time limit" in status and "no job is queued" in status
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_ctrl_c_leaves_slurm_jobs_running_and_a_rerun_follows_them(
+    tiny_project: Path, tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    argv = _argv(results, "ce,ce+crt", "--executor", "slurm", "--epochs", "150")
+    submitter = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    jobs_dir = results / "tiny" / "jobs"
+    deadline = time.monotonic() + 120
+    while not list(jobs_dir.glob("*/batch.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # submitted (after the probe, whose ledger is in jobs/probes)
+    time.sleep(1)
+    submitter.send_signal(signal.SIGINT)
+    _, err = submitter.communicate(timeout=60)
+    assert submitter.returncode == 130, err
+    assert "keep running on the cluster" in err and "bench status --dataset tiny" in err
+    assert main(argv) == 0  # follows the running jobs rather than submitting new ones
+    out = capsys.readouterr().out
+    assert "following 2 job(s)" in out and "submitted" not in out
+    assert len(_runs(results)) == 4
+    assert len(list(jobs_dir.glob("*/batch.json"))) == 1
+
+
+@pytest.mark.slow
+@needs_cluster
+@pytest.mark.skipif(
+    "BENCH_TEST_POSTGRES" not in os.environ,
+    reason="needs a PostgreSQL server: .ci/run starts one and sets BENCH_TEST_POSTGRES",
+)
+def test_a_two_worker_sweep_on_slurm_shares_one_postgres_study(
+    tiny_project: Path, tmp_path: Path, one_thread: None
+) -> None:
+    url = os.environ["BENCH_TEST_POSTGRES"]
+    study_name = "tiny/ce+crt"
+    with contextlib.suppress(KeyError):  # no study left by an earlier run of this test
+        optuna.delete_study(study_name=study_name, storage=url)
+    argv = ["sweep", "--method", "ce+crt", "--dataset", "tiny", "--n-trials", "4"]
+    argv += ["--storage", url, "--results-dir", str(tmp_path / "results"), "--device", "cpu"]
+    argv += ["--no-progress", "--executor", "slurm", "--jobs", "2", "--threads", "1"]
+    assert main(argv) == 0
+    trials = optuna.load_study(study_name=study_name, storage=url).trials
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    logs = list((tmp_path / "results" / "tiny" / "sweeps" / "jobs").glob("*/slurm/*.out"))
+    assert len(logs) == 2  # one per worker; between them they ran every trial
+    assert sum(len(re.findall(r"^trial \d+: ", p.read_text(), re.M)) for p in logs) >= 4
+
+
+def test_a_sweep_with_workers_needs_a_shared_storage(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sweep", "--method", "ce+crt", "--dataset", "tiny", "--jobs", "2"]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 2
+    assert "--storage journal" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_two_worker_local_sweep_shares_one_journal(
+    tiny_project: Path, tmp_path: Path, one_thread: None
+) -> None:
+    results = tmp_path / "results"
+    argv = ["sweep", "--method", "ce+crt", "--dataset", "tiny", "--n-trials", "4"]
+    argv += ["--storage", "journal", "--results-dir", str(results), "--device", "cpu"]
+    assert main([*argv, "--no-progress", "--jobs", "2", "--threads", "1"]) == 0
+    journal = results / "tiny" / "sweeps" / "ce+crt.journal"
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    logs = list((results / "tiny" / "sweeps" / "jobs").glob("*/logs/task-*.log"))
+    assert len(logs) == 2
