@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from optuna.trial import TrialState
 
 from bench.artefacts import ArtefactCache
@@ -219,21 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
     _cache_dir_option(sweep)
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    state = commands.add_parser(
+    status_parser = commands.add_parser(
         "status",
         help="what is done, running, pending and failed, and where the logs are",
         description="The runs recorded for a dataset and the jobs submitted for it (local "
         "workers and SLURM), with each failed job's error and log.",
     )
-    state.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
-    state.add_argument("--results-dir", type=Path, help="default: results/ in the project")
-    state.add_argument(
+    status_parser.add_argument(
+        "--dataset", default="synthetic", help="dataset name (default: synthetic)"
+    )
+    status_parser.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    status_parser.add_argument(
         "--finalize",
         action="store_true",
         help="write runs.csv, the summary and the report from the runs recorded (what an "
         "interrupted `bench run` left undone)",
     )
-    _cache_dir_option(state)
+    _setting_options(status_parser, "--finalize tabulates the runs made at these settings.")
+    _cache_dir_option(status_parser)
 
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
@@ -421,7 +425,7 @@ def _status(args: argparse.Namespace) -> int:
         registry = MethodRegistry()
         runs = store.runs_table()
         methods = list(runs["method"].unique()) if not runs.empty else []
-        finalize(store, spec, registry, methods, {})
+        finalize(store, spec, registry, methods, _overrides(args))
         print(f"written: {store.root / 'runs.csv'}, {store.root / 'summary.md'}")
     return 0
 
@@ -506,6 +510,8 @@ def _sweep(args: argparse.Namespace) -> int:
     methods = registry.expand(args.method or args.methods)
     code = 0
     execution = _execution(args)
+    if execution.in_process and execution.threads:
+        torch.set_num_threads(execution.threads)
     for method in methods:
         sweep = (
             run_sweep if execution.in_process else partial(run_sweep_workers, execution=execution)

@@ -18,13 +18,14 @@ import platform
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.files import SESSION, write_atomic, write_json_atomic
+from bench.files import write_atomic, write_json_atomic
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 ENDED = (DONE, FAILED)
@@ -82,8 +83,8 @@ class Batch:
     def create(cls, jobs_dir: Path, executor: str) -> Batch:
         """A new, empty batch folder under `jobs_dir`."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        folder = jobs_dir / f"{stamp}-{SESSION.rsplit('-', 1)[-1]}"
-        (folder / "logs").mkdir(parents=True, exist_ok=True)
+        folder = jobs_dir / f"{stamp}-{uuid.uuid4().hex[:6]}"
+        (folder / "logs").mkdir(parents=True)
         return cls(folder, executor)
 
     def task_file(self, index: int) -> Path:

@@ -17,11 +17,11 @@ from bench.claims import join
 from bench.data.cache import cache_root
 from bench.data.specs import DatasetSpec, get_spec
 from bench.device import resolve_device
-from bench.errors import Interrupted
+from bench.errors import BenchError, Interrupted
 from bench.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.experiment import current_settings_ids
 from bench.files import ensure_writable
-from bench.jobs import DONE, FAILED, Batch, Job, JobState, Task, batches, read_result
+from bench.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
 from bench.layout import default_results_dir
 from bench.plan import PlannedRun, RunOptions, WorkUnit, group_units, plan
 from bench.recipes import MethodRegistry
@@ -50,6 +50,8 @@ def device_for(options: RunOptions, execution: ExecutorOptions) -> torch.device:
     if execution.name == "slurm":
         if options.device == "auto":
             return torch.device("cuda" if execution.slurm_gpus else "cpu")
+        if options.device == "cuda" and not execution.slurm_gpus:
+            raise BenchError("--device cuda on SLURM needs GPUs for the jobs: add --slurm-gpus 1.")
         return torch.device(options.device)
     return resolve_device(options.device)
 
@@ -146,6 +148,8 @@ def _run_as_jobs(
     """Submit one job per unit (jobs of an earlier submission still queued or running for a
     unit are followed instead), wait with one progress bar, and return the errors of failed
     jobs by run id. Ctrl-C leaves cluster jobs running and says how to follow them."""
+    if not todo:
+        return {}
     units = group_units(todo, options, results_dir, cache_root().resolve())
     jobs_dir = store.root / "jobs"
     executor.prepare(jobs_dir, options.progress)
@@ -156,11 +160,11 @@ def _run_as_jobs(
             "some of these runs"
         )
     covered = {job.key for job in followed}
-    described = {"name": executor.name, "workers": execution.jobs}
+    where_run = {"name": executor.name, "workers": execution.jobs}
     tasks = [
         Task(
             perform_unit,
-            UnitTask(unit, described, execution.threads_per_worker()),
+            UnitTask(unit, where_run, execution.threads_per_worker()),
             unit.name,
             unit.run_ids,
             unit.stage1_key,
@@ -168,14 +172,6 @@ def _run_as_jobs(
         for unit in units
         if unit.stage1_key not in covered
     ]
-    jobs: list[Job] = []
-    if tasks:
-        batch = Batch.create(jobs_dir, executor.name)
-        jobs = executor.submit(batch, tasks)
-        tqdm.write(
-            f"submitted {len(jobs)} job(s) (a stage 1 and its runs each; ledger and logs in "
-            f"{batch.folder})"
-        )
     errors: dict[str, str] = {}
 
     def on_end(job: Job, state: JobState) -> None:
@@ -191,9 +187,17 @@ def _run_as_jobs(
             )
 
     try:
+        jobs: list[Job] = []
+        if tasks:
+            batch = Batch.create(jobs_dir, executor.name)
+            jobs = executor.submit(batch, tasks)
+            tqdm.write(
+                f"submitted {len(jobs)} job(s) (a stage 1 and its runs each; ledger and logs "
+                f"in {batch.folder})"
+            )
         wait(executor, followed + jobs, options.progress, on_end)
     except KeyboardInterrupt:
-        said = executor.interrupt(followed + jobs)
+        said = executor.interrupt()
         raise Interrupted(
             f"interrupted; {said}. Follow them with `bench status --dataset {store.root.name}`"
             " (--finalize writes the tables when they have ended), or rerun this command: "
@@ -203,23 +207,19 @@ def _run_as_jobs(
 
 
 def _live_jobs(executor: Executor, jobs_dir: Path, units: list[WorkUnit]) -> list[Job]:
-    """Jobs of earlier cluster submissions still queued or running that cover every run of
-    one of `units` (local workers end with the command that started them)."""
-    if executor.name != "slurm":
-        return []
+    """Jobs of earlier submissions (by this executor) still queued or running that cover
+    every run of one of `units`: followed rather than submitted again."""
     wanted = {unit.stage1_key: set(unit.run_ids) for unit in units}
     candidates = [
         job
         for batch in batches(jobs_dir)
-        if batch.executor == "slurm"
+        if batch.executor == executor.name
         for job in batch.jobs
-        if job.key in wanted and wanted[job.key] <= set(job.runs) and read_result(job) is None
+        if job.key in wanted and wanted[job.key] <= set(job.runs)
     ]
-    states = executor.states(candidates)
     live: dict[str, Job] = {}
-    for job in candidates:
-        if states[job.uid].state not in (DONE, FAILED):
-            live.setdefault(job.key, job)
+    for job in executor.live(candidates):
+        live.setdefault(job.key, job)
     return list(live.values())
 
 
@@ -232,7 +232,7 @@ def _failures(todo: list[PlannedRun], store: ResultsStore, job_errors: dict[str,
         path = store.run_dir(run.run_id) / RUN_FILE
         reason = job_errors.get(run.run_id, "not run")
         if path.exists():
-            reason = status(json.loads(path.read_text()))[1].splitlines()[0] or reason
+            reason = (status(json.loads(path.read_text()))[1].splitlines() or [reason])[0]
         failures.append(f"{run.run_id} ({reason})")
     return failures
 

@@ -23,7 +23,9 @@ def _local_state(batch: Batch, job: Job) -> JobState:
     ended = ended_state(job)
     if ended is not None:
         return ended
-    if job.job_id.startswith("pid ") and batch.host == platform.node():
+    if batch.host != platform.node():
+        return JobState(UNKNOWN, f"a worker of {batch.host}: run `bench status` there")
+    if job.job_id.startswith("pid "):
         try:
             os.kill(int(job.job_id.removeprefix("pid ")), 0)
             return JobState(RUNNING)
@@ -66,14 +68,16 @@ def describe(store: ResultsStore) -> tuple[str, bool]:
         for _, run in runs[runs["status"] == "failed"].head(10).iterrows():
             lines.append(f"  failed run {run['run_id']}: {str(run['error']).splitlines()[0]}")
     active = False
-    for batch in batches(store.root / "jobs"):
+    ledgers = [*batches(store.root / "jobs"), *batches(store.root / "sweeps" / "jobs")]
+    for batch in ledgers:
         if not batch.jobs:
             continue
         states = batch_states(batch)
         tally = Counter(state.state for state in states.values())
         order = (DONE, RUNNING, PENDING, FAILED, UNKNOWN)
+        kind = "sweep workers" if batch.folder.parent.parent.name == "sweeps" else "runs"
         lines.append(
-            f"batch {batch.folder.name} ({batch.executor}, {len(batch.jobs)} job(s)): "
+            f"batch {batch.folder.name} ({kind}, {batch.executor}, {len(batch.jobs)} job(s)): "
             + ", ".join(f"{tally[s]} {s}" for s in order if tally[s])
         )
         for job in batch.jobs:

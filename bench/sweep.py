@@ -40,7 +40,7 @@ from bench.data.split import make_split
 from bench.device import resolve_device
 from bench.errors import BenchError, TrainingDiverged
 from bench.experiment import Experiment, evaluate, settings_for
-from bench.files import ensure_writable, toml_text, write_text_atomic
+from bench.files import SESSION, ensure_writable, toml_text, write_text_atomic
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, Method, MethodRegistry
 from bench.search import Dimension, applied, apply, search_space
@@ -74,7 +74,7 @@ class SweepOptions:
     methods_dir: Path | None = None
     device: str = "auto"
     progress: bool = True
-    worker: bool = False  # one of several workers started by one `bench sweep`
+    worker: str | None = None  # the tag of one of several workers started by one `bench sweep`
 
 
 def parse_duration(text: str) -> float:
@@ -161,6 +161,7 @@ def make_objective(
     method: Method,
     space: list[Dimension],
     n_trials: int,
+    worker: str = SESSION,
 ) -> Callable[[optuna.Trial], float]:
     """The trial function: `method` with drawn values, evaluated in each experiment (one per
     data seed) at train seed 0; its value is the mean validation balanced accuracy. The
@@ -168,6 +169,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("began", True)  # see _fail_unstarted
+        trial.set_user_attr("worker", worker)  # whose it is: see fail_trials_of
         earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in earlier) >= n_trials:
             trial.set_user_attr("surplus", True)
@@ -204,11 +206,23 @@ def _fail_unstarted(study: optuna.Study, grace: float) -> None:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def _fail_orphans(study: optuna.Study) -> None:
+def fail_orphans(study: optuna.Study) -> None:
     """A journal study has no heartbeats: trials left running by a killed worker are failed
-    when the next worker starts (journal studies take one worker at a time)."""
+    when the next sweep starts (so separate journal workers start one at a time; the
+    workers of one `bench sweep --jobs N` are covered by `fail_trials_of`)."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def fail_trials_of(study: optuna.Study, worker: str) -> int:
+    """Fail the running trials of `worker`, which has ended (a journal study has no heartbeat
+    to reveal them); returns how many."""
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") == worker:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            failed += 1
+    return failed
 
 
 def _settle_conditions(
@@ -252,7 +266,7 @@ class OpenStudy:
 def open_study(options: SweepOptions) -> OpenStudy:
     """Open (or create) the study of `options.method`, with its settings recorded or checked;
     a journal study's trials left running by a killed worker are failed here, unless this is
-    one of several workers (`options.worker`: the submitter did it before starting them)."""
+    one of several workers (`options.worker`: their submitter decides)."""
     spec = get_spec(options.dataset)
     registry = MethodRegistry(options.methods_dir)
     method = registry.get(options.method)
@@ -280,7 +294,7 @@ def open_study(options: SweepOptions) -> OpenStudy:
     )
     _settle_conditions(study, settings, options.data_seeds)
     if options.storage == "journal" and not options.worker:
-        _fail_orphans(study)
+        fail_orphans(study)
     return OpenStudy(study, storage, folder, method, space, settings)
 
 
@@ -312,7 +326,9 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
             )
             for data_seed in options.data_seeds
         ]
-        objective = make_objective(experiments, method, space, options.n_trials)
+        objective = make_objective(
+            experiments, method, space, options.n_trials, options.worker or SESSION
+        )
         bar = tqdm(
             total=options.n_trials, initial=finished, desc="trials", disable=not options.progress
         )

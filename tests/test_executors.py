@@ -5,6 +5,7 @@ interrupted jobs are reported and resumed."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -24,10 +25,14 @@ from bench import claims
 from bench.cli import main
 from bench.data.specs import get_spec
 from bench.errors import BenchError
+from bench.executors import processes, slurm
 from bench.executors.options import ExecutorOptions, parse_minutes, resolve_options
-from bench.executors.slurm import probe_visibility
+from bench.executors.processes import ProcessExecutor
+from bench.executors.slurm import SlurmWatcher, probe_visibility
+from bench.jobs import Job
 from bench.plan import RunOptions, group_units, plan
 from bench.recipes import MethodRegistry
+from bench.work import rebuild_runs
 
 HEARTBEAT = 0.2
 
@@ -160,6 +165,8 @@ def test_jobs_2_gives_the_metrics_of_a_local_run_each_run_once(
     assert record["executor"]["name"] == "local" and record["executor"]["workers"] == 2
     assert record["torch_threads"] == 1
     assert (tmp_path / "jobs" / "tiny" / "runs.csv").exists()  # written once, by the submitter
+    assert main(_argv(tmp_path / "jobs", "ce,ce+crt", "--jobs", "2")) == 0  # all done:
+    assert len(list((tmp_path / "jobs" / "tiny" / "jobs").glob("*/batch.json"))) == 1  # no job
 
 
 @pytest.mark.slow
@@ -206,7 +213,7 @@ def test_slurm_run_gives_the_metrics_of_a_local_run(
     capsys.readouterr()
     assert main(["status", "--dataset", "tiny", "--results-dir", str(tmp_path / "slurm")]) == 0
     text = capsys.readouterr().out
-    assert "4 run(s) recorded" in text and "(slurm, 2 job(s)): 2 done" in text
+    assert "4 run(s) recorded" in text and "(runs, slurm, 2 job(s)): 2 done" in text
 
 
 @pytest.mark.slow
@@ -306,3 +313,89 @@ def test_a_two_worker_local_sweep_shares_one_journal(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     logs = list((results / "tiny" / "sweeps" / "jobs").glob("*/logs/task-*.log"))
     assert len(logs) == 2
+
+
+def test_a_worker_refuses_a_unit_whose_run_ids_it_cannot_reproduce(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    options = RunOptions("tiny", seeds=(0,), results_dir=tmp_path, progress=False)
+    runs = plan(options, get_spec("tiny"), MethodRegistry().expand("ce"), torch.device("cpu"))
+    [unit] = group_units(runs, options, tmp_path, tmp_path / "cache")
+    assert [r.run_id for r in rebuild_runs(unit)] == list(unit.run_ids)
+    other = dataclasses.replace(unit, run_ids=("ce-d0-s0-0000000000",))  # other data or code
+    with pytest.raises(BenchError, match="sees other data or another version of the code"):
+        rebuild_runs(other)
+
+
+def test_threads_default_to_the_cpus_a_worker_is_given() -> None:
+    assert ExecutorOptions().threads_per_worker() is None  # this process: torch's default
+    assert ExecutorOptions(name="slurm", jobs=32).threads_per_worker() is None  # the job's CPUs
+    assert ExecutorOptions(jobs=2).threads_per_worker() == max(1, (os.cpu_count() or 1) // 2)
+    assert ExecutorOptions(jobs=2, threads=3).threads_per_worker() == 3
+
+
+def test_each_local_worker_slot_gets_its_own_gpu_of_those_visible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processes, "visible_gpus", lambda: ["2", "3"])  # a user's mask
+    executor = ProcessExecutor(ExecutorOptions(jobs=3))
+    pinned = [executor._environment(slot)["CUDA_VISIBLE_DEVICES"] for slot in range(3)]
+    assert pinned == ["2", "3", "2"]
+
+
+def _fake_slurm(
+    monkeypatch: pytest.MonkeyPatch, queue: dict[str, str] | None, ended: dict[str, str]
+) -> None:
+    """SLURM's commands answering from `queue` (squeue; None: squeue fails) and `ended`
+    (scontrol's JobState of ended jobs it still remembers)."""
+
+    def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        if command[0] == "squeue":
+            if queue is None:
+                return subprocess.CompletedProcess(command, 1, "", "slurm_load_jobs error")
+            lines = "".join(f"{job}|{state}\n" for job, state in queue.items())
+            return subprocess.CompletedProcess(command, 0, lines, "")
+        if command[0] == "scontrol" and command[-1] in ended:
+            text = f"JobId={command[-1]} JobState={ended[command[-1]]} ExitCode=0:15"
+            return subprocess.CompletedProcess(command, 0, text, "")
+        return subprocess.CompletedProcess(command, 1, "", "Invalid job id specified")
+
+    monkeypatch.setattr(slurm, "_run", run)
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)  # no sacct
+
+
+def test_slurm_states_come_from_results_the_queue_and_scontrol(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [
+        Job(i, f"unit-{i}", f"7_{i}", tmp_path / f"{i}.log", tmp_path / f"{i}.json")
+        for i in range(5)
+    ]
+    jobs[0].result.write_text(json.dumps({"ok": True, "value": {}}))
+    jobs[1].result.write_text(json.dumps({"ok": False, "error": "BenchError: bad data"}))
+    _fake_slurm(monkeypatch, {"7_2": "PENDING", "7_3": "RUNNING"}, {"7_4": "TIMEOUT"})
+    states = SlurmWatcher(time_limit=30).states(jobs)
+    assert [states[j.uid].state for j in jobs] == ["done", "failed", "pending", "running", "failed"]
+    assert "BenchError: bad data" in states[jobs[1].uid].detail
+    assert "time limit (30 min); raise --slurm-time" in states[jobs[4].uid].detail
+    assert str(jobs[4].log) in states[jobs[4].uid].detail
+
+
+def test_a_slurm_job_gone_without_a_result_fails_after_a_grace_and_a_failing_squeue_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = Job(0, "unit", "8_0", tmp_path / "log", tmp_path / "result.json")
+    watcher = SlurmWatcher(time_limit=60, grace=0.3)
+    _fake_slurm(monkeypatch, {"8_0": "PENDING"}, {})
+    assert watcher.states([job])[job.uid].state == "pending"
+    _fake_slurm(monkeypatch, None, {})  # squeue fails: nothing learnt
+    assert watcher.states([job])[job.uid].state == "pending"
+    _fake_slurm(monkeypatch, {}, {})  # gone, unknown to scontrol: its result may yet show
+    assert watcher.states([job])[job.uid].state == "running"
+    time.sleep(0.4)
+    state = watcher.states([job])[job.uid]
+    assert state.state == "failed" and "without writing a result" in state.detail
+    # A rerun follows only what the queue still lists, never a job it cannot see.
+    assert watcher.queued_or_running([job]) == []
+    _fake_slurm(monkeypatch, {"8_0": "RUNNING"}, {})
+    assert watcher.queued_or_running([job]) == [job]

@@ -35,7 +35,11 @@ class Executor(Protocol):
         """The state of each job, by `Job.uid` (also starts queued local jobs)."""
         ...
 
-    def interrupt(self, jobs: list[Job]) -> str:
+    def live(self, jobs: list[Job]) -> list[Job]:
+        """Which jobs of an earlier submission are still queued or running."""
+        ...
+
+    def interrupt(self) -> str:
         """Called on Ctrl-C while waiting: stop what must stop; returns what to tell the user."""
         ...
 

@@ -58,11 +58,19 @@ class ExecutorOptions:
         return self.name == "local" and self.jobs == 1
 
     def threads_per_worker(self) -> int | None:
-        """Torch threads per local worker: as asked, else this machine's CPUs shared out
-        (None in the submitting process itself: torch's default)."""
-        if self.threads or self.in_process:
+        """Torch threads per worker: as asked; else, for local workers, this machine's CPUs
+        shared out. None leaves the choice to where the work runs: torch's default in the
+        submitting process, the job's CPUs on SLURM."""
+        if self.threads or self.in_process or self.name == "slurm":
             return self.threads
-        return max(1, len(os.sched_getaffinity(0)) // self.jobs)
+        return max(1, usable_cpus() // self.jobs)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # Keys of the [executor] table and the fields they set (minutes accepted as text for time).

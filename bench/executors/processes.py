@@ -34,7 +34,7 @@ class ProcessExecutor:
 
     def __init__(self, options: ExecutorOptions) -> None:
         self.options = options
-        self.gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        self.gpus = visible_gpus()
         self.queue: list[Job] = []
         self.running: dict[str, _Running] = {}
         self.exits: dict[str, int] = {}
@@ -59,7 +59,7 @@ class ProcessExecutor:
         if threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
         if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
     def _start_queued(self) -> None:
@@ -104,7 +104,11 @@ class ProcessExecutor:
     def prepare(self, jobs_dir: Path, progress: bool) -> None:
         """Nothing to check: the workers share this machine's folders."""
 
-    def interrupt(self, jobs: list[Job]) -> str:
+    def live(self, jobs: list[Job]) -> list[Job]:
+        """Workers end with the command that started them: none of an earlier one lives on."""
+        return []
+
+    def interrupt(self) -> str:
         """Stop the workers (they are this command's children)."""
         for running in self.running.values():
             running.process.send_signal(signal.SIGTERM)
@@ -114,6 +118,17 @@ class ProcessExecutor:
             except subprocess.TimeoutExpired:
                 running.process.kill()
         return "the worker processes were stopped; finished runs are kept, rerun to resume."
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as `CUDA_VISIBLE_DEVICES` names them (a mask the user
+    set is kept: with `2,3`, workers go to GPUs 2 and 3)."""
+    if not torch.cuda.is_available():
+        return []
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask:
+        return [name.strip() for name in mask.split(",") if name.strip()]
+    return [str(index) for index in range(torch.cuda.device_count())]
 
 
 def _exit(code: int) -> str:

@@ -43,7 +43,11 @@ PROBE_OK = ".probe-ok"
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    """A SLURM command's output; a command that hangs (a busy controller) counts as failed."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(command, 124, "", f"{command[0]} timed out")
 
 
 def partitions() -> list[str]:
@@ -131,13 +135,15 @@ class SlurmExecutor:
     def prepare(self, jobs_dir: Path, progress: bool) -> None:
         """Run the probe job once per results folder: the compute nodes must see the folder
         (tasks, results, logs) and the cache as this machine does."""
-        if not self.options.slurm_probe or (jobs_dir / PROBE_OK).exists():
+        cache = cache_root().resolve()
+        marker = jobs_dir / PROBE_OK
+        if not self.options.slurm_probe or (marker.exists() and marker.read_text() == f"{cache}\n"):
             return
         batch = Batch.create(jobs_dir / "probes", "slurm-probe")
         token_path = batch.folder / "probe-token"
         token = batch.folder.name
         write_text_atomic(token_path, token)
-        task = Task(probe_visibility, (str(token_path), token, str(cache_root())), "probe")
+        task = Task(probe_visibility, (str(token_path), token, str(cache)), "probe")
         [path] = batch.write_tasks([task])
         executor = self._submitit(
             batch.folder / "slurm", "bench-probe", time=5, cpus_per_task=1, gpus_per_node=None
@@ -151,7 +157,7 @@ class SlurmExecutor:
         except KeyboardInterrupt:
             _run(["scancel", job.job_id])
             raise
-        write_text_atomic(jobs_dir / PROBE_OK, f"{job.job_id}\n")
+        write_text_atomic(marker, f"{cache}\n")  # this folder and this cache are seen
 
     def _await_probe(self, job: Job, progress: bool) -> None:
         told = False
@@ -179,6 +185,11 @@ class SlurmExecutor:
     def submit(self, batch: Batch, tasks: list[Task]) -> list[Job]:
         """Submit the tasks as one job array (in order: most expensive first)."""
         paths = batch.write_tasks(tasks)
+        batch.jobs = [
+            Job(i, task.name, "", batch.folder / "slurm", batch.result_file(i), task.runs, task.key)
+            for i, task in enumerate(tasks)
+        ]
+        batch.save()  # recorded before sbatch: a submission cut short is visible in `bench status`
         executor = self._submitit(batch.folder / "slurm", f"bench-{batch.folder.name}")
         submitted = self._sbatch(executor, paths)
         batch.jobs = [
@@ -193,7 +204,11 @@ class SlurmExecutor:
         """The state of each job (see `SlurmWatcher`)."""
         return self.watcher.states(jobs)
 
-    def interrupt(self, jobs: list[Job]) -> str:
+    def live(self, jobs: list[Job]) -> list[Job]:
+        """The jobs of an earlier submission that are still queued or running."""
+        return self.watcher.queued_or_running(jobs)
+
+    def interrupt(self) -> str:
         """Leave the jobs running: they are the cluster's now."""
         return "the jobs keep running on the cluster"
 
@@ -207,6 +222,7 @@ class SlurmWatcher:
         self.time_limit = time_limit
         self.grace = grace
         self.missing_since: dict[str, float] = {}
+        self.last: dict[str, JobState] = {}
 
     def states(self, jobs: list[Job]) -> dict[str, JobState]:
         """The state of each job, by `Job.uid`."""
@@ -216,9 +232,15 @@ class SlurmWatcher:
             ended = ended_state(job)
             if ended is not None:
                 states[job.uid] = ended
+            elif not job.job_id:
+                states[job.uid] = JobState(FAILED, "never submitted: its submission was cut short")
             else:
                 open_jobs.append(job)
         queued = _squeue(open_jobs)
+        if queued is None:  # squeue failed (a busy controller): nothing learnt, ask again later
+            return states | {
+                job.uid: self.last.get(job.uid, JobState(PENDING)) for job in open_jobs
+            }
         now = time.monotonic()
         for job in open_jobs:
             if job.job_id in queued:
@@ -231,7 +253,13 @@ class SlurmWatcher:
                 states[job.uid] = JobState(RUNNING)  # just ended: its result may yet show
                 continue
             states[job.uid] = JobState(FAILED, self._why(job, record))
+        self.last.update(states)
         return states
+
+    def queued_or_running(self, jobs: list[Job]) -> list[Job]:
+        """The jobs `squeue` lists (queued or running) and that have not written a result."""
+        listed = _squeue(jobs) or {}
+        return [job for job in jobs if job.job_id in listed and ended_state(job) is None]
 
     def _why(self, job: Job, record: tuple[str, str] | None) -> str:
         """Why a job ended without a result, in words a user can act on."""
@@ -267,12 +295,17 @@ def perform_in_slurm(task_file: str) -> Any:
     return perform(task_file)
 
 
-def _squeue(jobs: list[Job]) -> dict[str, str]:
-    """The state of each listed job still known to `squeue`, by job id (`123_4`)."""
-    if not jobs:
+def _squeue(jobs: list[Job]) -> dict[str, str] | None:
+    """The state of each listed job still known to `squeue`, by job id (`123_4`); None when
+    `squeue` fails."""
+    arrays = sorted({job.job_id.split("_")[0] for job in jobs if job.job_id})
+    if not arrays:
         return {}
-    arrays = sorted({job.job_id.split("_")[0] for job in jobs})
     listed = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)])
+    if listed.returncode != 0:
+        if "Invalid job id" in listed.stderr:  # every one has left the queue
+            return {}
+        return None
     states = {}
     for line in listed.stdout.splitlines():
         job_id, _, state = line.strip().partition("|")
