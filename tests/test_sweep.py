@@ -188,6 +188,9 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     argv = _sweep(tmp_path / "results", "--n-trials", "6", "--storage", url)
     argv += ["--space", str(tiny_project / "space.toml")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The images cached first: neither worker then waits on the other's decoding claim, so
+    # both start trials at once (tiny trials are fast enough for one worker to do all six).
+    load_imageset(get_spec("tiny"), 16, progress=False)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "bench.cli", *argv], env=env, stdout=subprocess.PIPE, text=True
