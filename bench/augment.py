@@ -55,11 +55,14 @@ class Augment:
     saturation: float = 0.2
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a uint8 batch; returns float values in [0, 255]. Randomness from `generator`."""
+        """Augment a uint8 batch; returns float values in [0, 255]. Randomness from `generator`
+        (on the CPU, so a seed gives the same augmentation on any device): all of a batch's
+        draws are made at once and reach the device in one copy."""
         n, device = batch.shape[0], batch.device
+        draws = iter(torch.rand(9, n, generator=generator).to(device, non_blocking=True))
 
         def uniform(low: float, high: float) -> torch.Tensor:
-            return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
+            return low + (high - low) * next(draws)
 
         angle = uniform(-1, 1) * math.radians(self.max_rotation_deg)
         scale = uniform(*self.scale)

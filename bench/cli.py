@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data-seeds", type=_seeds, default=(0,), help="split seeds (default: 0)")
     _setting_options(run, "Recorded in run.json and part of the run id.")
+    _compile_option(run)
     run.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     _executor_options(run, "a job is a stage 1 and every run that shares it")
     run.add_argument("--results-dir", type=Path, help="default: results/ in the project")
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="split seeds a trial is scored on (mean validation balanced accuracy; default: 0)",
     )
     _setting_options(sweep, "Trials train at these settings; --export records them.")
+    _compile_option(sweep)
     sweep.add_argument(
         "--heartbeat",
         type=_positive_int,
@@ -288,7 +290,33 @@ def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
         "--pretrained",
         action="store_true",
         default=None,
-        help="ImageNet weights for resnet18/50 (must already be in torch's cache)",
+        help="ImageNet weights for resnet18/50 (from torch's hub cache, or --weights)",
+    )
+    knobs.add_argument(
+        "--no-pretrained",
+        dest="pretrained",
+        action="store_false",
+        help="train from scratch, whatever the profile says (recorded)",
+    )
+    knobs.add_argument(
+        "--weights",
+        type=lambda text: str(Path(text).expanduser().resolve()),
+        help="pretrained weights from a file: a torchvision state dict of the backbone "
+        "(implies --pretrained; its digest enters the run id)",
+    )
+    knobs.add_argument(
+        "--profile",
+        help="a training profile of the dataset spec ([training.profiles.NAME], e.g. gpu: "
+        "resnet50 at 224 px, pretrained); default cpu: its [training] table",
+    )
+
+
+def _compile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile stage 1 (recorded in run.json, not in the run id; falls back, "
+        "saying why, where unsupported)",
     )
 
 
@@ -384,6 +412,8 @@ def _run(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             data_seeds=args.data_seeds,
             overrides=_overrides(args),
+            profile=args.profile,
+            compile=args.compile,
             device=args.device,
             results_dir=args.results_dir,
             data_root=args.data_root,
@@ -425,7 +455,7 @@ def _status(args: argparse.Namespace) -> int:
         registry = MethodRegistry()
         runs = store.runs_table()
         methods = list(runs["method"].unique()) if not runs.empty else []
-        finalize(store, spec, registry, methods, _overrides(args))
+        finalize(store, spec, registry, methods, _overrides(args), profile=args.profile)
         print(f"written: {store.root / 'runs.csv'}, {store.root / 'summary.md'}")
     return 0
 
@@ -449,7 +479,9 @@ def _list(what: str) -> None:
             classes = f"{len(spec.classes)} classes" if spec.classes else "classes from the data"
             print(f"{spec.name:12} {spec.description}{aliases}")
             print(f"{'':12} formats: {', '.join(spec.formats)}; {classes}")
-            print(f"{'':12} defaults: {spec.training}")
+            print(f"{'':12} defaults (profile cpu): {spec.training}")
+            for name, note in spec.profile_notes.items():
+                print(f"{'':12} profile {name}: {note or spec.profiles[name]}")
             print(f"{'':12} source: {spec.source}")
 
 
@@ -492,7 +524,7 @@ def _report(args: argparse.Namespace) -> None:
     elif not args.all_settings:
         runs = ResultsStore(results_dir, spec.name).runs_table()
         names = methods or (list(runs["method"].unique()) if not runs.empty else [])
-        settings_ids = current_settings_ids(spec, registry, names, _overrides(args))
+        settings_ids = current_settings_ids(spec, registry, names, _overrides(args), args.profile)
     if (results_dir / name).is_dir():
         ensure_writable(results_dir / name, "the results folder", "choose it with --results-dir")
     report = build_report(
@@ -532,6 +564,8 @@ def _sweep(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 data_seeds=args.data_seeds,
                 overrides=_overrides(args),
+                profile=args.profile,
+                compile=args.compile,
             )
         )
         if not any(t.state == TrialState.COMPLETE for t in study.trials):

@@ -10,9 +10,11 @@ very settings a run evaluates.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ from bench.data.specs import DatasetSpec
 from bench.data.split import Split
 from bench.decoupled import run_stage2
 from bench.errors import BenchError, TrainingDiverged
-from bench.files import stable_hash
+from bench.files import hash_files, stable_hash
 from bench.metrics import classification_metrics
 from bench.models import check_backbone
 from bench.recipes import Method, MethodRegistry
@@ -49,8 +51,23 @@ def dataset_block(spec: DatasetSpec) -> dict[str, Any]:
 
 
 def training_block(settings: TrainingSettings) -> dict[str, Any]:
-    """The recorded training settings, with the augmentation they train under."""
-    return {**settings.as_dict(), "augment": dataclasses.asdict(Augment())}
+    """The recorded training settings, with the augmentation they train under and, when the
+    weights come from a file, that file's digest (its content decides the result)."""
+    block = {**settings.as_dict(), "augment": dataclasses.asdict(Augment())}
+    if settings.weights:
+        block["weights_digest"] = weights_digest(settings.weights)
+    return block
+
+
+@functools.cache
+def _digest(path: str, size: int, mtime: float) -> str:
+    return hash_files([Path(path)])
+
+
+def weights_digest(path: str) -> str:
+    """The digest of a weights file (computed once per file version and process)."""
+    stat = Path(path).stat()
+    return _digest(path, stat.st_size, stat.st_mtime)
 
 
 def settings_id(spec: DatasetSpec, settings: TrainingSettings) -> str:
@@ -71,6 +88,7 @@ class Experiment:
     device: torch.device
     cache: ArtefactCache
     progress: bool = False
+    compile: bool = False  # torch.compile stage 1 (not in the config: same result, faster)
 
     def config(self, method: Method, train_seed: int) -> dict[str, Any]:
         """Everything that changes the result of `method` at `train_seed` here: the run's
@@ -91,7 +109,13 @@ class Experiment:
     def job(self, method: Method, train_seed: int) -> Stage1Job:
         """The stage-1 training of `method` at `train_seed` here."""
         return Stage1Job(
-            method.stage1, self.imageset, self.split, self.settings, train_seed, self.device
+            method.stage1,
+            self.imageset,
+            self.split,
+            self.settings,
+            train_seed,
+            self.device,
+            self.compile,
         )
 
     def artefact_key(self, method: Method, train_seed: int) -> str:
@@ -183,14 +207,18 @@ def evaluate(
 
 
 def settings_for(
-    spec: DatasetSpec, method: Method, overrides: dict[str, Any] | None = None
+    spec: DatasetSpec,
+    method: Method,
+    overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> ResolvedSettings:
     """The training settings `method` runs at on `spec`: built-in defaults < the spec's
-    `[training]` < the method's tuned settings < `overrides` (the command line)."""
+    `[training]` with its `profile` < the method's tuned settings < `overrides` (the
+    command line)."""
     tuned = method.tuning.settings if method.tuning else None
-    resolved = resolve_settings(spec.training, tuned, overrides, method.name)
+    resolved = resolve_settings(spec.training_for(profile), tuned, overrides, method.name)
     settings = resolved.settings
-    check_backbone(settings.backbone, settings.image_size, settings.pretrained)
+    check_backbone(settings.backbone, settings.image_size, settings.pretrained, settings.weights)
     return resolved
 
 
@@ -199,6 +227,7 @@ def current_settings_ids(
     registry: MethodRegistry,
     names: Iterable[str],
     overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> dict[str, str]:
     """The settings id the runs of each named method have at the current defaults and
     `overrides`; a method the registry no longer knows (a removed tuned recipe) is left out."""
@@ -208,5 +237,5 @@ def current_settings_ids(
             method = registry.get(name)
         except BenchError:
             continue
-        ids[name] = settings_id(spec, settings_for(spec, method, overrides).settings)
+        ids[name] = settings_id(spec, settings_for(spec, method, overrides, profile).settings)
     return ids

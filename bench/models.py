@@ -67,12 +67,43 @@ def hub_weights_file(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def _torchvision_resnet(arch: str) -> Callable[[bool], tuple[nn.Module, int]]:
-    def build(pretrained: bool) -> tuple[nn.Module, int]:
+def read_weights(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    """A torchvision state dict of `arch` from `path` (tensors only: nothing in it runs),
+    checked against the architecture's keys and shapes."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BenchError(f"--weights {path}: no such file.") from None
+    except Exception as error:  # not a torch file, or one holding more than tensors
+        raise BenchError(f"--weights {path}: not a state dict torch can read ({error}).") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint holding the state dict
+    expected = torchvision.models.get_model(arch, weights=None).state_dict()
+    if not isinstance(state, dict):
+        raise BenchError(f"--weights {path}: holds a {type(state).__name__}, not a state dict.")
+    missing = sorted(set(expected) - set(state))
+    wrong = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or wrong:
+        first = (missing or wrong)[0]
+        raise BenchError(
+            f"--weights {path}: not {arch}'s state dict ({len(missing)} key(s) missing, "
+            f"{len(wrong)} of another shape; first: {first}); save it with "
+            f"torch.save(torchvision.models.{arch}(...).state_dict(), PATH)."
+        )
+    return {k: state[k] for k in expected}
+
+
+def _torchvision_resnet(arch: str) -> Callable[[bool, str], tuple[nn.Module, int]]:
+    def build(pretrained: bool, weights_file: str = "") -> tuple[nn.Module, int]:
         # With pretrained weights, `check_backbone` has made sure they are in the hub cache
-        # before any training, so torchvision reads them from there and downloads nothing.
-        weights = torchvision.models.get_model_weights(arch).DEFAULT if pretrained else None
+        # (or in the given file) before any training: nothing is downloaded.
+        hub = torchvision.models.get_model_weights(arch).DEFAULT
+        weights = hub if pretrained and not weights_file else None
         model = torchvision.models.get_model(arch, weights=weights)
+        if pretrained and weights_file:
+            model.load_state_dict(read_weights(Path(weights_file), arch))
         features = model.fc.in_features
         model.fc = nn.Identity()
         return model, features
@@ -80,8 +111,8 @@ def _torchvision_resnet(arch: str) -> Callable[[bool], tuple[nn.Module, int]]:
     return build
 
 
-def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool], tuple[nn.Module, int]]:
-    def build(pretrained: bool) -> tuple[nn.Module, int]:
+def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool, str], tuple[nn.Module, int]]:
+    def build(pretrained: bool, weights_file: str = "") -> tuple[nn.Module, int]:
         if pretrained:
             raise BenchError("the compact ResNets have no pretrained weights.")
         net = CompactResNet(widths, blocks)
@@ -90,7 +121,7 @@ def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool], tuple[nn.
     return build
 
 
-BACKBONES: dict[str, Callable[[bool], tuple[nn.Module, int]]] = {
+BACKBONES: dict[str, Callable[[bool, str], tuple[nn.Module, int]]] = {
     "resnet-compact": _compact((16, 32, 64), 1),
     "resnet-compact-wide": _compact((32, 64, 128), 1),
     "resnet18": _torchvision_resnet("resnet18"),
@@ -102,9 +133,10 @@ MIN_IMAGE_SIZE = {"resnet18": 32, "resnet50": 32}
 DEFAULT_MIN_IMAGE_SIZE = 8
 
 
-def check_backbone(name: str, image_size: int, pretrained: bool) -> None:
+def check_backbone(name: str, image_size: int, pretrained: bool, weights_file: str = "") -> None:
     """Refuse, before any training, a backbone that is unknown, an image size below its
-    minimum, or ImageNet weights that are not available offline (nothing is downloaded)."""
+    minimum, or pretrained weights that are not available offline (nothing is downloaded):
+    the hub cache's ImageNet weights, or the state dict in `weights_file`."""
     if name not in BACKBONES:
         raise unknown_name("backbone", name, BACKBONES)
     smallest = MIN_IMAGE_SIZE.get(name, DEFAULT_MIN_IMAGE_SIZE)
@@ -114,14 +146,18 @@ def check_backbone(name: str, image_size: int, pretrained: bool) -> None:
         return
     if name not in MIN_IMAGE_SIZE:
         raise BenchError(
-            f"{name} has no pretrained weights; drop --pretrained or choose resnet18 / resnet50."
+            f"{name} has no pretrained weights; use --no-pretrained, or choose resnet18 / resnet50."
         )
+    if weights_file:
+        read_weights(Path(weights_file), name)
+        return
     path = hub_weights_file(name)
     if not path.is_file():
         url = torchvision.models.get_model_weights(name).DEFAULT.url
         raise BenchError(
-            f"--pretrained: the ImageNet weights of {name} are not in torch's hub cache ({path});"
-            f" nothing is downloaded behind your back: save {url} there, or drop --pretrained."
+            f"pretrained {name}: its ImageNet weights are not in torch's hub cache ({path}); "
+            f"nothing is downloaded behind your back: save {url} there, give a state dict with "
+            "--weights PATH, or train from scratch with --no-pretrained."
         )
 
 
@@ -176,6 +212,7 @@ def build_classifier(
     head_scale: float = 1.0,
     pretrained: bool = False,
     embedding_dim: int | None = None,
+    weights_file: str = "",
 ) -> Classifier:
     """A classifier with the named backbone, a `linear` or `cosine` head, and a projection to
     `embedding_dim` when one is given (for metric learning); its convolutions are kept in
@@ -183,7 +220,7 @@ def build_classifier(
     CPU cores; `nox -s perf`)."""
     if backbone not in BACKBONES:
         raise unknown_name("backbone", backbone, BACKBONES)
-    body, features = BACKBONES[backbone](pretrained)
+    body, features = BACKBONES[backbone](pretrained, weights_file)
     projection = None if embedding_dim is None else projection_head(features, embedding_dim)
     if head == "linear":
         model = Classifier(body, nn.Linear(features, num_classes), projection)

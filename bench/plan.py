@@ -46,6 +46,8 @@ class RunOptions:
     report: bool = True
     methods_dir: Path | None = None
     progress: bool = True
+    profile: str | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def plan(
 ) -> list[PlannedRun]:
     """Every (method, data seed, train seed) asked, each in the experiment of its settings
     (image sets are loaded once per image size, splits drawn once per data seed)."""
-    resolved = {m.name: settings_for(spec, m, options.overrides) for m in methods}
+    resolved = {m.name: settings_for(spec, m, options.overrides, options.profile) for m in methods}
     for note in (n for r in resolved.values() for n in r.notes):
         tqdm.write(note)
     for method in methods:
@@ -133,6 +135,7 @@ def plan(
                 device,
                 cache,
                 options.progress,
+                options.compile,
             )
             planned += [plan_run(experiment, method, seed, manifest) for seed in options.seeds]
     return planned
@@ -158,6 +161,8 @@ class WorkUnit:
     data_root: Path | None
     skip_bad: bool
     overrides: dict[str, Any]
+    profile: str | None
+    compile: bool
     cost: float
     cached: bool
 
@@ -204,6 +209,8 @@ def group_units(
                 data_root=options.data_root.resolve() if options.data_root else None,
                 skip_bad=options.skip_bad,
                 overrides={k: v for k, v in options.overrides.items() if v is not None},
+                profile=options.profile,
+                compile=options.compile,
                 cost=train_cost + 0.01 * pixels * len(members),
                 cached=cached,
             )

@@ -109,6 +109,7 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
         options.overrides,
         report=options.report,
         settings_ids={run.method.name: run.settings_id for run in planned},
+        profile=options.profile,
     )
     if not asked.empty:
         asked = asked[asked["run_id"].isin([run.run_id for run in planned])]
@@ -124,6 +125,8 @@ def _run_here(
         {k: v for k, v in options.overrides.items() if v is not None},
         options.skip_bad,
         {"name": "local", "workers": 1, "job": None},
+        options.profile,
+        options.compile,
     )
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress or not todo)
     groups: dict[str, list[PlannedRun]] = {}
@@ -245,6 +248,7 @@ def finalize(
     overrides: dict,
     report: bool = True,
     settings_ids: dict[str, str] | None = None,
+    profile: str | None = None,
 ) -> pd.DataFrame:
     """Write `runs.csv`, the summary and (when `report`) the report of `methods` from the run
     folders: once, by the submitting process (or `bench status --finalize`). Returns the
@@ -253,7 +257,7 @@ def finalize(
     if runs.empty:
         return runs
     order = methods + list(registry.lists.get("all", []))
-    ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides)
+    ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides, profile)
     write_summary(
         summarise(runs_at_settings(runs, ids), order),
         store.root,

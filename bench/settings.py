@@ -30,10 +30,15 @@ class TrainingSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
+    weights: str = ""  # a torchvision state dict file; empty: torch's hub cache
 
     def as_dict(self) -> dict[str, Any]:
-        """The recorded form (part of every run's config)."""
-        return dataclasses.asdict(self)
+        """The recorded form (part of every run's config); `weights` only when a file is
+        given, so the records of runs without one keep their form."""
+        recorded = dataclasses.asdict(self)
+        if not self.weights:
+            del recorded["weights"]
+        return recorded
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(TrainingSettings))
@@ -77,6 +82,8 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "warmup_epochs": (lambda v: v >= 0, "use 0 or more"),
 }
 
+DEFAULT_PROFILE = "cpu"  # the dataset spec's [training] table itself
+
 
 @dataclass(frozen=True)
 class ResolvedSettings:
@@ -92,11 +99,16 @@ def resolve_settings(
     overrides: Mapping[str, Any] | None = None,
     tuned_name: str = "",
 ) -> ResolvedSettings:
-    """Built-in defaults < the dataset spec's `[training]` < a tuned recipe's settings < the
-    command line (`None` values are not given)."""
+    """Built-in defaults < the dataset spec's `[training]` (with its chosen profile) < a tuned
+    recipe's settings < the command line (`None` values are not given). A weights file
+    implies pretrained weights."""
     given = check_settings(
         {k: v for k, v in (overrides or {}).items() if v is not None}, "command line"
     )
+    if given.get("weights"):
+        if given.get("pretrained") is False:
+            raise BenchError("--weights loads pretrained weights; drop --no-pretrained.")
+        given["pretrained"] = True
     settings = TrainingSettings(**{**dataset_defaults, **(tuned or {}), **given})
     notes = tuple(
         f"{tuned_name}: tuned with {name} = {tuned[name]!r}; the command line's {value!r} is used"

@@ -63,12 +63,13 @@ def model_spec(
         "head_scale": objective.loss.head_scale,
         "pretrained": settings.pretrained,
         "embedding_dim": recipe.metric.embedding_dim if recipe.metric else None,
+        "weights_file": settings.weights,
     }
 
 
 def rebuild(artefact: Stage1Artefact, device: torch.device) -> Classifier:
     """The stage-1 network with its trained weights (no download: weights come from disk)."""
-    spec = {**artefact.model_spec, "pretrained": False}
+    spec = {**artefact.model_spec, "pretrained": False, "weights_file": ""}
     model = build_classifier(**spec)
     model.load_state_dict(artefact.state_dict)
     return model.to(device)
@@ -85,6 +86,7 @@ class Stage1Job:
     settings: TrainingSettings
     seed: int
     device: torch.device
+    compile: bool = False
 
     def images(self, name: str) -> torch.Tensor:
         """The uint8 images of split `name`."""
@@ -118,6 +120,7 @@ def train_artefact(
         seed=job.seed,
         progress=progress,
         on_epoch=on_epoch,
+        compile_model=job.compile,
     )
     features, logits = {}, {}
     for name in SPLIT_NAMES:

@@ -74,6 +74,8 @@ class SweepOptions:
     methods_dir: Path | None = None
     device: str = "auto"
     progress: bool = True
+    profile: str | None = None
+    compile: bool = False
     worker: str | None = None  # the tag of one of several workers started by one `bench sweep`
 
 
@@ -273,7 +275,7 @@ def open_study(options: SweepOptions) -> OpenStudy:
     if method.name.startswith(TUNED):
         raise BenchError(f"{method.name} is already tuned; sweep the method it came from.")
     space = search_space(method, options.space)
-    resolved = settings_for(spec, method, options.overrides)
+    resolved = settings_for(spec, method, options.overrides, options.profile)
     for note in resolved.notes:
         tqdm.write(note)
     settings = resolved.settings
@@ -323,6 +325,7 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
                 settings,
                 device,
                 cache,
+                compile=options.compile,
             )
             for data_seed in options.data_seeds
         ]

@@ -1,5 +1,12 @@
 """Stage-1 training: SGD with warm-up and cosine decay, batched augmentation on the device,
-and checkpoint selection on validation balanced accuracy."""
+and checkpoint selection on validation balanced accuracy.
+
+Built for throughput on a GPU as on the CPU: images arrive as uint8 batches already on the
+device (`bench.batches`), the models are channels-last, matrix work runs in bfloat16 autocast
+on CUDA with cuDNN autotuning, the loss is summed on the device (the host reads it once per
+epoch, so the step loop never waits for the GPU), evaluation runs in large batches, and
+`compile_model` puts the backbone through `torch.compile` where it works.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from bench.augment import Augment, Normalizer
+from bench.batches import BatchSource
 from bench.errors import TrainingDiverged
 from bench.losses import Loss
 from bench.metrics import balanced_accuracy
@@ -66,20 +74,28 @@ def autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Images per evaluation batch: large on a GPU (no gradients are kept)."""
+    return 2048 if device.type == "cuda" else 512
+
+
 @torch.no_grad()
 def predict(
     model: Classifier,
     images: torch.Tensor,
     normalizer: Normalizer,
     device: torch.device,
-    batch_size: int = 512,
+    batch_size: int | None = None,
+    backbone: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 features and logits (on the CPU) of uint8 `images`, in evaluation mode."""
+    """Float32 features and logits (on the CPU) of uint8 `images`, in evaluation mode
+    (`backbone`: a compiled form of the model's own)."""
     model.eval()
+    backbone = backbone or model.backbone
     features, logits = [], []
-    for chunk in images.split(batch_size):
+    for chunk in images.split(batch_size or eval_batch_size(device)):
         with autocast(device):
-            batch_features = model.backbone(normalizer(chunk.to(device)))
+            batch_features = backbone(normalizer(chunk.to(device, non_blocking=True)))
             logits.append(model.head(batch_features).float().cpu())
         features.append(batch_features.float().cpu())
     return torch.cat(features), torch.cat(logits)
@@ -110,6 +126,24 @@ def build_optimizer(
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
 
 
+def compiled_backbone(
+    model: Classifier, example: torch.Tensor
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The backbone through `torch.compile`, tried on `example` (a normalised batch) first;
+    where compiling fails (no compiler, an unsupported platform) the backbone itself, and
+    why, in one line."""
+    try:
+        compiled = torch.compile(model.backbone)
+        model.eval()
+        with torch.no_grad(), autocast(example.device):
+            compiled(example)
+        return compiled, "compiled"
+    except Exception as error:  # torch.compile raises many kinds when it cannot work here
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = f"{type(error).__name__}: {first}"[:200]
+        return model.backbone, f"not compiled ({reason}); trained without torch.compile"
+
+
 def _steps_per_epoch(n: int, batch_size: int) -> int:
     # A trailing batch of one image would break batch norm, so it is dropped.
     return n // batch_size + (1 if n % batch_size > 1 else 0)
@@ -126,6 +160,7 @@ def train_stage1(
     augment: Augment | None = None,
     progress: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
+    compile_model: bool = False,
 ) -> TrainingOutcome:
     """Train `model` on `train` and keep the epoch with the best validation balanced accuracy.
 
@@ -133,13 +168,21 @@ def train_stage1(
     A non-finite training loss or validation output stops training with `TrainingDiverged`
     (checked once per epoch, from a sum kept on the device).
     `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
-    its pruner there, and may stop the training by raising).
+    its pruner there, and may stop the training by raising). `compile_model`: train and
+    evaluate through a compiled backbone (see `compiled_backbone`).
     """
     images, labels = train
     augment = augment or Augment()
     normalizer = Normalizer.fit(images)
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # autotuned convolutions for the fixed shapes
+    source = BatchSource.on(images, labels, device)
+    backbone: Callable[[torch.Tensor], torch.Tensor] = model.backbone
+    if compile_model:
+        backbone, how = compiled_backbone(model, normalizer(images[:2].to(device)))
+        tqdm.write(f"stage 1: {how}")
     optimizer = build_optimizer(model, objective, settings)
     steps = _steps_per_epoch(len(labels), settings.batch_size)
     total, warmup = steps * settings.epochs, steps * settings.warmup_epochs
@@ -158,15 +201,15 @@ def train_stage1(
         epoch_weights = weights if epoch >= objective.weights_from_epoch else None
         order = objective.sampler(labels, generator)
         running = torch.zeros((), device=device)  # summed on the device: no sync per step
-        for step in range(steps):
-            index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-            batch = augment(images[index].to(device, non_blocking=True), generator)
-            targets = labels[index].to(device, non_blocking=True)
+        for step, (uint8_batch, targets) in enumerate(
+            source.batches(order, settings.batch_size, steps)
+        ):
+            batch = augment(uint8_batch, generator)
             lr = lr_at(epoch * steps + step, total, warmup, settings.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
             with autocast(device):
-                features = model.backbone(normalizer(batch))
+                features = backbone(normalizer(batch))
                 logits = model.head(features)
             loss = objective.loss.fn(logits.float(), targets, epoch_weights)
             if objective.metric is not None:
@@ -181,7 +224,7 @@ def train_stage1(
             raise TrainingDiverged(
                 f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
             )
-        _, val_logits = predict(model, val[0], normalizer, device)
+        _, val_logits = predict(model, val[0], normalizer, device, backbone=backbone)
         if not bool(torch.isfinite(val_logits).all()):
             raise TrainingDiverged(
                 f"stage 1 diverged in epoch {epoch + 1}: non-finite validation logits"

@@ -35,6 +35,7 @@ from bench.errors import BenchError, TrainingDiverged
 from bench.experiment import Experiment, evaluate
 from bench.layout import project_root
 from bench.plan import PlannedRun, WorkUnit, plan_run
+from bench.settings import DEFAULT_PROFILE
 from bench.store import ResultsStore
 
 
@@ -91,6 +92,8 @@ class RecordContext:
     overrides: dict[str, Any]
     skip_bad: bool
     executor: dict[str, Any]
+    profile: str | None = None
+    compile: bool = False
 
 
 def execute_runs(
@@ -131,6 +134,8 @@ def _execute(
         "settings_id": run.settings_id,
         "config": run.config,
         "overrides": context.overrides,
+        "profile": context.profile or DEFAULT_PROFILE,
+        "compile": context.compile,
         "split_manifest": str(run.manifest),
         "data": {**run.experiment.imageset.provenance, "skip_bad": context.skip_bad},
         "device_name": device_name(run.experiment.device),
@@ -180,6 +185,7 @@ def rebuild_runs(unit: WorkUnit, progress: bool = False) -> list[PlannedRun]:
         torch.device(unit.device),
         ArtefactCache(unit.cache_dir),
         progress,
+        unit.compile,
     )
     runs = [plan_run(experiment, method, unit.train_seed, unit.manifest) for method in unit.methods]
     for run, expected in zip(runs, unit.run_ids, strict=True):
@@ -228,7 +234,8 @@ def execute_unit(
     join(store.root)
     join(unit.cache_dir)
     runs = [r for r in rebuild_runs(unit, progress) if not store.is_done(r.run_id)]
-    results = execute_runs(runs, store, RecordContext(unit.overrides, unit.skip_bad, executor))
+    context = RecordContext(unit.overrides, unit.skip_bad, executor, unit.profile, unit.compile)
+    results = execute_runs(runs, store, context)
     return UnitReport(
         unit.name,
         tuple(results),

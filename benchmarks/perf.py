@@ -12,11 +12,20 @@
 4. Loading the real HAM10000 images at 32 px, when found (`BENCH_DATA_ROOT` or
    ../shared/data/ham10000): the cached uint8 tensors against the first load, which reads the
    metadata, hashes every file, decodes and resizes (each into a fresh, temporary cache).
+5. The harness's stage-1 training against a bare PyTorch loop with the same augmentation and
+   per-epoch validation (`bare_loop.py`), back to back, median of 3: at the CPU defaults
+   (`resnet-compact`, 28 px, batch 64) and `resnet18` at 64 px.
+6. The seconds `bench run` spends outside stage-1 training (loading data and artefacts, stage
+   2, scoring, writing; no report): the `quick` list at seed 0 on `synthetic` at its
+   defaults, a third of the main job, from an empty cache.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms.v2 as T
+from bare_loop import compare
 
 from bench.augment import Augment, Normalizer
 from bench.data import synthetic
@@ -32,6 +42,7 @@ from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.feature_sources import BatchNormFinetuning, CachedFeatures
 from bench.models import build_classifier
+from bench.settings import TrainingSettings
 from bench.stage2 import HeadWeights, Stage2Context, crt
 from bench.training import predict
 
@@ -122,6 +133,46 @@ def ham10000_loading(root: Path) -> tuple[float, float]:
     return first, cached
 
 
+def bare_loop_ratios() -> None:
+    """Item 5: harness images/s as a share of the bare loop's, on the CPU."""
+    cases = [
+        ("resnet-compact", 28, 1024, TrainingSettings(batch_size=64, epochs=2)),
+        ("resnet18", 64, 256, TrainingSettings(batch_size=64, epochs=1)),
+    ]
+    for backbone, size, n_train, settings in cases:
+        result = compare(backbone, size, n_train, settings, CPU)
+        print(
+            f"stage 1, {backbone} at {size} px, {n_train} images x {settings.epochs} epoch(s) "
+            f"with validation: bare loop {result.bare_s:.2f} s, harness {result.harness_s:.2f} s"
+            f" -> harness / bare images per second = {result.ratio:.3f}"
+        )
+
+
+def outside_training() -> None:
+    """Item 6: what a run costs beyond training its stage 1."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        started = time.perf_counter()
+        command = [
+            sys.executable, "-m", "bench.cli", "run", "--methods", "quick", "--dataset",
+            "synthetic", "--seeds", "0", "--device", "cpu", "--no-progress", "--no-report",
+            "--results-dir", str(folder / "results"), "--cache-dir", str(folder / "cache"),
+        ]  # fmt: skip
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        records = [
+            json.loads(p.read_text()) for p in folder.glob("results/synthetic/runs/*/run.json")
+        ]
+    trained = sum(r["stage1"]["train_s"] for r in records if not r["stage1"]["reused"])
+    stage2 = sum(r["timings"]["stage2_s"] for r in records)
+    outside, runs = wall - trained, len(records)
+    print(
+        f"bench run --methods quick --seeds 0 ({runs} runs): {wall:.0f} s, of which stage-1 "
+        f"training {trained:.0f} s; outside it {outside:.0f} s ({outside / runs:.1f} s per run,"
+        f" of which stage 2 {stage2 / runs:.1f} s) -> {outside / wall:.1%} of the wall time"
+    )
+
+
 def main() -> None:
     images, labels = synthetic.generate(synthetic.class_counts(1200, 58.3), 28, seed=0)
     fast, slow = augmentation(images[:512])
@@ -139,6 +190,8 @@ def main() -> None:
         f"20 stage-1 steps at 28 px, batch 64: channels-last {last:.2f} s, contiguous "
         f"{contiguous:.2f} s -> contiguous / channels-last = {contiguous / last:.2f}x"
     )
+    bare_loop_ratios()
+    outside_training()
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
     root = Path(os.environ.get("BENCH_DATA_ROOT") or shared)
     if not root.is_dir():

@@ -14,7 +14,7 @@ from bench.data.formats import FORMATS
 from bench.errors import BenchError, unknown_name
 from bench.files import read_toml, stable_hash
 from bench.layout import datasets_dir
-from bench.settings import check_settings
+from bench.settings import DEFAULT_PROFILE, check_settings
 
 AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
 
@@ -40,8 +40,21 @@ class DatasetSpec:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     training: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile_notes: dict[str, str] = field(default_factory=dict)
     shot_groups: Any = "terciles"
     path: Path | None = None
+
+    def training_for(self, profile: str | None) -> dict[str, Any]:
+        """The `[training]` table with a named profile's settings over it (`cpu` or None: the
+        table itself)."""
+        if profile in (None, DEFAULT_PROFILE):
+            return self.training
+        if profile not in self.profiles:
+            raise unknown_name(
+                f"{self.name} training profile", profile, [DEFAULT_PROFILE, *self.profiles]
+            )
+        return {**self.training, **self.profiles[profile]}
 
 
 def _require(table: dict[str, Any], key: str, kind: type, path: Path, where: str = "") -> Any:
@@ -103,7 +116,21 @@ def parse_spec(path: Path) -> DatasetSpec:
     _no_unknown(raw.get("metrics", {}), METRICS_KEYS, path, "[metrics] ")
     params = raw.get("params", {})
     _no_unknown(params, format_params(formats), path, "[params] ")
-    training = check_settings(raw.get("training", {}), f"{path}: [training]")
+    training = dict(raw.get("training", {}))
+    profiles, notes = {}, {}
+    for name, table in training.pop("profiles", {}).items():
+        where = f"{path}: [training.profiles.{name}]"
+        if not isinstance(table, dict):
+            raise BenchError(f"{where} must be a table of settings.")
+        table = dict(table)
+        notes[name] = str(table.pop("description", ""))
+        profiles[name] = check_settings(table, where)
+    if DEFAULT_PROFILE in profiles:
+        raise BenchError(
+            f"{path}: profile {DEFAULT_PROFILE!r} is the [training] table itself; "
+            "name yours otherwise."
+        )
+    training = check_settings(training, f"{path}: [training]")
     try:
         val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
     except (TypeError, ValueError) as error:
@@ -127,6 +154,8 @@ def parse_spec(path: Path) -> DatasetSpec:
         val_fraction=val,
         test_fraction=test,
         training=training,
+        profiles=profiles,
+        profile_notes=notes,
         shot_groups=raw.get("metrics", {}).get("shot_groups", "terciles"),
         path=path,
     )
