@@ -34,6 +34,7 @@ class Stage1Artefact:
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    compiled: str = ""  # trained with --compile: `compiled`, or why not
 
 
 def stage1_key(stage1_config: dict[str, Any]) -> str:

@@ -37,6 +37,11 @@ class Normalizer:
         std = (squares / count - mean**2).clamp(min=1e-12).sqrt()
         return cls(mean.float(), std.float())
 
+    def to(self, device: torch.device) -> Normalizer:
+        """The same normaliser with its statistics on `device` (moved once, not per batch:
+        a copy from the host would make every step wait for the GPU)."""
+        return Normalizer(self.mean.to(device), self.std.to(device))
+
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         mean = self.mean.to(batch.device).view(1, -1, 1, 1)
         std = self.std.to(batch.device).view(1, -1, 1, 1)

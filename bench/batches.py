@@ -2,8 +2,8 @@
 
 On a GPU the whole uint8 training set is kept on the device when it fits in a share of the
 free memory (HAM10000 at 224 px is 1.5 GB: it fits on any current card), so a batch is one
-index on the device. Otherwise the images stay in pinned host memory and each batch is
-gathered on the host and copied on a side stream while the previous batch computes. On the
+index on the device. Otherwise the images stay in host memory and each batch is gathered into
+a pinned buffer and copied on a side stream while the previous batch computes. On the
 CPU, batches are plain indexing. In every case the order of the images in a batch, and so the
 result, is the same.
 """
@@ -28,7 +28,7 @@ class BatchSource:
     """Training images and labels, served as device batches in a given order.
 
     `mode`: `host` (the CPU: plain indexing), `resident` (all on the device) or `streamed`
-    (pinned host memory, the next batch copied ahead on a side stream).
+    (each batch gathered into a pinned buffer on the host and copied ahead on a side stream).
     """
 
     images: torch.Tensor
@@ -44,7 +44,7 @@ class BatchSource:
         free, _ = torch.cuda.mem_get_info(device)
         if fits_on_device(images.numel() * images.element_size(), free):
             return cls(images.to(device), labels.to(device), device, "resident")
-        return cls(images.pin_memory(), labels.pin_memory(), device, "streamed")
+        return cls(images, labels, device, "streamed")
 
     def batches(
         self, order: torch.Tensor, batch_size: int, steps: int
@@ -63,28 +63,46 @@ class BatchSource:
                 yield self.images[index].to(self.device), self.labels[index].to(self.device)
 
     def _streamed(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Gather each batch into pinned memory and copy it on a side stream, one batch
-        ahead of the one being computed."""
+        """Gather each batch into one of two pinned buffers and copy it to the device on a
+        side stream, one batch ahead of the one being computed. A buffer is refilled only
+        once its previous copy has finished (an event recorded after it)."""
+        if not chunks:
+            return
         stream = torch.cuda.Stream(self.device)
+        current = torch.cuda.current_stream(self.device)
+        rows = max(len(chunk) for chunk in chunks)
+        buffers = [
+            (
+                torch.empty((rows, *self.images.shape[1:]), dtype=self.images.dtype).pin_memory(),
+                torch.empty(rows, dtype=self.labels.dtype).pin_memory(),
+            )
+            for _ in range(2)
+        ]
+        copied: list[torch.cuda.Event | None] = [None, None]
 
-        def start(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event]:
-            images = torch.index_select(self.images, 0, index).pin_memory()
-            labels = torch.index_select(self.labels, 0, index).pin_memory()
+        def start(i: int) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event]:
+            slot, index = i % 2, chunks[i]
+            if (previous := copied[slot]) is not None:
+                previous.synchronize()  # the copy out of this buffer two batches ago
+            images, labels = buffers[slot][0][: len(index)], buffers[slot][1][: len(index)]
+            torch.index_select(self.images, 0, index, out=images)
+            torch.index_select(self.labels, 0, index, out=labels)
             with torch.cuda.stream(stream):
-                copied = (
+                on_device = (
                     images.to(self.device, non_blocking=True),
                     labels.to(self.device, non_blocking=True),
                 )
                 ready = torch.cuda.Event()
                 ready.record(stream)
-            return copied[0], copied[1], ready
+            copied[slot] = ready
+            return on_device[0], on_device[1], ready
 
-        pending = start(chunks[0]) if chunks else None
+        pending = start(0)
         for i in range(len(chunks)):
-            assert pending is not None
             images, labels, ready = pending
-            pending = start(chunks[i + 1]) if i + 1 < len(chunks) else None
-            torch.cuda.current_stream(self.device).wait_event(ready)
-            images.record_stream(torch.cuda.current_stream(self.device))
-            labels.record_stream(torch.cuda.current_stream(self.device))
+            if i + 1 < len(chunks):
+                pending = start(i + 1)
+            current.wait_event(ready)
+            images.record_stream(current)  # allocated on the side stream, used on this one
+            labels.record_stream(current)
             yield images, labels

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from bench.data.specs import DatasetSpec
 from bench.data.split import Split
 from bench.decoupled import run_stage2
 from bench.errors import BenchError, TrainingDiverged
-from bench.files import hash_files, stable_hash
+from bench.files import stable_hash
 from bench.metrics import classification_metrics
 from bench.models import check_backbone
 from bench.recipes import Method, MethodRegistry
@@ -61,11 +62,12 @@ def training_block(settings: TrainingSettings) -> dict[str, Any]:
 
 @functools.cache
 def _digest(path: str, size: int, mtime: float) -> str:
-    return hash_files([Path(path)])
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
 
 
 def weights_digest(path: str) -> str:
-    """The digest of a weights file (computed once per file version and process)."""
+    """The digest of a weights file's content (computed once per file version and process;
+    its name plays no part)."""
     stat = Path(path).stat()
     return _digest(path, stat.st_size, stat.st_mtime)
 
@@ -191,6 +193,7 @@ def evaluate(
             "key": key,
             "reused": reused,
             "train_s": artefact.train_seconds,
+            "compiled": artefact.compiled,
             "rebalancing_sampler": method.stage1.sampler.name in REBALANCING_SAMPLERS,
         },
         "stage2": stage2,
@@ -216,7 +219,16 @@ def settings_for(
     `[training]` with its `profile` < the method's tuned settings < `overrides` (the
     command line)."""
     tuned = method.tuning.settings if method.tuning else None
-    resolved = resolve_settings(spec.training_for(profile), tuned, overrides, method.name)
+    defaults = spec.training_for(profile)
+    if tuned and profile in spec.profiles:
+        clash = {k: tuned[k] for k, v in spec.profiles[profile].items() if tuned.get(k, v) != v}
+        if clash:
+            raise BenchError(
+                f"{method.name} was tuned at {clash}, which profile {profile!r} sets otherwise; "
+                f"tune it at this profile (bench sweep --profile {profile} --export) or run it "
+                "without --profile."
+            )
+    resolved = resolve_settings(defaults, tuned, overrides, method.name)
     settings = resolved.settings
     check_backbone(settings.backbone, settings.image_size, settings.pretrained, settings.weights)
     return resolved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +71,16 @@ def hub_weights_file(arch: str) -> Path:
 def read_weights(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """A torchvision state dict of `arch` from `path` (tensors only: nothing in it runs),
     checked against the architecture's keys and shapes."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise BenchError(f"--weights {path}: no such file.") from None
+    return _read_weights(str(path), arch, stat.st_size, stat.st_mtime)
+
+
+@functools.lru_cache(maxsize=2)  # checked up front and loaded to train: read once
+def _read_weights(name: str, arch: str, size: int, mtime: float) -> dict[str, torch.Tensor]:
+    path = Path(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

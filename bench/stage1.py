@@ -136,6 +136,7 @@ def train_artefact(
         best_epoch=outcome.best_epoch,
         history=outcome.history,
         train_seconds=round(time.perf_counter() - started, 3),
+        compiled=outcome.compiled,
     )
 
 

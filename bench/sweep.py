@@ -407,7 +407,8 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
             "finished_trials": len(completed),
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         },
-        "settings": study.user_attrs["settings"],
+        # A weights file is the command line's to give (--weights), not a recipe's.
+        "settings": {k: v for k, v in study.user_attrs["settings"].items() if k != "weights"},
         "stage1_recipe": raws[0],
     }
     if len(raws) > 1:

@@ -59,6 +59,7 @@ class TrainingOutcome:
     normalizer: Normalizer
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
+    compiled: str = ""  # with --compile: `compiled`, or why not
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -75,8 +76,11 @@ def autocast(device: torch.device) -> torch.autocast:
 
 
 def eval_batch_size(device: torch.device) -> int:
-    """Images per evaluation batch: large on a GPU (no gradients are kept)."""
-    return 2048 if device.type == "cuda" else 512
+    """Images per evaluation batch: large on a GPU with room for it (no gradients are kept;
+    a ResNet-50 at 224 px needs about 10 GB for 2048 images), else 512."""
+    if device.type == "cuda" and torch.cuda.mem_get_info(device)[0] > 24 * 2**30:
+        return 2048
+    return 512
 
 
 @torch.no_grad()
@@ -92,6 +96,7 @@ def predict(
     (`backbone`: a compiled form of the model's own)."""
     model.eval()
     backbone = backbone or model.backbone
+    normalizer = normalizer.to(device)
     features, logits = [], []
     for chunk in images.split(batch_size or eval_batch_size(device)):
         with autocast(device):
@@ -126,22 +131,35 @@ def build_optimizer(
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
 
 
-def compiled_backbone(
-    model: Classifier, example: torch.Tensor
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """The backbone through `torch.compile`, tried on `example` (a normalised batch) first;
-    where compiling fails (no compiler, an unsupported platform) the backbone itself, and
-    why, in one line."""
-    try:
-        compiled = torch.compile(model.backbone)
-        model.eval()
-        with torch.no_grad(), autocast(example.device):
-            compiled(example)
-        return compiled, "compiled"
-    except Exception as error:  # torch.compile raises many kinds when it cannot work here
+class CompiledBackbone:
+    """A model's backbone through `torch.compile`, falling back to the backbone itself at the
+    first call that fails to compile (no compiler, an unsupported platform or graph; torch
+    compiles lazily, for each mode and shape), saying why in one line. `state` is what
+    happened: `compiled`, or `not compiled (reason)`. The fallback redoes the failed call
+    eagerly, so training goes on with the same step."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        self.backbone = backbone
+        self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.state = "compiled"
+        try:
+            self.compiled = torch.compile(backbone)
+        except Exception as error:  # torch.compile raises many kinds when it cannot work
+            self._fall_back(error)
+
+    def _fall_back(self, error: Exception) -> None:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        reason = f"{type(error).__name__}: {first}"[:200]
-        return model.backbone, f"not compiled ({reason}); trained without torch.compile"
+        self.state = f"not compiled ({type(error).__name__}: {first[:160]})"
+        self.compiled = None
+        tqdm.write(f"stage 1: {self.state}; training goes on without torch.compile")
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(batch)
+            except Exception as error:  # compiling this mode or shape failed
+                self._fall_back(error)
+        return self.backbone(batch)
 
 
 def _steps_per_epoch(n: int, batch_size: int) -> int:
@@ -179,10 +197,10 @@ def train_stage1(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # autotuned convolutions for the fixed shapes
     source = BatchSource.on(images, labels, device)
+    on_device = normalizer.to(device)
     backbone: Callable[[torch.Tensor], torch.Tensor] = model.backbone
     if compile_model:
-        backbone, how = compiled_backbone(model, normalizer(images[:2].to(device)))
-        tqdm.write(f"stage 1: {how}")
+        backbone = CompiledBackbone(model.backbone)
     optimizer = build_optimizer(model, objective, settings)
     steps = _steps_per_epoch(len(labels), settings.batch_size)
     total, warmup = steps * settings.epochs, steps * settings.warmup_epochs
@@ -209,7 +227,7 @@ def train_stage1(
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
             with autocast(device):
-                features = backbone(normalizer(batch))
+                features = backbone(on_device(batch))
                 logits = model.head(features)
             loss = objective.loss.fn(logits.float(), targets, epoch_weights)
             if objective.metric is not None:
@@ -224,7 +242,7 @@ def train_stage1(
             raise TrainingDiverged(
                 f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
             )
-        _, val_logits = predict(model, val[0], normalizer, device, backbone=backbone)
+        _, val_logits = predict(model, val[0], on_device, device, backbone=backbone)
         if not bool(torch.isfinite(val_logits).all()):
             raise TrainingDiverged(
                 f"stage 1 diverged in epoch {epoch + 1}: non-finite validation logits"
@@ -240,4 +258,7 @@ def train_stage1(
             best_score, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return TrainingOutcome(model, normalizer, best_epoch, history)
+    compiled = backbone.state if isinstance(backbone, CompiledBackbone) else ""
+    if compiled == "compiled":
+        tqdm.write("stage 1: compiled")
+    return TrainingOutcome(model, normalizer, best_epoch, history, compiled)

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a small, fast version (CPU, CI)")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # survive a kill
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     if args.tiny:
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
             run += ["--epochs", "1"]
         else:
             root = Path(os.environ.get("BENCH_DATA_ROOT") or SHARED)
+            if not root.is_dir():
+                print(f"bench run on skin: skipped, no HAM10000 at {root} (set BENCH_DATA_ROOT)")
+                return
             run = ["--methods", "ce,ce+crt,supcon+crt", "--dataset", "skin", "--profile", "gpu"]
             run += ["--no-pretrained", "--data-root", str(root)]
         command = [

@@ -77,6 +77,7 @@ def test_compile_falls_back_with_a_reason_and_never_changes_the_run_id(
     plain, compiled = _record(tmp_path / "plain"), _record(tmp_path / "compiled")
     assert plain["run_id"] == compiled["run_id"]
     assert compiled["compile"] is True and plain["compile"] is False
+    assert compiled["stage1"]["compiled"].startswith("not compiled (RuntimeError")
     # Where compiling works, training goes through the compiled backbone.
     calls: list[int] = []
 
@@ -90,6 +91,7 @@ def test_compile_falls_back_with_a_reason_and_never_changes_the_run_id(
     monkeypatch.setattr(training.torch, "compile", compiling)
     assert _run(tmp_path / "compiled-ok", "--compile", "--epochs", "1") == 0
     assert "stage 1: compiled" in capsys.readouterr().out and len(calls) > 3
+    assert _record(tmp_path / "compiled-ok")["stage1"]["compiled"] == "compiled"
 
 
 def test_a_profile_layers_its_settings_and_is_recorded(
@@ -103,6 +105,11 @@ def test_a_profile_layers_its_settings_and_is_recorded(
     assert settings_for(spec, method, {"image_size": 24}, "wide").settings.image_size == 24
     with pytest.raises(BenchError, match=r"unknown tiny training profile 'gpu'.*Known: cpu, wide"):
         settings_for(spec, method, {}, "gpu")
+    tuned = MethodRegistry().get("tuned/supcon+crt-synthetic")  # tuned at resnet-compact
+    with pytest.raises(
+        BenchError, match=r"tuned at .*'backbone': 'resnet-compact'.* --profile wide"
+    ):
+        settings_for(spec, tuned, {}, "wide")
     assert _run(tmp_path / "cpu") == 0 and _run(tmp_path / "wide", "--profile", "wide") == 0
     cpu_run, wide_run = _record(tmp_path / "cpu"), _record(tmp_path / "wide")
     assert (cpu_run["profile"], wide_run["profile"]) == ("cpu", "wide")
@@ -118,6 +125,9 @@ def test_a_profile_named_cpu_or_with_a_misspelt_setting_is_refused(tiny_project:
     original = spec_file.read_text()
     spec_file.write_text(original + "\n[training.profiles.cpu]\nepochs = 3\n")
     with pytest.raises(BenchError, match="profile 'cpu' is the \\[training\\] table itself"):
+        get_spec("tiny")
+    spec_file.write_text(original + '\n[training.profiles.big]\nweights = "/w.pt"\n')
+    with pytest.raises(BenchError, match="weights are given on the command line"):
         get_spec("tiny")
     spec_file.write_text(original + "\n[training.profiles.big]\nepoch = 3\n")
     with pytest.raises(BenchError, match=r"\[training.profiles.big\]: unknown setting\(s\) epoch"):

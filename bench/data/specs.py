@@ -125,12 +125,16 @@ def parse_spec(path: Path) -> DatasetSpec:
         table = dict(table)
         notes[name] = str(table.pop("description", ""))
         profiles[name] = check_settings(table, where)
+        if "weights" in table:
+            raise BenchError(f"{where}: weights are given on the command line (--weights PATH).")
     if DEFAULT_PROFILE in profiles:
         raise BenchError(
             f"{path}: profile {DEFAULT_PROFILE!r} is the [training] table itself; "
             "name yours otherwise."
         )
     training = check_settings(training, f"{path}: [training]")
+    if "weights" in training:
+        raise BenchError(f"{path}: [training]: weights are given on the command line (--weights).")
     try:
         val, test = float(split.get("val", 0.15)), float(split.get("test", 0.15))
     except (TypeError, ValueError) as error:
