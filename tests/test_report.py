@@ -17,6 +17,7 @@ from scipy import stats
 from bench.artefacts import ArtefactCache, Stage1Artefact
 from bench.cli import main
 from bench.metrics import classification_metrics
+from bench.report import plots
 from bench.report.build import build_report
 from bench.store import ResultsStore
 
@@ -201,3 +202,14 @@ def test_html_page_renders_every_image_in_headless_chromium(tmp_path: Path) -> N
     images = len(re.findall(r"<img ", page))
     assert images == 5
     assert f'<pre id="probe">{images}/{images}</pre>' in shown
+
+
+def test_balanced_accuracy_is_drawn_with_95_percent_intervals_on_an_axis_spanning_the_data() -> (
+    None
+):
+    mean, low, high = plots.mean_interval(np.array([1.0, 2.0, 3.0]))
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2 dof) × standard error (std 1)
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert plots.mean_interval(np.array([7.0])) == (7.0, 7.0, 7.0)  # one seed: no interval
+    assert plots.data_span([60.0, 62.5], [61.0, 64.0]) == (59.0, 65.0)  # not 0 to 100
+    assert plots.data_span([10.0], [90.0]) == pytest.approx((6.0, 94.0))

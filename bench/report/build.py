@@ -112,15 +112,17 @@ def _write(
     shown = ", ".join(chosen)
     figures = [
         (
-            plots.balanced_accuracy_bars(tables[0], scratch / "balanced_accuracy.png", pdf),
-            "Test balanced accuracy per method (mean, error bar one std over seeds), coloured "
-            "by family.",
+            plots.balanced_accuracy_intervals(results, scratch / "balanced_accuracy.png", pdf),
+            "Test balanced accuracy per method, best at the top: mean (dot) and 95 % "
+            "t-interval over seeds (line; n runs), coloured by family. The axis spans the "
+            "data, not 0 to 100.",
         ),
         (
             plots.recall_against_frequency(
                 results, chosen, scratch / "recall_vs_frequency.png", pdf
             ),
-            f"Per-class test recall against training frequency ({shown}).",
+            f"Per-class test recall, classes from the rarest to the most frequent with their "
+            f"training counts ({shown}).",
         ),
         (
             plots.confusion_matrices(results, chosen, scratch / "confusion.png", pdf),

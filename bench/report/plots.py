@@ -9,13 +9,14 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy import stats
 from sklearn.manifold import TSNE
 
 from bench.artefacts import ArtefactCache
 from bench.metrics import confidence_bins, softmax
 from bench.recipes import FAMILIES
 from bench.report.collect import Results
-from bench.report.tables import Table
 
 FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c72b0", "#dd8452", "#55a868"), strict=True))
 RELIABILITY_BINS = 15
@@ -37,49 +38,73 @@ def _save(figure: Figure, path: Path, pdf: bool) -> list[Path]:
     return written
 
 
-def balanced_accuracy_bars(main: Table, path: Path, pdf: bool = False) -> list[Path]:
-    """Mean test balanced accuracy per method, error bars one std over seeds, coloured by
-    family."""
-    numbers = main.numbers
-    figure = Figure(figsize=(max(5.0, 0.45 * len(numbers) + 2), 4))
+def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of `values` and its `level` t-interval (the mean twice for one value)."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * stats.sem(values)
+    return mean, mean - half, mean + half
+
+
+def data_span(lows: list[float], highs: list[float]) -> tuple[float, float]:
+    """Axis limits around the intervals: their span plus a margin (5 %, at least a point),
+    never the full 0-100 (which hides the 1-point differences that matter)."""
+    margin = max(1.0, 0.05 * (max(highs) - min(lows)))
+    return min(lows) - margin, max(highs) + margin
+
+
+def balanced_accuracy_intervals(results: Results, path: Path, pdf: bool = False) -> list[Path]:
+    """Mean test balanced accuracy per method with its 95 % interval over seeds, sorted, on an
+    axis scaled to the data (a 1-point difference stays visible), coloured by family, the
+    legend outside the data."""
+    rows = []
+    for label in results.labels:
+        values = 100 * results.of(label)["balanced_accuracy"].astype(float).to_numpy()
+        family = str(results.of(label)["family"].iloc[0])
+        rows.append((label, family, len(values), *mean_interval(values)))
+    rows.sort(key=lambda row: row[3])  # best at the top
+    figure = Figure(figsize=(7, 0.32 * len(rows) + 1.6), layout="constrained")
     axis = figure.subplots()
-    x = np.arange(len(numbers))
-    axis.bar(
-        x,
-        100 * numbers["balanced_accuracy_mean"],
-        yerr=100 * numbers["balanced_accuracy_std"].fillna(0),
-        color=[FAMILY_COLOURS[f] for f in numbers["family"]],
-        capsize=3,
-    )
-    axis.set_xticks(x, numbers["method"], rotation=60, ha="right")
-    axis.set_ylabel("balanced accuracy (%)")
-    for family, colour in FAMILY_COLOURS.items():
-        if family in set(numbers["family"]):
-            axis.bar([0], [0], color=colour, label=family)
-    axis.legend(fontsize=8)
+    y = np.arange(len(rows))
+    for position, (_, family, n, mean, low, high) in zip(y, rows, strict=True):
+        colour = FAMILY_COLOURS.get(family, "#777777")
+        axis.plot([low, high], [position, position], color=colour, linewidth=2)
+        axis.plot([mean], [position], "o", color=colour, markersize=6 if n > 1 else 4)
+    axis.set_yticks(y, [f"{label} (n={n})" for label, _, n, *_ in rows], fontsize=8)
+    axis.set_xlim(*data_span([row[4] for row in rows], [row[5] for row in rows]))
+    axis.set_xlabel("test balanced accuracy (%): mean and 95 % interval over seeds")
+    axis.grid(axis="x", alpha=0.3)
+    handles = [
+        Line2D([], [], color=colour, marker="o", linewidth=2, label=family)
+        for family, colour in FAMILY_COLOURS.items()
+        if family in {row[1] for row in rows}
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     return _save(figure, path, pdf)
 
 
 def recall_against_frequency(
     results: Results, labels: list[str], path: Path, pdf: bool = False
 ) -> list[Path]:
-    """Mean per-class test recall against the class's training count (log axis), one line per
-    method: what re-balancing does to the rare classes."""
-    classes = results.classes[::-1]  # rarest first, left to right
-    counts = np.array([results.train_counts[c] for c in classes])
-    figure = Figure(figsize=(6, 4))
+    """Mean per-class test recall per method, the classes ordered from the rarest to the most
+    frequent and named with their training counts: what re-balancing does to the rare
+    classes. The legend sits outside the data."""
+    classes = sorted(results.classes, key=lambda c: results.train_counts[c])
+    figure = Figure(figsize=(max(6.0, 0.5 * len(classes) + 3), 4.5), layout="constrained")
     axis = figure.subplots()
+    x = np.arange(len(classes))
     for label in labels:
         runs = results.of(label)
         recall = runs[[f"recall_{c}" for c in classes]].astype(float).mean()
-        axis.plot(counts, 100 * recall.to_numpy(), marker="o", label=label)
-    for count, name in zip(counts, classes, strict=True):
-        axis.annotate(name, (count, -4), rotation=90, ha="center", va="top", fontsize=7)
-    axis.set_xscale("log")
-    axis.set_xlabel("training images of the class (log)")
+        axis.plot(x, 100 * recall.to_numpy(), marker="o", label=label)
+    names = [f"{c} ({results.train_counts[c]})" for c in classes]
+    axis.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    axis.set_xlabel("class (training images), rarest first")
     axis.set_ylabel("test recall (%)")
-    axis.set_ylim(-20, 105)
-    axis.legend(fontsize=8)
+    axis.set_ylim(-3, 103)
+    axis.grid(axis="y", alpha=0.3)
+    figure.legend(loc="outside right upper", fontsize=8)
     return _save(figure, path, pdf)
 
 
