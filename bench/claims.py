@@ -187,7 +187,8 @@ def join(root: Path) -> None:
 def _debris(root: Path) -> list[Path]:
     """Temporary files and report scratch folders anywhere under `root`."""
     found = [p for p in root.rglob("*.tmp") if p.is_file()]
-    return found + [p for p in root.rglob(".report@*") if p.is_dir()]
+    scratch = [*root.rglob(".report@*"), *root.rglob(".compare@*")]
+    return found + [p for p in scratch if p.is_dir()]
 
 
 def _session_of(path: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -15,6 +16,8 @@ import torch
 from optuna.trial import TrialState
 
 from bench.artefacts import ArtefactCache
+from bench.compare.build import analyse, verdict, write_comparison
+from bench.compare.collect import collect, datasets_with_runs
 from bench.data.cache import clear_images, image_entries, images_folder
 from bench.data.download import fetch
 from bench.data.inventory import describe
@@ -241,6 +244,32 @@ def build_parser() -> argparse.ArgumentParser:
     _setting_options(status_parser, "--finalize tabulates the runs made at these settings.")
     _cache_dir_option(status_parser)
 
+    compare = commands.add_parser(
+        "compare",
+        help="one comparison over datasets: ranks, tests, the metric-learning verdict",
+        description="Compare methods over several datasets (their runs at the current "
+        "settings): mean ranks, Friedman and Nemenyi with a critical-difference diagram, and "
+        "for each metric-learning stage 1 the Bayesian signed-rank test against the same "
+        "stage 2 on cross-entropy; writes results/compare/.",
+    )
+    compare.add_argument(
+        "--datasets",
+        help="comma-separated dataset names (default: every named dataset with runs)",
+    )
+    compare.add_argument(
+        "--methods", help="methods or lists to compare (default: those run on every dataset)"
+    )
+    compare.add_argument(
+        "--rope",
+        type=float,
+        default=1.0,
+        help="region of practical equivalence, ± BAcc points (default: 1)",
+    )
+    compare.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    _setting_options(compare, "The runs compared are those made at these settings.")
+    compare.add_argument("--results-dir", type=Path, help="default: results/ in the project")
+    _cache_dir_option(compare)
+
     listing = commands.add_parser("list", help="list registered methods or datasets")
     listing.add_argument("what", choices=("methods", "datasets"))
 
@@ -460,6 +489,26 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> None:
+    results_dir = args.results_dir or default_results_dir()
+    registry = MethodRegistry()
+    if args.datasets:
+        datasets = [get_spec(name.strip()).name for name in args.datasets.split(",")]
+    else:
+        datasets = datasets_with_runs(results_dir)
+    if not datasets:
+        raise BenchError(f"no dataset has runs in {results_dir}; run some (bench run) first.")
+    if not (args.rope > 0 and math.isfinite(args.rope)):
+        raise BenchError(f"--rope must be a positive number of points, got {args.rope}.")
+    methods = [m.name for m in registry.expand(args.methods)] if args.methods else None
+    ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
+    scores = collect(results_dir, datasets, methods, registry, _overrides(args), args.profile)
+    comparison = analyse(scores, registry, args.rope)
+    folder = write_comparison(comparison, results_dir, args.pdf)
+    print(verdict(comparison))
+    print(f"comparison: {folder}; open {folder / 'index.html'}")
+
+
 def _list(what: str) -> None:
     if what == "methods":
         registry = MethodRegistry()
@@ -668,6 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         elif args.command == "status":
             return _status(args)
+        elif args.command == "compare":
+            _compare(args)
         else:
             _list(args.what)
     except BenchError as error:

@@ -1,0 +1,311 @@
+"""`bench compare`: the comparison over datasets, analysed and written to `results/compare/`.
+
+Tables (Markdown, CSV, LaTeX), figures (PNG, PDF with `pdf`), a verdict paragraph and one
+self-contained `index.html`, written to a scratch folder and swapped in as the report is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scikit_posthocs as posthocs
+from matplotlib.figure import Figure
+
+from bench.claims import try_claim
+from bench.compare.collect import DatasetScores
+from bench.compare.stats import (
+    MIN_OBSERVATIONS,
+    Friedman,
+    Posterior,
+    friedman,
+    hierarchical,
+    hierarchical_available,
+    mean_ranks,
+    signed_rank,
+)
+from bench.errors import BenchError
+from bench.files import SESSION, write_text_atomic
+from bench.recipes import MethodRegistry
+from bench.report import render
+from bench.report.build import swap_in
+from bench.report.page import page
+from bench.report.plots import data_span
+from bench.report.tables import Table
+
+LEVEL = 0.95  # the posterior probability a decision needs
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """A metric-learning method against the same stage 2 on a cross-entropy stage 1: the
+    posterior per dataset and pooled over datasets (and hierarchical, when it could run)."""
+
+    method: str
+    baseline: str
+    per_dataset: dict[str, Posterior | None]
+    pooled: Posterior | None
+    hierarchical: Posterior | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything `bench compare` found."""
+
+    scores: list[DatasetScores]
+    means: pd.DataFrame
+    ranks: pd.DataFrame
+    friedman: Friedman
+    pairs: list[PairResult]
+    rope: float
+
+
+def metric_pairs(methods: list[str], registry: MethodRegistry) -> list[tuple[str, str]]:
+    """(metric-learning method, its baseline): `X+S` with a metric-learning stage 1 X against
+    `ce+S`, for every such pair among `methods`."""
+    pairs = []
+    for name in methods:
+        method = registry.get(name)
+        if method.stage1.metric and method.stage2 and not method.tuning:
+            baseline = f"ce+{method.stage2.name}"
+            if baseline in methods:
+                pairs.append((name, baseline))
+    return pairs
+
+
+def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) -> Comparison:
+    """Means and ranks per dataset, the Friedman/Nemenyi tests, and the paper's pairs."""
+    methods = list(scores[0].blocks.columns)
+    means = pd.DataFrame({s.name: s.blocks.mean() for s in scores}).T[methods]
+    results = []
+    for method, baseline in metric_pairs(methods, registry):
+        per_dataset: dict[str, Posterior | None] = {}
+        for s in scores:
+            first, second = s.blocks[method].to_numpy(), s.blocks[baseline].to_numpy()
+            per_dataset[s.name] = signed_rank(first, second, rope) if len(first) > 1 else None
+        pooled = None
+        if len(scores) > 1:
+            pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope)
+        nested = None
+        sizes = {len(s.blocks) for s in scores}
+        if hierarchical_available() and len(scores) > 1 and len(sizes) == 1:
+            first = np.stack([s.blocks[method].to_numpy() for s in scores])
+            second = np.stack([s.blocks[baseline].to_numpy() for s in scores])
+            nested = hierarchical(first, second, rope)
+        results.append(PairResult(method, baseline, per_dataset, pooled, nested))
+    return Comparison(scores, means, mean_ranks(means), friedman(means), results, rope)
+
+
+def _p(posterior: Posterior | None) -> str:
+    if posterior is None:
+        return "–"
+    return (
+        f"{posterior.better:.2f} / {posterior.equivalent:.2f} / {posterior.worse:.2f} "
+        f"({posterior.decision(LEVEL)})"
+    )
+
+
+def tables(comparison: Comparison) -> list[Table]:
+    """The ranks table and the pairs table."""
+    means, ranks = comparison.means, comparison.ranks
+    splits = {s.name: s.splits for s in comparison.scores}
+    blocks = {s.name: len(s.blocks) for s in comparison.scores}
+    header = ["Method", *(f"{d} BAcc" for d in means.index), *(f"{d} rank" for d in means.index)]
+    header.append("Mean rank")
+    order = ranks.T["mean rank"].sort_values().index
+    rows = [
+        [
+            method,
+            *(f"{means.loc[d, method]:.1f}" for d in means.index),
+            *(f"{ranks.loc[d, method]:.1f}" for d in means.index),
+            f"{ranks.loc['mean rank', method]:.2f}",
+        ]
+        for method in order
+    ]
+    numbers = pd.concat([means.T.add_suffix("_bacc"), ranks.T.add_suffix("_rank")], axis=1)
+    described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]} split(s)" for d in means.index)
+    rank_table = Table(
+        name="ranks",
+        title="Mean rank over datasets",
+        caption=(
+            f"Test balanced accuracy (%, mean over each dataset's blocks; {described}) and "
+            "its rank per dataset (1 best, ties averaged); sorted by mean rank."
+        ),
+        header=header,
+        rows=rows,
+        numbers=numbers.loc[order].reset_index(names="method"),
+        best={(0, len(header) - 1)},
+    )
+    pair_header = ["Method", "Against", *comparison.means.index, "Pooled"]
+    pair_rows, records = [], []
+    for pair in comparison.pairs:
+        cells = [pair.method, pair.baseline]
+        for d in comparison.means.index:
+            cells.append(_p(pair.per_dataset[d]))
+        cells.append(_p(pair.pooled))
+        pair_rows.append(cells)
+        for d, posterior in [*pair.per_dataset.items(), ("pooled", pair.pooled)]:
+            if posterior is not None:
+                records.append(
+                    {"method": pair.method, "against": pair.baseline, "dataset": d,
+                     "mean_difference": posterior.mean_difference, "p_better": posterior.better,
+                     "p_equivalent": posterior.equivalent, "p_worse": posterior.worse,
+                     "observations": posterior.observations}
+                )  # fmt: skip
+    pair_table = Table(
+        name="pairs",
+        title="Metric learning in stage 1: paired against the same stage 2 on cross-entropy",
+        caption=(
+            "P(better) / P(equivalent) / P(worse) from the Bayesian signed-rank test "
+            f"(baycomp), with a region of practical equivalence of ±{comparison.rope:g} BAcc "
+            "points; a decision needs a probability of 0.95. Per dataset the observations are "
+            "its paired blocks; pooled, the per-dataset mean differences. Fewer than "
+            f"{MIN_OBSERVATIONS} observations decide nothing (undecided)."
+        ),
+        header=pair_header,
+        rows=pair_rows,
+        numbers=pd.DataFrame(records),
+        text_columns=2,
+    )
+    return [rank_table, pair_table]
+
+
+def verdict(comparison: Comparison) -> str:
+    """The answer in plain words, never more than the statistics say."""
+    n = len(comparison.scores)
+    lines = []
+    splits = ", ".join(f"{s.name} {s.splits}" for s in comparison.scores)
+    lines.append(
+        f"Over {n} dataset(s) (independent splits per dataset: {splits}), the question is "
+        "whether a metric-learning stage 1 beats cross-entropy under the same stage 2."
+    )
+    if not comparison.pairs:
+        lines.append(
+            "No such pair was run on every dataset (e.g. supcon+crt with ce+crt), so there "
+            "is no answer yet."
+        )
+    for pair in comparison.pairs:
+        decided = [p.decision(LEVEL) for p in pair.per_dataset.values() if p is not None]
+        counts = {k: decided.count(k) for k in ("better", "equivalent", "worse", "undecided")}
+        text = (
+            f"{pair.method} against {pair.baseline}: better on {counts['better']}, "
+            f"practically equivalent (±{comparison.rope:g} points) on {counts['equivalent']}, "
+            f"worse on {counts['worse']} and undecided on {counts['undecided']} of "
+            f"{len(decided)} dataset(s) with two or more blocks (a decision needs a "
+            f"probability of {LEVEL} on {MIN_OBSERVATIONS} or more paired blocks)"
+        )
+        if pair.pooled is not None:
+            p = pair.pooled
+            text += (
+                f"; pooled over the {p.observations} per-dataset mean differences, P(better) = "
+                f"{p.better:.2f}, P(equivalent) = {p.equivalent:.2f}, P(worse) = "
+                f"{p.worse:.2f} (mean difference {p.mean_difference:+.1f} points"
+                + (", too few datasets to decide)" if p.observations < MIN_OBSERVATIONS else ")")
+            )
+        lines.append(text + ".")
+    f = comparison.friedman
+    if f.p_value is None:
+        lines.append("The Friedman test needs three or more methods and two or more datasets.")
+    else:
+        lines.append(
+            f"Across all {comparison.means.shape[1]} methods, Friedman's test over the {n} "
+            f"datasets gives p = {f.p_value:.3f} (Nemenyi's critical difference of mean ranks: "
+            f"{f.critical_difference:.2f}). With so few datasets this test has little power; "
+            "the paired analyses over independent splits carry the evidence."
+        )
+    return " ".join(lines)
+
+
+def cd_diagram(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
+    """The critical-difference diagram (scikit-posthocs): mean ranks, bars joining methods
+    Nemenyi's test cannot tell apart."""
+    figure = Figure(figsize=(8, 0.25 * comparison.means.shape[1] + 2), layout="constrained")
+    axis = figure.subplots()
+    f = comparison.friedman
+    ranks = comparison.ranks.loc["mean rank"]
+    if f.nemenyi is not None:
+        posthocs.critical_difference_diagram(ranks, f.nemenyi, ax=axis)
+        axis.set_title(f"Mean ranks over {comparison.means.shape[0]} datasets (Nemenyi, α = 0.05)")
+    else:
+        axis.text(0.5, 0.5, "needs 3 methods and 2 datasets", ha="center", va="center")
+        axis.set_axis_off()
+    return _save(figure, path, pdf)
+
+
+def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
+    """Each pair's mean paired difference per dataset with its 95 % t-interval over blocks,
+    on an axis spanning the data, the region of practical equivalence shaded."""
+    from bench.report.plots import mean_interval
+
+    rows = []
+    for pair in comparison.pairs:
+        for s in comparison.scores:
+            values = (s.blocks[pair.method] - s.blocks[pair.baseline]).to_numpy()
+            rows.append((f"{pair.method} − {pair.baseline}, {s.name}", *mean_interval(values)))
+    figure = Figure(figsize=(8, 0.3 * max(1, len(rows)) + 1.5), layout="constrained")
+    axis = figure.subplots()
+    if rows:
+        y = np.arange(len(rows))
+        for position, (_, mean, low, high) in zip(y, rows, strict=True):
+            axis.plot([low, high], [position, position], color="#4c72b0", linewidth=2)
+            axis.plot([mean], [position], "o", color="#4c72b0")
+        axis.set_yticks(y, [row[0] for row in rows], fontsize=8)
+        lows = [min(row[2], -comparison.rope) for row in rows]
+        highs = [max(row[3], comparison.rope) for row in rows]
+        axis.set_xlim(*data_span(lows, highs))
+    axis.axvspan(-comparison.rope, comparison.rope, color="#999999", alpha=0.2, label="ROPE")
+    axis.axvline(0, color="#555555", linewidth=0.8)
+    axis.set_xlabel("paired difference in test BAcc (points): mean and 95 % interval over blocks")
+    figure.legend(loc="outside lower center", fontsize=8)
+    return _save(figure, path, pdf)
+
+
+def _save(figure: Figure, path: Path, pdf: bool) -> list[Path]:
+    figure.savefig(path, dpi=130)
+    written = [path]
+    if pdf:
+        figure.savefig(path.with_suffix(".pdf"))
+        written.append(path.with_suffix(".pdf"))
+    return written
+
+
+def write_comparison(comparison: Comparison, results_dir: Path, pdf: bool = False) -> Path:
+    """Write `results_dir/compare/` (swapped in whole); returns the folder."""
+    final = results_dir / "compare"
+    scratch = results_dir / f".compare@{SESSION}@{uuid.uuid4().hex[:6]}.partial"
+    scratch.mkdir(parents=True)
+    try:
+        _write(comparison, scratch, pdf)
+        claim = try_claim(results_dir / "compare.claim")
+        if claim is None:
+            raise BenchError(f"another process is writing {final}; try again when it is done.")
+        with claim:
+            swap_in(scratch, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final
+
+
+def _write(comparison: Comparison, scratch: Path, pdf: bool) -> None:
+    written = tables(comparison)
+    for table in written:
+        write_text_atomic(scratch / f"{table.name}.md", render.markdown(table))
+        write_text_atomic(scratch / f"{table.name}.csv", render.csv(table))
+        write_text_atomic(scratch / f"{table.name}.tex", render.latex(table))
+    text = verdict(comparison)
+    write_text_atomic(scratch / "verdict.md", f"# Verdict\n\n{text}\n")
+    figures = [
+        (cd_diagram(comparison, scratch / "cd_diagram.png", pdf)[0],
+         "Critical-difference diagram: mean rank of each method over the datasets; methods "
+         "joined by a bar are not told apart by Nemenyi's test at α = 0.05."),
+        (pair_differences(comparison, scratch / "pairs.png", pdf)[0],
+         f"Paired differences per dataset (metric-learning stage 1 minus cross-entropy stage "
+         f"1, same stage 2), mean and 95 % interval over blocks; shaded: ±{comparison.rope:g}"
+         " points."),
+    ]  # fmt: skip
+    html = page("Comparison over datasets", text, written, figures)
+    write_text_atomic(scratch / "index.html", html)

@@ -1,0 +1,104 @@
+"""What a comparison over datasets compares: per dataset, the balanced accuracy of each method
+on each block — a (data seed, train seed) run pair that every compared method has — at the
+methods' current settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.data.specs import all_specs, get_spec
+from bench.errors import BenchError
+from bench.experiment import current_settings_ids
+from bench.recipes import MethodRegistry
+from bench.store import ResultsStore, runs_at_settings
+
+
+@dataclass(frozen=True)
+class DatasetScores:
+    """One dataset's test balanced accuracy (percent), a row per block (data seed, train
+    seed) and a column per method."""
+
+    name: str
+    blocks: pd.DataFrame
+
+    @property
+    def splits(self) -> int:
+        """The independent splits (data seeds) its numbers rest on."""
+        return self.blocks.index.get_level_values("data_seed").nunique()
+
+
+def _done_runs(
+    results_dir: Path,
+    name: str,
+    registry: MethodRegistry,
+    overrides: dict[str, Any],
+    profile: str | None,
+) -> pd.DataFrame:
+    """The finished runs of dataset `name` at their methods' current settings (with the
+    command line's `overrides` and `profile`)."""
+    runs = ResultsStore(results_dir, name).runs_table()
+    if runs.empty:
+        return runs
+    runs = runs[runs["status"] == "done"]
+    spec = get_spec(name)
+    ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides, profile)
+    return runs_at_settings(runs, ids)
+
+
+def datasets_with_runs(results_dir: Path) -> list[str]:
+    """The named dataset specs with a results folder holding runs."""
+    return [name for name in all_specs() if (results_dir / name / "runs").is_dir()]
+
+
+def collect(
+    results_dir: Path,
+    datasets: list[str],
+    methods: list[str] | None,
+    registry: MethodRegistry,
+    overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
+) -> list[DatasetScores]:
+    """Each dataset's scores for `methods` (default: those run on every dataset), on the
+    blocks all of them have, at the current settings with `overrides` and `profile`."""
+    runs = {
+        name: _done_runs(results_dir, name, registry, overrides or {}, profile) for name in datasets
+    }
+    for name, table in runs.items():
+        if table.empty:
+            raise BenchError(
+                f"{name}: no finished runs at the current settings in {results_dir / name}; "
+                f"run some first (bench run --dataset {name})."
+            )
+    present = {name: set(table["method"]) for name, table in runs.items()}
+    if methods is None:
+        common = set.intersection(*present.values())
+        methods = sorted(
+            common, key=lambda m: min(list(t["method"]).index(m) for t in runs.values())
+        )
+    for name, names in present.items():
+        if missing := [m for m in methods if m not in names]:
+            raise BenchError(
+                f"{name}: no finished runs of {', '.join(missing)} at the current settings; "
+                f"run them (bench run --dataset {name} --methods {','.join(missing)}) or leave "
+                "them out of --methods."
+            )
+    if len(methods) < 2:
+        raise BenchError(f"{len(methods)} method(s) were run on every dataset; compare needs 2.")
+    scores = []
+    for name, table in runs.items():
+        table = table[table["method"].isin(methods)].copy()
+        table["bacc"] = 100 * table["balanced_accuracy"].astype(float)
+        blocks = table.pivot_table(
+            index=["data_seed", "train_seed"], columns="method", values="bacc", aggfunc="mean"
+        )[methods].dropna()
+        if blocks.empty:
+            raise BenchError(
+                f"{name}: no (data seed, train seed) has runs of every compared method; run "
+                "them at the same seeds."
+            )
+        scores.append(DatasetScores(name, blocks))
+    return scores

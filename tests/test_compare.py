@@ -1,0 +1,149 @@
+"""`bench compare`: ranks, Friedman/Nemenyi and the critical difference checked against
+hand-computed values and Demšar's table, the Bayesian signed-rank decisions, and the whole
+command on results folders of two tiny datasets, its page rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.compare.build import metric_pairs
+from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
+from bench.recipes import MethodRegistry
+
+
+def test_ranks_and_friedman_match_hand_computed_values() -> None:
+    columns = {
+        "a": [80.0, 70.0, 60.0, 90.0],
+        "b": [75.0, 72.0, 55.0, 85.0],
+        "c": [70.0, 72.0, 50.0, 80.0],
+    }
+    scores = pd.DataFrame(columns, index=["d1", "d2", "d3", "d4"])
+    ranks = mean_ranks(scores)
+    assert ranks.loc["d2"].tolist() == [3.0, 1.5, 1.5]  # a tie shares its ranks
+    assert ranks.loc["mean rank"].tolist() == pytest.approx([1.5, 1.875, 2.625])
+    # Friedman's chi-square, 12N/(k(k+1)) [sum R_j^2 - k(k+1)^2/4] (Demšar 2006, eq. 1);
+    # scipy divides it by the tie correction 1 - sum(t^3 - t) / (N k (k^2 - 1)).
+    result = friedman(scores)
+    assert result.p_value is not None and 0 < result.p_value < 1
+    assert result.nemenyi is not None and result.nemenyi.shape == (3, 3)
+    n, k, r = 4, 3, np.array([1.5, 1.875, 2.625])
+    untied = 12 * n / (k * (k + 1)) * ((r**2).sum() - k * (k + 1) ** 2 / 4)
+    ties = 1 - (2**3 - 2) / (n * k * (k**2 - 1))  # d2's pair of tied ranks
+    assert result.statistic == pytest.approx(untied / ties)
+    assert friedman(scores[["a", "b"]]).p_value is None  # two methods: no test
+
+
+def test_the_critical_difference_follows_demsars_table() -> None:
+    # Demšar (JMLR 2006), table 5(a): q_0.05 = 2.569 for k = 4 and 2.728 for k = 5.
+    assert critical_difference(4, 14) == pytest.approx(2.569 * math.sqrt(20 / 84), abs=2e-3)
+    assert critical_difference(5, 10) == pytest.approx(2.728 * math.sqrt(30 / 60), abs=2e-3)
+
+
+def test_the_signed_rank_test_decides_only_on_clear_evidence() -> None:
+    base = np.array([70.0, 72.0, 68.0, 75.0, 71.0, 69.0, 74.0, 73.0])
+    better = signed_rank(base + 5 + 0.1 * np.arange(8), base, rope=1.0)
+    assert better.better > 0.99 and better.decision() == "better"
+    assert better.mean_difference == pytest.approx(5.35)
+    same = signed_rank(base + 0.05 * np.sin(np.arange(8)), base, rope=1.0)
+    assert same.equivalent > 0.95 and same.decision() == "equivalent"
+    worse = signed_rank(base - 4 - 0.1 * np.arange(8), base, rope=1.0)
+    assert worse.decision() == "worse"
+    few = signed_rank(base[:3] + 5, base[:3], rope=1.0)  # 3 blocks: never a decision
+    assert few.decision() == "undecided"
+
+
+def test_metric_learning_methods_are_paired_with_the_same_stage2_on_cross_entropy() -> None:
+    registry = MethodRegistry()
+    methods = ["ce", "ce+crt", "ce+lws", "supcon+crt", "supcon+lws", "triplet+crt", "rs-cb"]
+    assert metric_pairs(methods, registry) == [
+        ("supcon+crt", "ce+crt"),
+        ("supcon+lws", "ce+lws"),
+        ("triplet+crt", "ce+crt"),
+    ]
+    assert metric_pairs(["supcon+tau", "ce+crt"], registry) == []  # no ce+tau to pair with
+
+
+def _compare(tiny_project: Path, results: Path, *extra: str) -> int:
+    """Runs of ce, ce+crt and supcon+crt at data seeds 0-2 on `tiny` and a second tiny set,
+    then `bench compare` over both."""
+    spec = (tiny_project / "datasets" / "tiny.toml").read_text()
+    (tiny_project / "datasets" / "other.toml").write_text(spec.replace("seed = 0", "seed = 1"))
+    for dataset in ("tiny", "other"):
+        argv = ["run", "--dataset", dataset, "--methods", "ce,ce+crt,supcon+crt"]
+        argv += ["--data-seeds", "0-2", "--seeds", "0", "--results-dir", str(results)]
+        assert main([*argv, "--device", "cpu", "--no-progress", "--no-report"]) == 0
+    return main(["compare", "--datasets", "tiny,other", "--results-dir", str(results), *extra])
+
+
+@pytest.mark.slow
+def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results"
+    assert _compare(tiny_project, results, "--pdf") == 0
+    out = capsys.readouterr().out
+    assert "supcon+crt against ce+crt" in out and "independent splits per dataset: tiny 3" in out
+    folder = results / "compare"
+    for name in ("ranks", "pairs"):
+        for suffix in (".md", ".csv", ".tex"):
+            assert (folder / f"{name}{suffix}").stat().st_size > 100
+    for figure in ("cd_diagram", "pairs"):
+        assert (folder / f"{figure}.png").exists() and (folder / f"{figure}.pdf").exists()
+    # The ranks table's numbers are the means of each dataset's runs.
+    runs = pd.read_csv(results / "tiny" / "runs.csv")
+    ranks = pd.read_csv(folder / "ranks.csv").set_index("method")
+    for method in ("ce", "ce+crt", "supcon+crt"):
+        expected = 100 * runs.loc[runs["method"] == method, "balanced_accuracy"].mean()
+        assert ranks.loc[method, "tiny_bacc"] == pytest.approx(expected)
+    pairs = pd.read_csv(folder / "pairs.csv")
+    assert set(pairs["dataset"]) == {"tiny", "other", "pooled"}
+    assert (pairs["p_better"] + pairs["p_equivalent"] + pairs["p_worse"]).round(6).eq(1).all()
+    assert "too few datasets to decide" in (folder / "verdict.md").read_text()  # 2 datasets
+    # A method missing on one dataset is a one-line error naming it.
+    argv = ["compare", "--datasets", "tiny,other", "--results-dir", str(results)]
+    assert main([*argv, "--methods", "ce,ldam-drw"]) == 2
+    assert "no finished runs of ldam-drw" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)"
+)
+def test_the_comparison_page_renders_every_image_in_headless_chromium(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    assert _compare(tiny_project, tmp_path / "results") == 0
+    page = (tmp_path / "results" / "compare" / "index.html").read_text()
+    assert 'src="data:image/png;base64,' in page and "href=" not in page
+    probe = page.replace(
+        "</body>",
+        "<script>window.addEventListener('load', () => { const images = [...document.images];"
+        " const ok = images.filter(i => i.complete && i.naturalWidth > 0).length;"
+        " document.body.insertAdjacentHTML('beforeend', `<pre id=probe>${ok}/${images.length}"
+        "</pre>`); });</script></body>",
+    )
+    (tmp_path / "probe.html").write_text(probe)
+    shown = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         "--virtual-time-budget=10000", "--dump-dom", (tmp_path / "probe.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert len(re.findall(r"<img ", page)) == 2 and '<pre id="probe">2/2</pre>' in shown
+
+
+def test_the_paper_list_pairs_every_metric_learning_stage1_of_all_with_crt_and_lws() -> None:
+    registry = MethodRegistry()
+    curated = {name.split("+")[0] for name in registry.lists["all"]}
+    metric = {name for name, recipe in registry.stage1.items() if recipe.metric and name in curated}
+    pairs = metric_pairs(registry.lists["paper"], registry)
+    assert {method for method, _ in pairs} == {f"{m}+{s}" for m in metric for s in ("crt", "lws")}
+    assert {"ce", "rs-cb", "ldam-drw", "balanced-softmax"} <= set(registry.lists["paper"])
