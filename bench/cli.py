@@ -502,7 +502,15 @@ def _compare(args: argparse.Namespace) -> None:
         raise BenchError(f"--rope must be a positive number of points, got {args.rope}.")
     methods = [m.name for m in registry.expand(args.methods)] if args.methods else None
     ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
-    scores = collect(results_dir, datasets, methods, registry, _overrides(args), args.profile)
+    scores = collect(
+        results_dir,
+        datasets,
+        methods,
+        registry,
+        _overrides(args),
+        args.profile,
+        skip_stale=not args.datasets,
+    )
     comparison = analyse(scores, registry, args.rope)
     folder = write_comparison(comparison, results_dir, args.pdf)
     print(verdict(comparison))

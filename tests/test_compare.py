@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.compare.build import metric_pairs
+from bench.compare.build import analyse, metric_pairs, verdict
+from bench.compare.collect import DatasetScores
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
 from bench.recipes import MethodRegistry
 
@@ -35,6 +36,8 @@ def test_ranks_and_friedman_match_hand_computed_values() -> None:
     result = friedman(scores)
     assert result.p_value is not None and 0 < result.p_value < 1
     assert result.nemenyi is not None and result.nemenyi.shape == (3, 3)
+    # Labelled by method: a and c differ most in mean rank, so their p-value is the smallest.
+    assert result.nemenyi.loc["a", "c"] < result.nemenyi.loc["a", "b"]
     n, k, r = 4, 3, np.array([1.5, 1.875, 2.625])
     untied = 12 * n / (k * (k + 1)) * ((r**2).sum() - k * (k + 1) ** 2 / 4)
     ties = 1 - (2**3 - 2) / (n * k * (k**2 - 1))  # d2's pair of tied ranks
@@ -147,3 +150,32 @@ def test_the_paper_list_pairs_every_metric_learning_stage1_of_all_with_crt_and_l
     pairs = metric_pairs(registry.lists["paper"], registry)
     assert {method for method, _ in pairs} == {f"{m}+{s}" for m in metric for s in ("crt", "lws")}
     assert {"ce", "rs-cb", "ldam-drw", "balanced-softmax"} <= set(registry.lists["paper"])
+
+
+def _scores(name: str, gain: float) -> DatasetScores:
+    """5 splits × 2 train seeds of ce, ce+crt and supcon+crt, supcon+crt `gain` points up."""
+    rng = np.random.default_rng(len(name))
+    index = pd.MultiIndex.from_product([range(5), range(2)], names=["data_seed", "train_seed"])
+    base = 60 + rng.normal(0, 2, len(index))
+    blocks = pd.DataFrame(
+        {
+            "ce": base - 5,
+            "ce+crt": base,
+            "supcon+crt": base + gain + rng.normal(0, 0.05, len(index)),
+        },
+        index=index,
+    )
+    return DatasetScores(name, blocks)
+
+
+def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_shows() -> None:
+    comparison = analyse([_scores("a", 5.0), _scores("bb", 0.0)], MethodRegistry(), rope=1.0)
+    [pair] = comparison.pairs
+    assert (pair.method, pair.baseline) == ("supcon+crt", "ce+crt")
+    a, bb = pair.per_dataset["a"], pair.per_dataset["bb"]
+    assert a is not None and bb is not None
+    assert a.observations == 5  # two train seeds per split are one observation
+    assert a.decision() == "better" and bb.decision() == "equivalent"
+    text = verdict(comparison)
+    assert "better on 1, practically equivalent (±1 points) on 1, worse on 0" in text
+    assert "too few datasets to decide" in text  # pooled over 2 datasets

@@ -6,6 +6,7 @@ self-contained `index.html`, written to a scratch folder and swapped in as the r
 
 from __future__ import annotations
 
+import math
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -16,15 +17,13 @@ import pandas as pd
 import scikit_posthocs as posthocs
 from matplotlib.figure import Figure
 
-from bench.claims import try_claim
+from bench.claims import join, try_claim
 from bench.compare.collect import DatasetScores
 from bench.compare.stats import (
     MIN_OBSERVATIONS,
     Friedman,
     Posterior,
     friedman,
-    hierarchical,
-    hierarchical_available,
     mean_ranks,
     signed_rank,
 )
@@ -43,13 +42,12 @@ LEVEL = 0.95  # the posterior probability a decision needs
 @dataclass(frozen=True)
 class PairResult:
     """A metric-learning method against the same stage 2 on a cross-entropy stage 1: the
-    posterior per dataset and pooled over datasets (and hierarchical, when it could run)."""
+    posterior per dataset (over its splits) and pooled over datasets."""
 
     method: str
     baseline: str
     per_dataset: dict[str, Posterior | None]
     pooled: Posterior | None
-    hierarchical: Posterior | None
 
 
 @dataclass(frozen=True)
@@ -85,18 +83,14 @@ def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) 
     for method, baseline in metric_pairs(methods, registry):
         per_dataset: dict[str, Posterior | None] = {}
         for s in scores:
-            first, second = s.blocks[method].to_numpy(), s.blocks[baseline].to_numpy()
+            # The train seeds of one split share its test set: one observation per split.
+            splits = s.blocks.groupby(level="data_seed").mean()
+            first, second = splits[method].to_numpy(), splits[baseline].to_numpy()
             per_dataset[s.name] = signed_rank(first, second, rope) if len(first) > 1 else None
         pooled = None
         if len(scores) > 1:
             pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope)
-        nested = None
-        sizes = {len(s.blocks) for s in scores}
-        if hierarchical_available() and len(scores) > 1 and len(sizes) == 1:
-            first = np.stack([s.blocks[method].to_numpy() for s in scores])
-            second = np.stack([s.blocks[baseline].to_numpy() for s in scores])
-            nested = hierarchical(first, second, rope)
-        results.append(PairResult(method, baseline, per_dataset, pooled, nested))
+        results.append(PairResult(method, baseline, per_dataset, pooled))
     return Comparison(scores, means, mean_ranks(means), friedman(means), results, rope)
 
 
@@ -126,7 +120,8 @@ def tables(comparison: Comparison) -> list[Table]:
         ]
         for method in order
     ]
-    numbers = pd.concat([means.T.add_suffix("_bacc"), ranks.T.add_suffix("_rank")], axis=1)
+    ranked = ranks.T.rename(columns={"mean rank": "mean"})
+    numbers = pd.concat([means.T.add_suffix("_bacc"), ranked.add_suffix("_rank")], axis=1)
     described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]} split(s)" for d in means.index)
     rank_table = Table(
         name="ranks",
@@ -163,7 +158,8 @@ def tables(comparison: Comparison) -> list[Table]:
             "P(better) / P(equivalent) / P(worse) from the Bayesian signed-rank test "
             f"(baycomp), with a region of practical equivalence of ±{comparison.rope:g} BAcc "
             "points; a decision needs a probability of 0.95. Per dataset the observations are "
-            "its paired blocks; pooled, the per-dataset mean differences. Fewer than "
+            "its independent splits (train seeds averaged within a split); pooled, the "
+            "per-dataset mean differences. Fewer than "
             f"{MIN_OBSERVATIONS} observations decide nothing (undecided)."
         ),
         header=pair_header,
@@ -195,8 +191,8 @@ def verdict(comparison: Comparison) -> str:
             f"{pair.method} against {pair.baseline}: better on {counts['better']}, "
             f"practically equivalent (±{comparison.rope:g} points) on {counts['equivalent']}, "
             f"worse on {counts['worse']} and undecided on {counts['undecided']} of "
-            f"{len(decided)} dataset(s) with two or more blocks (a decision needs a "
-            f"probability of {LEVEL} on {MIN_OBSERVATIONS} or more paired blocks)"
+            f"{len(decided)} dataset(s) with two or more splits (a decision needs a "
+            f"probability of {LEVEL} on {MIN_OBSERVATIONS} or more independent splits)"
         )
         if pair.pooled is not None:
             p = pair.pooled
@@ -207,15 +203,33 @@ def verdict(comparison: Comparison) -> str:
                 + (", too few datasets to decide)" if p.observations < MIN_OBSERVATIONS else ")")
             )
         lines.append(text + ".")
+    if len(comparison.pairs) > 1:
+        lines.append(
+            f"{len(comparison.pairs)} pairs are tested, each on its own: at a 0.95 threshold "
+            "a few decisions can come from chance alone."
+        )
     f = comparison.friedman
     if f.p_value is None:
         lines.append("The Friedman test needs three or more methods and two or more datasets.")
+    elif not math.isfinite(f.p_value):
+        lines.append("Every method ranks the same on every dataset: Friedman's test finds nothing.")
     else:
+        power = (
+            f"With only {n} datasets this test has little power; the paired analyses over "
+            "independent splits carry the evidence."
+            if n < 10
+            else ""
+        )
         lines.append(
             f"Across all {comparison.means.shape[1]} methods, Friedman's test over the {n} "
             f"datasets gives p = {f.p_value:.3f} (Nemenyi's critical difference of mean ranks: "
-            f"{f.critical_difference:.2f}). With so few datasets this test has little power; "
-            "the paired analyses over independent splits carry the evidence."
+            f"{f.critical_difference:.2f}"
+            + (
+                "; as p ≥ 0.05, the diagram's differences are not established"
+                if f.p_value >= 0.05
+                else ""
+            )
+            + f"). {power}".rstrip()
         )
     return " ".join(lines)
 
@@ -276,6 +290,7 @@ def _save(figure: Figure, path: Path, pdf: bool) -> list[Path]:
 def write_comparison(comparison: Comparison, results_dir: Path, pdf: bool = False) -> Path:
     """Write `results_dir/compare/` (swapped in whole); returns the folder."""
     final = results_dir / "compare"
+    join(results_dir)  # this process's session; scratch folders of dead ones removed
     scratch = results_dir / f".compare@{SESSION}@{uuid.uuid4().hex[:6]}.partial"
     scratch.mkdir(parents=True)
     try:

@@ -45,7 +45,12 @@ def _done_runs(
         return runs
     runs = runs[runs["status"] == "done"]
     spec = get_spec(name)
-    ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides, profile)
+    ids: dict[str, str] = {}
+    for method in runs["method"].unique():
+        try:  # a method whose settings cannot be resolved (a clashing profile) is not current
+            ids |= current_settings_ids(spec, registry, [method], overrides, profile)
+        except BenchError:
+            continue
     return runs_at_settings(runs, ids)
 
 
@@ -61,12 +66,20 @@ def collect(
     registry: MethodRegistry,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    skip_stale: bool = False,
 ) -> list[DatasetScores]:
     """Each dataset's scores for `methods` (default: those run on every dataset), on the
-    blocks all of them have, at the current settings with `overrides` and `profile`."""
+    blocks all of them have, at the current settings with `overrides` and `profile`. With
+    `skip_stale`, a dataset without runs at those settings is left out (and said)."""
     runs = {
         name: _done_runs(results_dir, name, registry, overrides or {}, profile) for name in datasets
     }
+    if skip_stale:
+        for name in [n for n, table in runs.items() if table.empty]:
+            print(f"note: {name} left out: no finished runs at the current settings")
+            del runs[name]
+        if not runs:
+            raise BenchError(f"no dataset in {results_dir} has runs at the current settings.")
     for name, table in runs.items():
         if table.empty:
             raise BenchError(
@@ -94,7 +107,10 @@ def collect(
         table["bacc"] = 100 * table["balanced_accuracy"].astype(float)
         blocks = table.pivot_table(
             index=["data_seed", "train_seed"], columns="method", values="bacc", aggfunc="mean"
-        )[methods].dropna()
+        ).reindex(columns=methods)
+        if empty := [m for m in methods if blocks[m].isna().all()]:
+            raise BenchError(f"{name}: no balanced accuracy recorded for {', '.join(empty)}.")
+        blocks = blocks.dropna()
         if blocks.empty:
             raise BenchError(
                 f"{name}: no (data seed, train seed) has runs of every compared method; run "

@@ -6,13 +6,14 @@
 - For one pair of methods, the Bayesian signed-rank test (baycomp; Benavoli et al., JMLR
   18(77), 2017): the probabilities that the first is better, practically equivalent (within a
   region of practical equivalence, ±`rope` points) or worse. Per dataset its observations are
-  the paired blocks (independent splits × train seeds); pooled, the per-dataset mean
-  differences. baycomp's hierarchical test (pystan) is used when installed.
+  the independent splits (the train seeds of a split averaged first: they share its test
+  set); pooled, the per-dataset mean differences. baycomp's hierarchical test is not used:
+  it needs pystan, writes its sampler's state into the working folder, and its correlation
+  correction is made for cross-validation folds, not for independent splits.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
 
@@ -103,23 +104,4 @@ def signed_rank(first: np.ndarray, second: np.ndarray, rope: float) -> Posterior
     )
     return Posterior(
         float(better), float(equivalent), float(worse), len(first), float(np.mean(first - second))
-    )
-
-
-def hierarchical_available() -> bool:
-    """Whether baycomp's hierarchical test can run here (it needs pystan)."""
-    return importlib.util.find_spec("stan") is not None
-
-
-def hierarchical(first: np.ndarray, second: np.ndarray, rope: float) -> Posterior:
-    """baycomp's hierarchical test over datasets (rows) of paired blocks (columns)."""
-    better, equivalent, worse = baycomp.HierarchicalTest.probs(
-        first, second, rope=rope, nsamples=SAMPLES, random_state=SEED
-    )
-    return Posterior(
-        float(better),
-        float(equivalent),
-        float(worse),
-        int(first.size),
-        float(np.mean(first - second)),
     )
