@@ -109,6 +109,7 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         "variant": record.get("variant", record.get("setting")),  # older records: `setting`
         "settings_id": record.get("settings_id", ""),  # empty in records older than it
         "data_seed": config["split"]["data_seed"],
+        "split_hash": config["split"].get("hash", ""),
         "train_seed": config["train_seed"],
         "status": record["status"],
         "error": record.get("error", ""),

@@ -4,6 +4,7 @@ command on results folders of two tiny datasets, its page rendered in headless C
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -16,7 +17,7 @@ import pytest
 
 from bench.cli import main
 from bench.compare.build import analyse, metric_pairs, verdict
-from bench.compare.collect import DatasetScores
+from bench.compare.collect import DatasetScores, collect
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
 from bench.recipes import MethodRegistry
 
@@ -111,6 +112,16 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     assert set(pairs["dataset"]) == {"tiny", "other", "pooled"}
     assert (pairs["p_better"] + pairs["p_equivalent"] + pairs["p_worse"]).round(6).eq(1).all()
     assert "too few datasets to decide" in (folder / "verdict.md").read_text()  # 2 datasets
+    # Data seeds that draw the same split (a source fixing its own) are one split, not two.
+    records = [json.loads(f.read_text()) for f in (results / "tiny" / "runs").glob("*/run.json")]
+    hashes = {r["config"]["split"]["data_seed"]: r["config"]["split"]["hash"] for r in records}
+    for path in (results / "tiny" / "runs").glob("*/run.json"):
+        record = json.loads(path.read_text())
+        if record["config"]["split"]["data_seed"] == 2:
+            record["config"]["split"]["hash"] = hashes[1]
+            path.write_text(json.dumps(record))
+    [tiny] = collect(results, ["tiny"], None, MethodRegistry())
+    assert tiny.splits == 2 and len(tiny.blocks) == 2  # seeds 1 and 2 averaged as one split
     # A method missing on one dataset is a one-line error naming it.
     argv = ["compare", "--datasets", "tiny,other", "--results-dir", str(results)]
     assert main([*argv, "--methods", "ce,ldam-drw"]) == 2
@@ -155,7 +166,7 @@ def test_the_paper_list_pairs_every_metric_learning_stage1_of_all_with_crt_and_l
 def _scores(name: str, gain: float) -> DatasetScores:
     """5 splits × 2 train seeds of ce, ce+crt and supcon+crt, supcon+crt `gain` points up."""
     rng = np.random.default_rng(len(name))
-    index = pd.MultiIndex.from_product([range(5), range(2)], names=["data_seed", "train_seed"])
+    index = pd.MultiIndex.from_product([range(5), range(2)], names=["split", "train_seed"])
     base = 60 + rng.normal(0, 2, len(index))
     blocks = pd.DataFrame(
         {

@@ -83,8 +83,8 @@ def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) 
     for method, baseline in metric_pairs(methods, registry):
         per_dataset: dict[str, Posterior | None] = {}
         for s in scores:
-            # The train seeds of one split share its test set: one observation per split.
-            splits = s.blocks.groupby(level="data_seed").mean()
+            # Runs on one split share its test set: one observation per distinct split.
+            splits = s.blocks.groupby(level="split").mean()
             first, second = splits[method].to_numpy(), splits[baseline].to_numpy()
             per_dataset[s.name] = signed_rank(first, second, rope) if len(first) > 1 else None
         pooled = None

@@ -19,16 +19,17 @@ from bench.store import ResultsStore, runs_at_settings
 
 @dataclass(frozen=True)
 class DatasetScores:
-    """One dataset's test balanced accuracy (percent), a row per block (data seed, train
-    seed) and a column per method."""
+    """One dataset's test balanced accuracy (percent), a row per block (split, train seed)
+    and a column per method. A split is named by its digest, not its data seed: a source that
+    fixes its own split (MedMNIST's files) gives every data seed the same one."""
 
     name: str
     blocks: pd.DataFrame
 
     @property
     def splits(self) -> int:
-        """The independent splits (data seeds) its numbers rest on."""
-        return self.blocks.index.get_level_values("data_seed").nunique()
+        """The distinct splits its numbers rest on."""
+        return self.blocks.index.get_level_values("split").nunique()
 
 
 def _done_runs(
@@ -105,8 +106,11 @@ def collect(
     for name, table in runs.items():
         table = table[table["method"].isin(methods)].copy()
         table["bacc"] = 100 * table["balanced_accuracy"].astype(float)
+        table["split"] = table["split_hash"].where(
+            table["split_hash"].astype(bool), table["data_seed"].astype(str)
+        )  # records without a digest: their data seed
         blocks = table.pivot_table(
-            index=["data_seed", "train_seed"], columns="method", values="bacc", aggfunc="mean"
+            index=["split", "train_seed"], columns="method", values="bacc", aggfunc="mean"
         ).reindex(columns=methods)
         if empty := [m for m in methods if blocks[m].isna().all()]:
             raise BenchError(f"{name}: no balanced accuracy recorded for {', '.join(empty)}.")
