@@ -104,14 +104,14 @@ class Batch:
             paths.append(path)
         return paths
 
-    def save(self, command: list[str] | None = None) -> None:
+    def save(self) -> None:
         """Write `batch.json` (after every change to the jobs)."""
         write_json_atomic(
             self.folder / "batch.json",
             {
                 "executor": self.executor,
                 "host": self.host,
-                "command": command if command is not None else sys.argv,
+                "command": sys.argv,
                 "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                 "jobs": [
                     {**asdict(job), "log": str(job.log), "result": str(job.result)}

@@ -173,6 +173,14 @@ class WorkUnit:
         return f"{recipe}-d{self.data_seed}-s{self.train_seed}"
 
 
+def by_stage1(runs: list[PlannedRun]) -> dict[str, list[PlannedRun]]:
+    """The runs grouped by the stage-1 artefact they start from, in order."""
+    groups: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        groups.setdefault(run.stage1_key, []).append(run)
+    return groups
+
+
 def group_units(
     runs: list[PlannedRun],
     options: RunOptions,
@@ -182,11 +190,8 @@ def group_units(
     """The runs grouped by stage-1 artefact, most expensive first. A stage 1 to train costs
     its epochs × images × pixels; one already cached, only its stage 2s (a small constant
     per run), so the longest units start first and the last ones finish close together."""
-    groups: dict[str, list[PlannedRun]] = {}
-    for run in runs:
-        groups.setdefault(run.stage1_key, []).append(run)
     units = []
-    for key, members in groups.items():
+    for key, members in by_stage1(runs).items():
         first = members[0]
         experiment = first.experiment
         settings = experiment.settings

@@ -23,7 +23,7 @@ from bench.experiment import current_settings_ids
 from bench.files import ensure_writable
 from bench.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
 from bench.layout import default_results_dir
-from bench.plan import PlannedRun, RunOptions, WorkUnit, group_units, plan
+from bench.plan import PlannedRun, RunOptions, WorkUnit, by_stage1, group_units, plan
 from bench.recipes import MethodRegistry
 from bench.report.build import build_report
 from bench.store import RUN_FILE, ResultsStore, runs_at_settings, status
@@ -129,11 +129,8 @@ def _run_here(
         options.compile,
     )
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress or not todo)
-    groups: dict[str, list[PlannedRun]] = {}
-    for run in todo:
-        groups.setdefault(run.stage1_key, []).append(run)
     results = []
-    for runs in groups.values():
+    for runs in by_stage1(todo).values():
         bar.set_postfix_str(runs[0].method.stage1.name)
         results += execute_runs(runs, store, context, on_done=lambda _: bar.update(1))
     bar.close()

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from bench.data.cache import cache_root
 from bench.errors import BenchError, Interrupted
 from bench.executors import Executor, ExecutorOptions, make_executor, wait
+from bench.executors.options import job_threads
 from bench.jobs import FAILED, Batch, Job, JobState, Task, batches
 from bench.layout import default_results_dir, methods_dir
 from bench.sweep import (
@@ -48,8 +49,7 @@ class SweepTask:
 def sweep_worker(task: SweepTask) -> dict[str, int]:
     """The job function of a worker: run the sweep until the study has its trials."""
     os.environ["BENCH_CACHE_DIR"] = str(task.cache_dir)
-    threads = task.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
-    if threads:
+    if threads := job_threads(task.threads):
         torch.set_num_threads(threads)
     study, _ = run_sweep(task.options)
     return {"trials": len(study.get_trials(deepcopy=False))}

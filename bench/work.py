@@ -10,6 +10,7 @@ claimed before it is evaluated, so two overlapping commands never write one run 
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -32,6 +33,7 @@ from bench.claims import join, wait_for_claim
 from bench.data.loading import load_imageset
 from bench.data.split import make_split
 from bench.errors import BenchError, TrainingDiverged
+from bench.executors.options import job_threads
 from bench.experiment import Experiment, evaluate
 from bench.layout import project_root
 from bench.plan import PlannedRun, WorkUnit, plan_run
@@ -51,8 +53,9 @@ class RunResult:
     stage1_trained: bool = False
 
 
-def environment() -> dict[str, Any]:
-    """Where a run ran: commit, library versions, host and torch threads (recorded)."""
+@functools.cache
+def git_commit() -> str | None:
+    """The checkout's commit (looked up once per process), or None outside a git checkout."""
     try:
         commit = subprocess.run(
             ["git", "-C", str(project_root()), "rev-parse", "HEAD"],
@@ -62,8 +65,13 @@ def environment() -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    return commit or None
+
+
+def environment() -> dict[str, Any]:
+    """Where a run ran: commit, library versions, host and torch threads (recorded)."""
     return {
-        "git_commit": commit or None,
+        "git_commit": git_commit(),
         "versions": {
             "bench": bench.__version__,
             "python": platform.python_version(),
@@ -259,6 +267,4 @@ def perform_unit(task: UnitTask) -> dict[str, Any]:
     if job:
         job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
     executor = {**task.executor, "job": job or os.environ.get("SLURM_JOB_ID") or os.getpid()}
-    # Threads: as asked, else the CPUs SLURM gave this job, else torch's default.
-    threads = task.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
-    return execute_unit(task.unit, executor, threads).as_dict()
+    return execute_unit(task.unit, executor, job_threads(task.threads)).as_dict()

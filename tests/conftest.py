@@ -6,10 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from bench import claims
 from bench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+HEARTBEAT = 0.2  # in tests a killed process's claims go stale after 1.2 s
 SHARED_HAM = REPO.parent / "shared" / "data" / "ham10000"
 
 TINY_SPEC = """
@@ -39,6 +42,19 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Every test gets its own decoded-image cache and no inherited data root."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch):
+    """One torch thread here and in every child process (equal thread counts give equal
+    metrics), and claims that go stale after six `HEARTBEAT`s."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("BENCH_HEARTBEAT", str(HEARTBEAT))
+    monkeypatch.setattr(claims, "STALE_AFTER", 6 * HEARTBEAT)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -19,22 +19,25 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import HEARTBEAT
 from optuna.trial import TrialState
 
-from bench import claims
 from bench.cli import main
 from bench.data.specs import get_spec
 from bench.errors import BenchError
 from bench.executors import processes, slurm
-from bench.executors.options import ExecutorOptions, parse_minutes, resolve_options
+from bench.executors.options import (
+    ExecutorOptions,
+    parse_minutes,
+    resolve_options,
+    usable_cpus,
+)
 from bench.executors.processes import ProcessExecutor
 from bench.executors.slurm import SlurmWatcher, probe_visibility
 from bench.jobs import Job
 from bench.plan import RunOptions, group_units, plan
 from bench.recipes import MethodRegistry
 from bench.work import rebuild_runs
-
-HEARTBEAT = 0.2
 
 
 def _cluster_reason() -> str | None:
@@ -47,18 +50,6 @@ def _cluster_reason() -> str | None:
 
 
 needs_cluster = pytest.mark.skipif(_cluster_reason() is not None, reason=str(_cluster_reason()))
-
-
-@pytest.fixture
-def one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread here and in every worker: equal thread counts give equal metrics."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("BENCH_HEARTBEAT", str(HEARTBEAT))
-    monkeypatch.setattr(claims, "STALE_AFTER", 6 * HEARTBEAT)
-    yield
-    torch.set_num_threads(before)
 
 
 def _argv(results: Path, methods: str, *extra: str) -> list[str]:
@@ -330,7 +321,7 @@ def test_a_worker_refuses_a_unit_whose_run_ids_it_cannot_reproduce(
 def test_threads_default_to_the_cpus_a_worker_is_given() -> None:
     assert ExecutorOptions().threads_per_worker() is None  # this process: torch's default
     assert ExecutorOptions(name="slurm", jobs=32).threads_per_worker() is None  # the job's CPUs
-    assert ExecutorOptions(jobs=2).threads_per_worker() == max(1, (os.cpu_count() or 1) // 2)
+    assert ExecutorOptions(jobs=2).threads_per_worker() == max(1, usable_cpus() // 2)
     assert ExecutorOptions(jobs=2, threads=3).threads_per_worker() == 3
 
 

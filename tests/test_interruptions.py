@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import HEARTBEAT
 
-from bench import claims
 from bench.cli import main
 
 pytestmark = [
@@ -24,7 +23,6 @@ pytestmark = [
 ]
 
 METHODS = "ce,ce+crt,ce+lws,rs-cb"
-HEARTBEAT = 0.2  # a killed process's claims go stale after 1.2 s
 
 # Runs `bench` in a child that SIGKILLs itself at a chosen point: when it is about to rename
 # a file onto a path matching PATTERN for the COUNT-th time, or at the COUNT-th training step.
@@ -61,18 +59,6 @@ def _argv(results: Path, cache: Path) -> list[str]:
         "--results-dir", str(results), "--cache-dir", str(cache), "--device", "cpu",
         "--no-progress",
     ]  # fmt: skip
-
-
-@pytest.fixture
-def one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread here and in the children: equal thread counts give equal metrics."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("BENCH_HEARTBEAT", str(HEARTBEAT))
-    monkeypatch.setattr(claims, "STALE_AFTER", 6 * HEARTBEAT)
-    yield
-    torch.set_num_threads(before)
 
 
 def _metrics(results: Path) -> dict[str, dict]:

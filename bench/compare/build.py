@@ -33,7 +33,7 @@ from bench.recipes import MethodRegistry
 from bench.report import render
 from bench.report.build import swap_in
 from bench.report.page import page
-from bench.report.plots import data_span
+from bench.report.plots import data_span, mean_interval, save_figure
 from bench.report.tables import Table
 
 LEVEL = 0.95  # the posterior probability a decision needs
@@ -247,14 +247,12 @@ def cd_diagram(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
     else:
         axis.text(0.5, 0.5, "needs 3 methods and 2 datasets", ha="center", va="center")
         axis.set_axis_off()
-    return _save(figure, path, pdf)
+    return save_figure(figure, path, pdf)
 
 
 def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
     """Each pair's mean paired difference per dataset with its 95 % t-interval over blocks,
     on an axis spanning the data, the region of practical equivalence shaded."""
-    from bench.report.plots import mean_interval
-
     rows = []
     for pair in comparison.pairs:
         for s in comparison.scores:
@@ -275,16 +273,7 @@ def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path
     axis.axvline(0, color="#555555", linewidth=0.8)
     axis.set_xlabel("paired difference in test BAcc (points): mean and 95 % interval over blocks")
     figure.legend(loc="outside lower center", fontsize=8)
-    return _save(figure, path, pdf)
-
-
-def _save(figure: Figure, path: Path, pdf: bool) -> list[Path]:
-    figure.savefig(path, dpi=130)
-    written = [path]
-    if pdf:
-        figure.savefig(path.with_suffix(".pdf"))
-        written.append(path.with_suffix(".pdf"))
-    return written
+    return save_figure(figure, path, pdf)
 
 
 def write_comparison(comparison: Comparison, results_dir: Path, pdf: bool = False) -> Path:

@@ -66,6 +66,12 @@ class ExecutorOptions:
         return max(1, usable_cpus() // self.jobs)
 
 
+def job_threads(asked: int | None) -> int | None:
+    """Torch threads in a job: as asked, else the CPUs SLURM gave the job, else None (torch's
+    default)."""
+    return asked or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity where the OS tells it)."""
     if hasattr(os, "sched_getaffinity"):

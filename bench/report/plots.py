@@ -26,7 +26,8 @@ TSNE_POINTS_PER_CLASS = 200
 TSNE_ITERATIONS = 500
 
 
-def _save(figure: Figure, path: Path, pdf: bool) -> list[Path]:
+def save_figure(figure: Figure, path: Path, pdf: bool) -> list[Path]:
+    """Write `figure` as PNG at `path` (and as PDF beside it when `pdf`); returns the files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if figure.get_layout_engine() is None:
         figure.tight_layout()
@@ -81,7 +82,7 @@ def balanced_accuracy_intervals(results: Results, path: Path, pdf: bool = False)
         if family in {row[1] for row in rows}
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    return _save(figure, path, pdf)
+    return save_figure(figure, path, pdf)
 
 
 def recall_against_frequency(
@@ -105,7 +106,7 @@ def recall_against_frequency(
     axis.set_ylim(-3, 103)
     axis.grid(axis="y", alpha=0.3)
     figure.legend(loc="outside right upper", fontsize=8)
-    return _save(figure, path, pdf)
+    return save_figure(figure, path, pdf)
 
 
 def confusion_matrices(
@@ -133,7 +134,7 @@ def confusion_matrices(
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("predicted")
     axes[0][0].set_ylabel("true")
-    return _save(figure, path, pdf)
+    return save_figure(figure, path, pdf)
 
 
 def reliability_diagram(
@@ -163,7 +164,7 @@ def reliability_diagram(
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8)
-    return _save(figure, path, pdf)
+    return save_figure(figure, path, pdf)
 
 
 def stage1_embeddings(
@@ -218,4 +219,4 @@ def stage1_embeddings(
         axis.set_yticks([])
     handles, names_shown = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, names_shown, fontsize=7, markerscale=3, loc="outside right center")
-    return _save(figure, path, pdf), missing
+    return save_figure(figure, path, pdf), missing
