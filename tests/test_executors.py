@@ -347,7 +347,8 @@ def _fake_slurm(
             lines = "".join(f"{job}|{state}\n" for job, state in queue.items())
             return subprocess.CompletedProcess(command, 0, lines, "")
         if command[0] == "scontrol" and command[-1] in ended:
-            text = f"JobId={command[-1]} JobState={ended[command[-1]]} ExitCode=0:15"
+            state, _, code = ended[command[-1]].partition(" ")
+            text = f"JobId={command[-1]} JobState={state} ExitCode={code or '0:15'}"
             return subprocess.CompletedProcess(command, 0, text, "")
         return subprocess.CompletedProcess(command, 1, "", "Invalid job id specified")
 
@@ -360,13 +361,17 @@ def test_slurm_states_come_from_results_the_queue_and_scontrol(
 ) -> None:
     jobs = [
         Job(i, f"unit-{i}", f"7_{i}", tmp_path / f"{i}.log", tmp_path / f"{i}.json")
-        for i in range(5)
+        for i in range(6)
     ]
     jobs[0].result.write_text(json.dumps({"ok": True, "value": {}}))
     jobs[1].result.write_text(json.dumps({"ok": False, "error": "BenchError: bad data"}))
-    _fake_slurm(monkeypatch, {"7_2": "PENDING", "7_3": "RUNNING"}, {"7_4": "TIMEOUT"})
+    ended = {"7_4": "TIMEOUT", "7_5": "FAILED 140:0"}  # 7_5: ended by the warning signal
+    _fake_slurm(monkeypatch, {"7_2": "PENDING", "7_3": "RUNNING"}, ended)
     states = SlurmWatcher(time_limit=30).states(jobs)
-    assert [states[j.uid].state for j in jobs] == ["done", "failed", "pending", "running", "failed"]
+    assert [states[j.uid].state for j in jobs] == [
+        "done", "failed", "pending", "running", "failed", "failed",
+    ]  # fmt: skip
+    assert "time limit (30 min)" in states[jobs[5].uid].detail
     assert "BenchError: bad data" in states[jobs[1].uid].detail
     assert "time limit (30 min); raise --slurm-time" in states[jobs[4].uid].detail
     assert str(jobs[4].log) in states[jobs[4].uid].detail

@@ -275,7 +275,11 @@ class SlurmWatcher:
             "PREEMPTED": "preempted by another job; rerun to submit it again",
             "DEADLINE": "reached its deadline before it ran",
         }
-        if state in reasons:
+        if (state == "FAILED" and exit_code.split(":")[0] == "140") or exit_code.endswith(":12"):
+            # Ended by USR2 (exit 128 + 12): SLURM sends it only as the time-limit warning
+            # submitit asks for, and with a short limit it can come before the job ignores it.
+            why = reasons["TIMEOUT"]
+        elif state in reasons:
             why = reasons[state]
         elif state:
             why = f"ended {state} (exit code {exit_code}) without writing its result"
