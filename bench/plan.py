@@ -20,7 +20,7 @@ from bench.artefacts import ArtefactCache
 from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec
-from bench.data.split import make_split, write_manifest
+from bench.data.split import write_manifest
 from bench.experiment import Experiment, settings_for, settings_id
 from bench.files import stable_hash
 from bench.layout import default_results_dir
@@ -122,7 +122,7 @@ def plan(
     for data_seed in options.data_seeds:
         splits = {}
         for size, imageset in imagesets.items():
-            split = make_split(imageset, spec.val_fraction, spec.test_fraction, data_seed)
+            split = spec.split(imageset, data_seed)
             splits[size] = (split, write_manifest(split, imageset, store.splits_dir))
         for method in methods:
             settings = resolved[method.name].settings

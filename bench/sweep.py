@@ -36,7 +36,6 @@ from bench.claims import join
 from bench.data.cache import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
-from bench.data.split import make_split
 from bench.device import resolve_device
 from bench.errors import BenchError, TrainingDiverged
 from bench.experiment import Experiment, evaluate, settings_for
@@ -321,7 +320,7 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
             Experiment(
                 spec,
                 imageset,
-                make_split(imageset, spec.val_fraction, spec.test_fraction, data_seed),
+                spec.split(imageset, data_seed),
                 settings,
                 device,
                 cache,

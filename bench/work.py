@@ -31,7 +31,6 @@ import bench
 from bench.artefacts import ArtefactCache
 from bench.claims import join, wait_for_claim
 from bench.data.loading import load_imageset
-from bench.data.split import make_split
 from bench.errors import BenchError, TrainingDiverged
 from bench.executors.options import job_threads
 from bench.experiment import Experiment, evaluate
@@ -184,7 +183,7 @@ def rebuild_runs(unit: WorkUnit, progress: bool = False) -> list[PlannedRun]:
         unit.spec, unit.settings.image_size, unit.data_root, progress, unit.skip_bad
     )
     spec = unit.spec
-    split = make_split(imageset, spec.val_fraction, spec.test_fraction, unit.data_seed)
+    split = spec.split(imageset, unit.data_seed)
     experiment = Experiment(
         spec,
         imageset,

@@ -95,7 +95,7 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     results = tmp_path / "results"
     assert _compare(tiny_project, results, "--pdf") == 0
     out = capsys.readouterr().out
-    assert "supcon+crt against ce+crt" in out and "independent splits per dataset: tiny 3" in out
+    assert "supcon+crt against ce+crt" in out and "(tiny 3 split(s), other 3 split(s))" in out
     folder = results / "compare"
     for name in ("ranks", "pairs"):
         for suffix in (".md", ".csv", ".tex"):
@@ -112,9 +112,18 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     assert set(pairs["dataset"]) == {"tiny", "other", "pooled"}
     assert (pairs["p_better"] + pairs["p_equivalent"] + pairs["p_worse"]).round(6).eq(1).all()
     assert "too few datasets to decide" in (folder / "verdict.md").read_text()  # 2 datasets
-    # Data seeds that draw the same split (a source fixing its own) are one split, not two.
     records = [json.loads(f.read_text()) for f in (results / "tiny" / "runs").glob("*/run.json")]
     hashes = {r["config"]["split"]["data_seed"]: r["config"]["split"]["hash"] for r in records}
+    # Splits that share a test set (a source fixing it) are counted and said as such.
+    manifests = {seed: results / "tiny" / "splits" / f"split-{h}.json" for seed, h in hashes.items()}
+    test_items = json.loads(manifests[0].read_text())["items"]["test"]
+    shared = json.loads(manifests[1].read_text())
+    shared["items"]["test"] = test_items
+    manifests[1].write_text(json.dumps(shared))
+    [tiny] = collect(results, ["tiny"], None, MethodRegistry())
+    assert (tiny.splits, tiny.test_sets) == (3, 2)
+    assert tiny.described() == "3 split(s) sharing 2 test set(s)"
+    # Data seeds that draw the same split (a source fixing its own) are one split, not two.
     for path in (results / "tiny" / "runs").glob("*/run.json"):
         record = json.loads(path.read_text())
         if record["config"]["split"]["data_seed"] == 2:
@@ -176,7 +185,7 @@ def _scores(name: str, gain: float) -> DatasetScores:
         },
         index=index,
     )
-    return DatasetScores(name, blocks)
+    return DatasetScores(name, blocks, test_sets=5)
 
 
 def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_shows() -> None:
@@ -190,3 +199,8 @@ def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_show
     text = verdict(comparison)
     assert "better on 1, practically equivalent (±1 points) on 1, worse on 0" in text
     assert "too few datasets to decide" in text  # pooled over 2 datasets
+    assert "share a test set" not in text
+    fixed = DatasetScores("bb", _scores("bb", 0.0).blocks, test_sets=1)
+    text = verdict(analyse([_scores("a", 5.0), fixed], MethodRegistry(), rope=1.0))
+    assert "bb 5 split(s) sharing 1 test set(s)" in text
+    assert "The splits of bb share a test set" in text

@@ -111,6 +111,7 @@ def test_stage2_values_out_of_range_are_refused(
         ('classes = ["nv"', 'clases = ["nv"', "unknown key(s) clases ('clases': did you mean"),
         ("n_images = 420", "n_image = 420", "[params] unknown key(s) n_image"),
         ("[training]", "[metrics]\nshots = 3\n[training]", "[metrics] unknown key(s) shots"),
+        ("[split]\nval = 0.2", '[split]\nkeep = ["train"]\nval = 0.2', "keep = ['train'] must"),
     ],
 )
 def test_typos_in_a_dataset_spec_are_errors(

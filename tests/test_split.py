@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -81,3 +82,23 @@ def test_manifest_reproduces_from_its_seed(tmp_path: Path) -> None:
     assert manifest["hash"] == redrawn.digest
     for name in SPLITS:
         assert manifest["items"][name] == [imageset.item_ids[i] for i in redrawn.indices(name)]
+
+
+def test_kept_test_set_stays_while_train_and_val_are_redrawn_per_seed() -> None:
+    base = _grouped()
+    n = len(base.labels)
+    given = tuple("test" if k % 5 == 0 else "val" if k % 7 == 0 else "train" for k in range(n))
+    imageset = dataclasses.replace(base, given_splits=given)
+    official = make_split(imageset, 0.15, 0.15, data_seed=0)  # default: val and test as given
+    assert official.val.tolist() == [k for k, s in enumerate(given) if s == "val"]
+    assert official.digest == make_split(imageset, 0.15, 0.15, data_seed=1).digest
+    test = [k for k, s in enumerate(given) if s == "test"]
+    drawn = [make_split(imageset, 0.15, 0.15, seed, keep=("test",)) for seed in range(3)]
+    assert len({split.digest for split in drawn}) == 3  # distinct splits ...
+    for split in drawn:
+        assert split.test.tolist() == test  # ... over the same test set
+        assert len(split.val) == pytest.approx(0.15 * (n - len(test)), abs=8)
+        owner: dict[str, str] = {}
+        for name in ("train", "val"):  # val is drawn by whole groups from the pool
+            for index in split.indices(name):
+                assert owner.setdefault(imageset.groups[index], name) == name

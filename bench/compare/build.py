@@ -106,7 +106,7 @@ def _p(posterior: Posterior | None) -> str:
 def tables(comparison: Comparison) -> list[Table]:
     """The ranks table and the pairs table."""
     means, ranks = comparison.means, comparison.ranks
-    splits = {s.name: s.splits for s in comparison.scores}
+    splits = {s.name: s.described() for s in comparison.scores}
     blocks = {s.name: len(s.blocks) for s in comparison.scores}
     header = ["Method", *(f"{d} BAcc" for d in means.index), *(f"{d} rank" for d in means.index)]
     header.append("Mean rank")
@@ -122,7 +122,7 @@ def tables(comparison: Comparison) -> list[Table]:
     ]
     ranked = ranks.T.rename(columns={"mean rank": "mean"})
     numbers = pd.concat([means.T.add_suffix("_bacc"), ranked.add_suffix("_rank")], axis=1)
-    described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]} split(s)" for d in means.index)
+    described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]}" for d in means.index)
     rank_table = Table(
         name="ranks",
         title="Mean rank over datasets",
@@ -174,11 +174,17 @@ def verdict(comparison: Comparison) -> str:
     """The answer in plain words, never more than the statistics say."""
     n = len(comparison.scores)
     lines = []
-    splits = ", ".join(f"{s.name} {s.splits}" for s in comparison.scores)
+    splits = ", ".join(f"{s.name} {s.described()}" for s in comparison.scores)
     lines.append(
-        f"Over {n} dataset(s) (independent splits per dataset: {splits}), the question is "
-        "whether a metric-learning stage 1 beats cross-entropy under the same stage 2."
+        f"Over {n} dataset(s) ({splits}), the question is whether a metric-learning stage 1 "
+        "beats cross-entropy under the same stage 2."
     )
+    if shared := [s.name for s in comparison.scores if s.test_sets < s.splits]:
+        lines.append(
+            f"The splits of {', '.join(shared)} share a test set (the source fixes it): there "
+            "the analysis over splits captures the variation of training data and seeds, not "
+            "of the test sample."
+        )
     if not comparison.pairs:
         lines.append(
             "No such pair was run on every dataset (e.g. supcon+crt with ce+crt), so there "

@@ -4,6 +4,7 @@ methods' current settings."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pandas as pd
 from bench.data.specs import all_specs, get_spec
 from bench.errors import BenchError
 from bench.experiment import current_settings_ids
+from bench.files import stable_hash
 from bench.recipes import MethodRegistry
 from bench.store import ResultsStore, runs_at_settings
 
@@ -25,11 +27,30 @@ class DatasetScores:
 
     name: str
     blocks: pd.DataFrame
+    test_sets: int
 
     @property
     def splits(self) -> int:
         """The distinct splits its numbers rest on."""
         return self.blocks.index.get_level_values("split").nunique()
+
+    def described(self) -> str:
+        """How many splits, and test sets when splits share one (a source's fixed test set)."""
+        text = f"{self.splits} split(s)"
+        if self.test_sets < self.splits:
+            text += f" sharing {self.test_sets} test set(s)"
+        return text
+
+
+def _test_set(splits_dir: Path, split: str) -> str:
+    """The digest of a split's test items, read from its manifest (without one, the split's
+    own name: counted as a test set of its own)."""
+    try:
+        return stable_hash(
+            json.loads((splits_dir / f"split-{split}.json").read_text())["items"]["test"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return split
 
 
 def _done_runs(
@@ -120,5 +141,7 @@ def collect(
                 f"{name}: no (data seed, train seed) has runs of every compared method; run "
                 "them at the same seeds."
             )
-        scores.append(DatasetScores(name, blocks))
+        splits_dir = ResultsStore(results_dir, name).splits_dir
+        test_sets = {_test_set(splits_dir, split) for split in blocks.index.unique("split")}
+        scores.append(DatasetScores(name, blocks, len(test_sets)))
     return scores

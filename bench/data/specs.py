@@ -11,6 +11,8 @@ from typing import Any
 from bench.data import synthetic
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
+from bench.data.imageset import ImageSet
+from bench.data.split import KEPT_SPLITS, Split, make_split
 from bench.errors import BenchError, unknown_name
 from bench.files import read_toml, stable_hash
 from bench.layout import datasets_dir
@@ -23,6 +25,8 @@ AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names di
 class DatasetSpec:
     """A named dataset: the formats it may be found in (tried in order), its classes (empty:
     taken from the data), split fractions, training defaults and downloadable files.
+    `kept_splits` names the splits a source assigns that are kept as given (`[split] keep`);
+    the others are drawn per data seed.
 
     `location` is set for ad-hoc datasets (`imagefolder:PATH`, `csv:FILE`): the data itself,
     which replaces the search of data roots.
@@ -39,11 +43,18 @@ class DatasetSpec:
     location: Path | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    kept_splits: tuple[str, ...] = KEPT_SPLITS
     training: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     profile_notes: dict[str, str] = field(default_factory=dict)
     shot_groups: Any = "terciles"
     path: Path | None = None
+
+    def split(self, imageset: ImageSet, data_seed: int) -> Split:
+        """The split of `imageset` that `data_seed` draws under this spec's fractions."""
+        return make_split(
+            imageset, self.val_fraction, self.test_fraction, data_seed, self.kept_splits
+        )
 
     def training_for(self, profile: str | None) -> dict[str, Any]:
         """The `[training]` table with a named profile's settings over it (`cpu` or None: the
@@ -69,7 +80,7 @@ SPEC_KEYS = (
     "description", "formats", "source", "aliases", "classes",
     "params", "split", "training", "metrics", "download",
 )  # fmt: skip
-SPLIT_KEYS = ("val", "test")
+SPLIT_KEYS = ("val", "test", "keep")
 METRICS_KEYS = ("shot_groups",)
 
 
@@ -143,6 +154,12 @@ def parse_spec(path: Path) -> DatasetSpec:
         raise BenchError(
             f"{path}: [split] val={val}, test={test} must be in (0, 1) and sum below 1."
         )
+    keep = split.get("keep", list(KEPT_SPLITS))
+    if not isinstance(keep, list) or not set(keep) <= set(KEPT_SPLITS):
+        raise BenchError(
+            f"{path}: [split] keep = {keep!r} must list the source's splits to keep as given, "
+            f"among {list(KEPT_SPLITS)} (train is always what the others leave)."
+        )
     return DatasetSpec(
         name=path.stem,
         description=_require(raw, "description", str, path),
@@ -157,6 +174,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         },
         val_fraction=val,
         test_fraction=test,
+        kept_splits=tuple(keep),
         training=training,
         profiles=profiles,
         profile_notes=notes,

@@ -13,6 +13,7 @@ from bench.errors import BenchError
 from bench.files import stable_hash, write_json_atomic
 
 SPLITS = ("train", "val", "test")
+KEPT_SPLITS = ("val", "test")  # a source's own splits, kept as given unless a spec says otherwise
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,24 @@ class Split:
 
 
 def make_split(
-    imageset: ImageSet, val_fraction: float, test_fraction: float, data_seed: int
+    imageset: ImageSet,
+    val_fraction: float,
+    test_fraction: float,
+    data_seed: int,
+    keep: tuple[str, ...] = KEPT_SPLITS,
 ) -> Split:
     """Assign whole groups to splits so that each class gets about the requested fractions.
 
-    Splits the source assigns (`imageset.given_splits`) are kept as they are; the missing ones
-    are drawn from the items left unassigned or assigned to train. A group takes its most
+    Splits the source assigns (`imageset.given_splits`) and `keep` names are kept as they are;
+    the others are drawn from the items left unassigned or assigned to a split not kept (so
+    with `keep=("test",)` a source's train and val are pooled and redrawn for each data seed,
+    its test set fixed). Fractions are of the pool drawn from. A group takes its most
     frequent label. Within each class the groups are shuffled with `data_seed`, then test is
     filled to its target image count, then val, and the rest is train; every drawn split
     receives at least one group of every class.
     """
     labels = imageset.labels.numpy()
-    given = imageset.given_splits or ("",) * len(labels)
+    given = tuple(s if s in keep else "" for s in imageset.given_splits) or ("",) * len(labels)
     assigned: dict[str, list[int]] = {
         name: [i for i, s in enumerate(given) if s == name] for name in SPLITS
     }
