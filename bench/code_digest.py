@@ -27,6 +27,7 @@ PURE_IO = {
     "bench.data.cache": "stores decoded tensors under the key it is given",
     "bench.data.download": "fetches files; their content is hashed by the readers",
     "bench.data.specs": "parses dataset specs; the parsed spec is part of every key",
+    "bench.data.split": "draws splits; the split's digest, of its item ids, is part of every key",
     "bench.errors": "error messages",
     "bench.files": "atomic writes, hashing, TOML reading",
     "bench.layout": "project paths",

@@ -25,7 +25,7 @@ from bench.artefacts import ArtefactCache, stage1_key
 from bench.augment import Augment
 from bench.data.imageset import ImageSet
 from bench.data.specs import DatasetSpec
-from bench.data.split import Split
+from bench.data.split import KEPT_SPLITS, Split
 from bench.decoupled import run_stage2
 from bench.errors import BenchError, TrainingDiverged
 from bench.files import stable_hash
@@ -41,14 +41,18 @@ SCORED_SPLITS = ("val", "test")
 
 def dataset_block(spec: DatasetSpec) -> dict[str, Any]:
     """What a dataset spec decides about a run (its name, parameters, split fractions, shot
-    groups): known without loading the data."""
-    return {
+    groups, and the source splits it keeps when not the default ones): known without loading
+    the data."""
+    block = {
         "name": spec.name,
         "params": spec.params,
         "val_fraction": spec.val_fraction,
         "test_fraction": spec.test_fraction,
         "shot_groups": spec.shot_groups,
     }
+    if spec.kept_splits != KEPT_SPLITS:  # runs drawn under the default keep their ids
+        block["kept_splits"] = list(spec.kept_splits)
+    return block
 
 
 def training_block(settings: TrainingSettings) -> dict[str, Any]:

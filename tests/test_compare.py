@@ -115,7 +115,9 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     records = [json.loads(f.read_text()) for f in (results / "tiny" / "runs").glob("*/run.json")]
     hashes = {r["config"]["split"]["data_seed"]: r["config"]["split"]["hash"] for r in records}
     # Splits that share a test set (a source fixing it) are counted and said as such.
-    manifests = {seed: results / "tiny" / "splits" / f"split-{h}.json" for seed, h in hashes.items()}
+    manifests = {
+        seed: results / "tiny" / "splits" / f"split-{h}.json" for seed, h in hashes.items()
+    }
     test_items = json.loads(manifests[0].read_text())["items"]["test"]
     shared = json.loads(manifests[1].read_text())
     shared["items"]["test"] = test_items

@@ -19,6 +19,7 @@ from bench.data.resize import square_resize
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split, write_manifest
 from bench.errors import BenchError
+from bench.experiment import dataset_block
 
 ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 
@@ -203,8 +204,21 @@ def test_chest_imagefolder_splits_classes_patients_and_grayscale(tmp_path: Path)
     assert torch.equal(imageset.images[:, 0], imageset.images[:, 2])  # gray in all channels
     index = imageset.item_ids.index("train/PNEUMONIA/person3_bacteria_1.jpeg")
     assert imageset.groups[index] == "person3"
-    split = make_split(imageset, 0.15, 0.15, 0)
-    assert [len(split.indices(s)) for s in SPLITS] == [18, 6, 9]
+    # The spec keeps Kermany's test set and redraws val, whole patients, from train + val.
+    test = [i for i, item in enumerate(imageset.item_ids) if item.startswith("test/")]
+    splits = [get_spec("chest").split(imageset, seed) for seed in range(3)]
+    assert len({split.digest for split in splits}) == 3
+    for split in splits:
+        assert [len(split.indices(s)) for s in SPLITS] == [21, 3, 9]
+        assert split.test.tolist() == test
+        val_patients = {imageset.groups[i] for i in split.val}
+        assert not val_patients & {imageset.groups[i] for i in split.train}
+    # Under the default keep, the source's val is used as given.
+    assert make_split(imageset, 0.15, 0.15, 0).val.size == 6
+    # Runs drawn this way are told apart from runs on the source's val (other settings), while
+    # specs at the default keep the run ids they had.
+    assert dataset_block(get_spec("chest"))["kept_splits"] == ["test"]
+    assert "kept_splits" not in dataset_block(get_spec("skin"))
 
 
 def test_patient_in_two_given_splits_is_a_leak(tmp_path: Path) -> None:
@@ -353,7 +367,8 @@ def test_data_info_reports_search_and_contents(
     assert f"{tmp_path / 'data' / 'ham10000'}  -" in out
     assert f"{tmp_path / 'data' / 'skin'}  isic2018 <- used" in out
     assert "56 images, 7 classes, 35 groups" in out
-    assert "splits given by the source: train 0, val 7, test 7, unassigned 42" in out
+    given = "splits given by the source: train 0, val 7, test 7, unassigned 42"
+    assert f"{given}; kept as given: val, test" in out
     assert main(["data", "info", "skin198", "--data-root", str(tmp_path / "none")]) == 0
     assert "found: nothing." in capsys.readouterr().out
 

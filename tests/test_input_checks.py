@@ -112,6 +112,8 @@ def test_stage2_values_out_of_range_are_refused(
         ("n_images = 420", "n_image = 420", "[params] unknown key(s) n_image"),
         ("[training]", "[metrics]\nshots = 3\n[training]", "[metrics] unknown key(s) shots"),
         ("[split]\nval = 0.2", '[split]\nkeep = ["train"]\nval = 0.2', "keep = ['train'] must"),
+        ("[split]\nval = 0.2", '[split]\nkeep = [["test"]]\nval = 0.2', "each once, among"),
+        ("[split]\nval = 0.2", '[split]\nkeep = ["test", "test"]\nval = 0.2', "each once, among"),
     ],
 )
 def test_typos_in_a_dataset_spec_are_errors(

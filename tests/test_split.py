@@ -87,7 +87,10 @@ def test_manifest_reproduces_from_its_seed(tmp_path: Path) -> None:
 def test_kept_test_set_stays_while_train_and_val_are_redrawn_per_seed() -> None:
     base = _grouped()
     n = len(base.labels)
-    given = tuple("test" if k % 5 == 0 else "val" if k % 7 == 0 else "train" for k in range(n))
+    where = {
+        f"lesion{g}": "test" if g % 5 == 0 else "val" if g % 7 == 0 else "train" for g in range(200)
+    }
+    given = tuple(where[group] for group in base.groups)  # whole lesions, as loaders ensure
     imageset = dataclasses.replace(base, given_splits=given)
     official = make_split(imageset, 0.15, 0.15, data_seed=0)  # default: val and test as given
     assert official.val.tolist() == [k for k, s in enumerate(given) if s == "val"]
@@ -97,8 +100,9 @@ def test_kept_test_set_stays_while_train_and_val_are_redrawn_per_seed() -> None:
     assert len({split.digest for split in drawn}) == 3  # distinct splits ...
     for split in drawn:
         assert split.test.tolist() == test  # ... over the same test set
+        assert sum(len(split.indices(name)) for name in SPLITS) == n  # given val pooled, not lost
         assert len(split.val) == pytest.approx(0.15 * (n - len(test)), abs=8)
         owner: dict[str, str] = {}
-        for name in ("train", "val"):  # val is drawn by whole groups from the pool
+        for name in SPLITS:  # val is drawn by whole groups from the pool
             for index in split.indices(name):
                 assert owner.setdefault(imageset.groups[index], name) == name

@@ -25,7 +25,6 @@ from bench.artefacts import ArtefactCache
 from bench.cli import main
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
-from bench.data.split import make_split
 from bench.errors import BenchError
 from bench.experiment import Experiment, settings_for
 from bench.recipes import MethodRegistry
@@ -155,7 +154,7 @@ def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
     method = MethodRegistry().get("ce+crt")
     settings = settings_for(spec, method).settings
     imageset = load_imageset(spec, settings.image_size)
-    split = make_split(imageset, spec.val_fraction, spec.test_fraction, 0)
+    split = spec.split(imageset, 0)
     # Scrambled test labels: anything scored on them would rank the trials differently.
     scrambled = imageset.labels.clone()
     scrambled[split.test] = torch.flip(scrambled[split.test], [0]) % imageset.num_classes

@@ -40,9 +40,11 @@ def describe(spec: DatasetSpec, data_root: Path | None) -> str:
             )
         else:
             parts = ", ".join(f"{s} {int(given.get(s, 0))}" for s in SPLIT_NAMES)
+            kept = [s for s in spec.kept_splits if given.get(s, 0)]
             lines.append(
-                f"splits given by the source: {parts}, unassigned {int(given.get('', 0))} "
-                "(missing splits are drawn from train and unassigned items)"
+                f"splits given by the source: {parts}, unassigned {int(given.get('', 0))}; "
+                f"kept as given: {', '.join(kept) or 'none'} (the others are drawn per data "
+                "seed from the rest)"
             )
         counts = counts_by_class(table, source.class_names)
         width = max(len(c) for c in counts)

@@ -155,10 +155,15 @@ def parse_spec(path: Path) -> DatasetSpec:
             f"{path}: [split] val={val}, test={test} must be in (0, 1) and sum below 1."
         )
     keep = split.get("keep", list(KEPT_SPLITS))
-    if not isinstance(keep, list) or not set(keep) <= set(KEPT_SPLITS):
+    if (
+        not isinstance(keep, list)
+        or not all(isinstance(k, str) and k in KEPT_SPLITS for k in keep)
+        or len(set(keep)) != len(keep)
+    ):
         raise BenchError(
             f"{path}: [split] keep = {keep!r} must list the source's splits to keep as given, "
-            f"among {list(KEPT_SPLITS)} (train is always what the others leave)."
+            f"each once, among {list(KEPT_SPLITS)} (train is always what the others leave; "
+            "[] redraws every split)."
         )
     return DatasetSpec(
         name=path.stem,
@@ -174,7 +179,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         },
         val_fraction=val,
         test_fraction=test,
-        kept_splits=tuple(keep),
+        kept_splits=tuple(k for k in KEPT_SPLITS if k in keep),
         training=training,
         profiles=profiles,
         profile_notes=notes,

@@ -1,7 +1,8 @@
 """One folder per class (SD-198, chest X-ray sets, any user data), optionally split in advance.
 
     ROOT/<class>/<image>                 classes from folder names
-    ROOT/{train,val,test}/<class>/<image>   the folders' own split (Kermany's chest_xray)
+    ROOT/{train,val,test}/<class>/<image>   the folders' own split (Kermany's chest_xray);
+                                            a spec's [split] keep says which parts are kept
 
 Image files are those with the suffixes in IMAGE_SUFFIXES; other files are ignored. With spec
 parameter `group_pattern`, a regular expression whose first group, matched against the file

@@ -4,8 +4,9 @@ Each file holds `{train,val,test}_images` (N×H×W grayscale or N×H×W×3 RGB, 
 `{train,val,test}_labels` (N×1 class indices). Sizes ship as `NAME.npz` (28 px) and
 `NAME_{64,128,224}.npz`; the smallest file at least as large as the requested image size is used
 (else the largest). Spec parameters (`[params.medmnist]`): `file` (NAME) and `labels` (the
-spec's class name of each index, in index order). Items have no lesion ids, so the file's own
-split is used as it is.
+spec's class name of each index, in index order). Items have no lesion or patient ids, so the
+file's own splits are used as they are, except those a spec's `[split] keep` leaves out: these
+are pooled with train and redrawn per data seed, image by image.
 """
 
 from __future__ import annotations
