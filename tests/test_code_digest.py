@@ -41,7 +41,6 @@ def test_the_closure_holds_the_training_and_data_path_and_no_pure_io(closure: li
         "bench.data.decode",
         "bench.data.resize",
         "bench.data.synthetic",
-        "bench.data.split",
         "bench.data.formats.ham10000",
     ):
         assert module in closure
