@@ -98,8 +98,8 @@ def _p(posterior: Posterior | None) -> str:
     if posterior is None:
         return "–"
     return (
-        f"{posterior.better:.2f} / {posterior.equivalent:.2f} / {posterior.worse:.2f} "
-        f"({posterior.decision(LEVEL)})"
+        f"{posterior.mean_difference:+.1f}: {posterior.better:.2f} / "
+        f"{posterior.equivalent:.2f} / {posterior.worse:.2f} ({posterior.decision(LEVEL)})"
     )
 
 
@@ -155,7 +155,8 @@ def tables(comparison: Comparison) -> list[Table]:
         name="pairs",
         title="Metric learning in stage 1: paired against the same stage 2 on cross-entropy",
         caption=(
-            "P(better) / P(equivalent) / P(worse) from the Bayesian signed-rank test "
+            "Mean paired difference (BAcc points): P(better) / P(equivalent) / P(worse) "
+            "from the Bayesian signed-rank test "
             f"(baycomp), with a region of practical equivalence of ±{comparison.rope:g} BAcc "
             "points; a decision needs a probability of 0.95. Per dataset the observations are "
             "its independent splits (train seeds averaged within a split); pooled, the "
@@ -190,25 +191,46 @@ def verdict(comparison: Comparison) -> str:
             "No such pair was run on every dataset (e.g. supcon+crt with ce+crt), so there "
             "is no answer yet."
         )
-    for pair in comparison.pairs:
-        decided = [p.decision(LEVEL) for p in pair.per_dataset.values() if p is not None]
-        counts = {k: decided.count(k) for k in ("better", "equivalent", "worse", "undecided")}
-        text = (
-            f"{pair.method} against {pair.baseline}: better on {counts['better']}, "
-            f"practically equivalent (±{comparison.rope:g} points) on {counts['equivalent']}, "
-            f"worse on {counts['worse']} and undecided on {counts['undecided']} of "
-            f"{len(decided)} dataset(s) with two or more splits (a decision needs a "
-            f"probability of {LEVEL} on {MIN_OBSERVATIONS} or more independent splits)"
+    if comparison.pairs:
+        lines.append(
+            f"A decision needs a probability of {LEVEL} on {MIN_OBSERVATIONS} or more "
+            f"independent splits; within ±{comparison.rope:g} BAcc points counts as practically "
+            "equivalent."
         )
-        if pair.pooled is not None:
-            p = pair.pooled
-            text += (
-                f"; pooled over the {p.observations} per-dataset mean differences, P(better) = "
-                f"{p.better:.2f}, P(equivalent) = {p.equivalent:.2f}, P(worse) = "
-                f"{p.worse:.2f} (mean difference {p.mean_difference:+.1f} points"
-                + (", too few datasets to decide)" if p.observations < MIN_OBSERVATIONS else ")")
-            )
-        lines.append(text + ".")
+    tests = [
+        (pair, dataset, posterior)
+        for pair in comparison.pairs
+        for dataset, posterior in pair.per_dataset.items()
+        if posterior is not None
+    ]
+    for outcome in ("better", "equivalent", "worse"):
+        found = [
+            f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points, "
+            f"P = {getattr(posterior, outcome):.2f})"
+            for pair, dataset, posterior in tests
+            if posterior.decision(LEVEL) == outcome
+        ]
+        label = {
+            "better": "Better than cross-entropy under the same stage 2",
+            "equivalent": "Practically equivalent to it",
+            "worse": "Worse than it",
+        }[outcome]
+        lines.append(f"{label}: {'; '.join(found) if found else 'none'}.")
+    if tests:
+        undecided = sum(posterior.decision(LEVEL) == "undecided" for _, _, posterior in tests)
+        lines.append(f"Undecided: {undecided} of the {len(tests)} (pair, dataset) tests.")
+    pooled = [(pair, pair.pooled) for pair in comparison.pairs if pair.pooled is not None]
+    if pooled:
+        observations = pooled[0][1].observations
+        listed = ", ".join(
+            f"{pair.method} {p.better:.2f} / {p.worse:.2f} ({p.mean_difference:+.1f})"
+            for pair, p in pooled
+        )
+        lines.append(
+            f"Pooled over the {observations} per-dataset mean differences"
+            + (", too few datasets to decide" if observations < MIN_OBSERVATIONS else "")
+            + f", P(better) / P(worse) (mean difference): {listed}."
+        )
     if len(comparison.pairs) > 1:
         lines.append(
             f"{len(comparison.pairs)} pairs are tested, each on its own: at a 0.95 threshold "
