@@ -237,6 +237,9 @@ def test_ctrl_c_leaves_slurm_jobs_running_and_a_rerun_follows_them(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test runner started in the background (`cmd &` in a script) passes SIGINT on as
+        # ignored, and Python then installs no Ctrl-C handler: give the submitter the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     jobs_dir = results / "tiny" / "jobs"
     deadline = time.monotonic() + 120
