@@ -37,6 +37,12 @@ from bench.report.plots import data_span, mean_interval, save_figure
 from bench.report.tables import Table
 
 LEVEL = 0.95  # the posterior probability a decision needs
+# How the verdict names each decision against cross-entropy under the same stage 2.
+OUTCOMES = {
+    "better": "Better than cross-entropy under the same stage 2",
+    "equivalent": "Practically equivalent to it",
+    "worse": "Worse than it",
+}
 
 
 @dataclass(frozen=True)
@@ -203,25 +209,20 @@ def verdict(comparison: Comparison) -> str:
         for dataset, posterior in pair.per_dataset.items()
         if posterior is not None
     ]
-    for outcome in ("better", "equivalent", "worse"):
+    for outcome in OUTCOMES:
         found = [
             f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points, "
             f"P = {getattr(posterior, outcome):.2f})"
             for pair, dataset, posterior in tests
             if posterior.decision(LEVEL) == outcome
         ]
-        label = {
-            "better": "Better than cross-entropy under the same stage 2",
-            "equivalent": "Practically equivalent to it",
-            "worse": "Worse than it",
-        }[outcome]
-        lines.append(f"{label}: {'; '.join(found) if found else 'none'}.")
+        lines.append(f"{OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
     if tests:
         undecided = sum(posterior.decision(LEVEL) == "undecided" for _, _, posterior in tests)
         lines.append(f"Undecided: {undecided} of the {len(tests)} (pair, dataset) tests.")
     pooled = [(pair, pair.pooled) for pair in comparison.pairs if pair.pooled is not None]
     if pooled:
-        observations = pooled[0][1].observations
+        observations = len(comparison.scores)  # one mean difference per dataset
         listed = ", ".join(
             f"{pair.method} {p.better:.2f} / {p.worse:.2f} ({p.mean_difference:+.1f})"
             for pair, p in pooled
