@@ -163,14 +163,15 @@ def make_objective(
     space: list[Dimension],
     n_trials: int,
     worker: str = SESSION,
+    storage: optuna.storages.BaseStorage | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The trial function: `method` with drawn values, evaluated in each experiment (one per
     data seed) at train seed 0; its value is the mean validation balanced accuracy. The
-    pruner watches the stage-1 epochs of the first experiment."""
+    pruner watches the stage-1 epochs of the first experiment. `storage` is the study's as
+    opened, for its heartbeats (see `mark_begun`)."""
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("began", True)  # see _fail_unstarted
-        trial.set_user_attr("worker", worker)  # whose it is: see fail_trials_of
+        mark_begun(trial, worker, storage)
         earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in earlier) >= n_trials:
             trial.set_user_attr("surplus", True)
@@ -190,6 +191,36 @@ def make_objective(
         return float(np.mean(scores))
 
     return objective
+
+
+def mark_begun(
+    trial: optuna.Trial, worker: str, storage: optuna.storages.BaseStorage | None
+) -> None:
+    """The objective's first step: mark `trial` as begun by `worker` (see `fail_trials_of`),
+    after storing its first heartbeat in `storage`, the study's storage as opened. Optuna's
+    heartbeat thread starts alongside the objective, so a worker killed before that thread's
+    first write left a begun trial without a heartbeat, which neither `fail_stale_trials` nor
+    `_fail_unstarted` would ever fail, and a resumed sweep waited for it forever."""
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval():
+        study_id = storage.get_study_id_from_name(trial.study.study_name)
+        storage.record_heartbeat(
+            storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        )
+    trial.set_user_attr("began", True)
+    trial.set_user_attr("worker", worker)
+
+
+def fail_dead_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, heartbeat: int
+) -> None:
+    """Fail the running trials of killed workers in a database study (`storage`, with
+    heartbeats every `heartbeat` seconds): those whose last heartbeat is older than twice that,
+    and those that never began (`_fail_unstarted`). A journal has no heartbeats."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():  # marked experimental by Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        _fail_unstarted(study, 2 * heartbeat)
 
 
 def _fail_unstarted(study: optuna.Study, grace: float) -> None:
@@ -329,7 +360,7 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
             for data_seed in options.data_seeds
         ]
         objective = make_objective(
-            experiments, method, space, options.n_trials, options.worker or SESSION
+            experiments, method, space, options.n_trials, options.worker or SESSION, storage
         )
         bar = tqdm(
             total=options.n_trials, initial=finished, desc="trials", disable=not options.progress
@@ -346,20 +377,23 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
                 tqdm.write(f"trial {trial.number}: {value}  {trial.params}")
 
         deadline = time.monotonic() + options.timeout if options.timeout else math.inf
-        diverged = 0
+        diverged, waiting = 0, False
         while time.monotonic() < deadline and diverged < options.n_trials:
-            if isinstance(storage, optuna.storages.RDBStorage):
-                with warnings.catch_warnings():  # marked experimental by Optuna
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)  # a killed worker's trial
-                _fail_unstarted(study, 2 * options.heartbeat)
+            fail_dead_trials(study, storage, options.heartbeat)
             states = [t.state for t in study.get_trials(deepcopy=False)]
             done = sum(state in FINISHED for state in states)
             if done >= options.n_trials:
                 break
             if done + states.count(TrialState.RUNNING) >= options.n_trials:
+                if not waiting:
+                    tqdm.write(
+                        f"sweep {study.study_name}: waiting for {states.count(TrialState.RUNNING)}"
+                        " running trial(s) of other workers to finish or go stale"
+                    )
+                waiting = True
                 time.sleep(min(5, options.heartbeat))  # others' trials may yet fail or end
                 continue
+            waiting = False
             study.optimize(
                 objective,
                 n_trials=1,

@@ -29,7 +29,14 @@ from bench.errors import BenchError
 from bench.experiment import Experiment, settings_for
 from bench.recipes import MethodRegistry
 from bench.search import search_space
-from bench.sweep import make_objective, masked, pruner
+from bench.sweep import (
+    fail_dead_trials,
+    make_objective,
+    mark_begun,
+    masked,
+    open_storage,
+    pruner,
+)
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
 
@@ -147,6 +154,23 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 25
     assert TrialState.RUNNING not in states
     assert all(trials[n].state == TrialState.FAIL for n in interrupted)  # failed, not lost
+
+
+def test_a_worker_killed_as_its_trial_begins_leaves_a_trial_that_is_failed(tmp_path: Path) -> None:
+    # The objective's first step, then nothing: the worker is killed before Optuna's heartbeat
+    # thread writes. Such a trial once stayed running for ever, and a resumed sweep waited on it.
+    storage = open_storage(None, tmp_path, "study", heartbeat=1)
+    study = optuna.create_study(study_name="s", storage=storage)
+    begun = study.ask()
+    mark_begun(begun, "killed", storage)
+    study.ask()  # killed before its objective began
+    time.sleep(3.2)  # past the 2-second grace, at the database clock's 1-second resolution
+    live = study.ask()
+    mark_begun(live, "alive", storage)
+    fail_dead_trials(study, storage, heartbeat=1)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
+    assert study.trials[0].user_attrs["worker"] == "killed"
 
 
 def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
