@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -20,7 +21,7 @@ from bench.artefacts import ArtefactCache
 from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec
-from bench.data.split import write_manifest
+from bench.data.split import Split, write_manifest
 from bench.experiment import Experiment, settings_for, settings_id
 from bench.files import stable_hash
 from bench.layout import default_results_dir
@@ -96,16 +97,6 @@ def plan(
     resolved = {m.name: settings_for(spec, m, options.overrides, options.profile) for m in methods}
     for note in (n for r in resolved.values() for n in r.notes):
         tqdm.write(note)
-    for method in methods:
-        # Clean only when it is tuned on and run at one and the same split (older tuned
-        # recipes did not record theirs: sweeps then used data seed 0).
-        if method.tuning and len({*(method.tuning.data_seeds or (0,)), *options.data_seeds}) > 1:
-            tqdm.write(
-                f"{method.name}: tuned on the validation split of data seed(s) "
-                f"{list(method.tuning.data_seeds)}; the test split of any other data seed "
-                "overlaps their train and validation items, so test scores away from a single "
-                "tuned seed are optimistic."
-            )
     store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
     cache = ArtefactCache()
     imagesets: dict[int, ImageSet] = {}
@@ -119,11 +110,13 @@ def plan(
                 f"{skipped[0]['path']} ({skipped[0]['error']}); all are listed in run.json."
             )
     planned = []
+    drawn: dict[int, list[Split]] = {size: [] for size in imagesets}
     for data_seed in options.data_seeds:
         splits = {}
         for size, imageset in imagesets.items():
             split = spec.split(imageset, data_seed)
             splits[size] = (split, write_manifest(split, imageset, store.splits_dir))
+            drawn[size].append(split)
         for method in methods:
             settings = resolved[method.name].settings
             split, manifest = splits[settings.image_size]
@@ -138,7 +131,44 @@ def plan(
                 options.compile,
             )
             planned += [plan_run(experiment, method, seed, manifest) for seed in options.seeds]
+    for method in methods:
+        size = resolved[method.name].settings.image_size
+        for note in tuning_notes(method, spec, imagesets[size], drawn[size]):
+            tqdm.write(note)
     return planned
+
+
+def tuning_notes(
+    method: Method, spec: DatasetSpec, imageset: ImageSet, splits: list[Split]
+) -> list[str]:
+    """What the test scores of a tuned `method` on `splits` must be read with: the test items
+    that were validation items of the splits its values were chosen on (their labels chose
+    the values, so those scores are optimistic), and tuning splits that the dataset no longer
+    draws. Empty for an untuned method, or one run where it was tuned (a test split is
+    disjoint from its own validation split) or on a test set kept out of every pool."""
+    if method.tuning is None:
+        return []
+    notes, chosen_on = [], []
+    for seed in method.tuning.data_seeds or (0,):  # sweeps that did not record used seed 0
+        split = spec.split(imageset, seed)
+        recorded = method.tuning.split_digests.get(seed)
+        if recorded is not None and recorded != split.digest:
+            notes.append(
+                f"{method.name}: tuned on a split of data seed {seed} (digest {recorded}) that "
+                f"the dataset no longer draws (now {split.digest}): its files or [split] table "
+                "changed since the sweep, so its test scores cannot be vouched for."
+            )
+        chosen_on.append(split.val)
+    validation = np.concatenate(chosen_on)
+    shared = {s.data_seed: (int(np.isin(s.test, validation).sum()), len(s.test)) for s in splits}
+    if leaks := {seed: counts for seed, counts in shared.items() if counts[0]}:
+        counted = ", ".join(f"data seed {d}: {n} of {total}" for d, (n, total) in leaks.items())
+        notes.append(
+            f"{method.name}: its values were chosen on the validation items of data seed(s) "
+            f"{list(method.tuning.data_seeds or (0,))}, and test items were among them "
+            f"({counted}), so those test scores are optimistic."
+        )
+    return notes
 
 
 @dataclass(frozen=True)

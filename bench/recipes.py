@@ -139,11 +139,13 @@ class Stage2Recipe:
 @dataclass(frozen=True)
 class Tuning:
     """Where a tuned method's values were chosen: the training settings of its sweep (which a
-    run uses unless the command line overrides them) and the data seeds whose validation
-    splits scored its trials (empty when a sweep did not record them)."""
+    run uses unless the command line overrides them), the data seeds whose validation
+    splits scored its trials and those splits' digests (each empty when a sweep did not record
+    them)."""
 
     settings: dict[str, Any]
     data_seeds: tuple[int, ...] = ()
+    split_digests: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -413,7 +415,18 @@ class MethodRegistry:
             raise BenchError(f"{path}: [settings] must be a table of training settings.")
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise BenchError(f"{path}: [tuned] data_seeds must be a list of integers.")
-        tuning = Tuning(check_settings(settings, f"{path}: [settings]"), tuple(seeds))
+        digests = raw.get("tuned", {}).get("split_digests", {})
+        if not isinstance(digests, dict) or not all(
+            k.isdigit() and isinstance(v, str) for k, v in digests.items()
+        ):
+            raise BenchError(
+                f'{path}: [tuned] split_digests must map data seeds to digests ("0" = "…").'
+            )
+        tuning = Tuning(
+            check_settings(settings, f"{path}: [settings]"),
+            tuple(seeds),
+            {int(k): v for k, v in digests.items()},
+        )
         return Method(stage1, stage2, label=name, tuning=tuning)
 
     def expand(self, spec: str) -> list[Method]:

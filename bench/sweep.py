@@ -36,6 +36,7 @@ from bench.claims import join
 from bench.data.cache import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
+from bench.data.split import Split, write_manifest
 from bench.device import resolve_device
 from bench.errors import BenchError, TrainingDiverged
 from bench.experiment import Experiment, evaluate, settings_for
@@ -44,6 +45,7 @@ from bench.layout import default_results_dir
 from bench.recipes import TUNED, Method, MethodRegistry
 from bench.search import Dimension, applied, apply, search_space
 from bench.settings import TrainingSettings
+from bench.store import ResultsStore
 
 SEED = 0  # the train seed of every trial
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -283,6 +285,29 @@ def _settle_conditions(
         )
 
 
+def _settle_splits(study: optuna.Study, splits: list[Split]) -> None:
+    """Record the digest of each data seed's split, the items the trials are scored on, or,
+    resuming, refuse splits that differ: the dataset's files or its `[split]` table changed,
+    and trials scored on other validation items are not comparable."""
+    drawn = {str(split.data_seed): split.digest for split in splits}
+    if "split_digests" not in study.user_attrs:
+        if study.get_trials(deepcopy=False, states=FINISHED):
+            raise BenchError(
+                f"study {study.study_name} has trials from a version that did not record their "
+                "splits; tune in a new storage (--storage), or delete the study."
+            )
+        study.set_user_attr("split_digests", drawn)
+        return
+    recorded = study.user_attrs["split_digests"]
+    if recorded != drawn:
+        raise BenchError(
+            f"study {study.study_name} scored its trials on the splits {recorded} "
+            f"(data seed: digest), but the splits drawn now are {drawn}: the dataset's files "
+            "or its [split] table changed. Tune in a new storage (--storage), or delete the "
+            "study."
+        )
+
+
 @dataclass(frozen=True)
 class OpenStudy:
     """A study opened for a sweep, with what its trials are evaluated under."""
@@ -346,18 +371,15 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     )
     if todo:
         imageset = load_imageset(spec, settings.image_size, options.data_root, options.progress)
+        splits = [spec.split(imageset, data_seed) for data_seed in options.data_seeds]
+        _settle_splits(study, splits)
+        store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
+        for split in splits:  # the items behind each recorded digest, as `bench run` saves them
+            write_manifest(split, imageset, store.splits_dir)
         cache = ArtefactCache()
         experiments = [
-            Experiment(
-                spec,
-                imageset,
-                spec.split(imageset, data_seed),
-                settings,
-                device,
-                cache,
-                compile=options.compile,
-            )
-            for data_seed in options.data_seeds
+            Experiment(spec, imageset, split, settings, device, cache, compile=options.compile)
+            for split in splits
         ]
         objective = make_objective(
             experiments, method, space, options.n_trials, options.worker or SESSION, storage
@@ -437,6 +459,7 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
             "value": best.value,
             "objective": "mean validation balanced accuracy over the data seeds, train seed 0",
             "data_seeds": study.user_attrs["data_seeds"],
+            "split_digests": study.user_attrs.get("split_digests", {}),
             "finished_trials": len(completed),
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         },

@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import run_tiny
 from optuna.trial import TrialState
 
 from bench.artefacts import ArtefactCache
@@ -27,7 +28,8 @@ from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.errors import BenchError
 from bench.experiment import Experiment, settings_for
-from bench.recipes import MethodRegistry
+from bench.plan import tuning_notes
+from bench.recipes import MethodRegistry, Tuning
 from bench.search import search_space
 from bench.sweep import (
     fail_dead_trials,
@@ -276,6 +278,70 @@ def test_a_sweep_tunes_at_the_run_settings_and_its_export_records_them(
     records = [json.loads(p.read_text()) for p in runs.glob("tiny/runs/*/run.json")]
     assert sorted(r["config"]["training"]["epochs"] for r in records) == [1, 2]
     assert {r["config"]["training"]["batch_size"] for r in records} == {32}
+
+
+def _manifest(folder: Path, digest: str) -> dict:
+    return json.loads((folder / f"split-{digest}.json").read_text())
+
+
+def test_a_study_is_bound_to_its_splits_and_runs_count_test_items_it_was_tuned_on(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_project / "space.toml").write_text(SPACE)
+    results = tmp_path / "results"
+
+    def sweep(n_trials: int) -> list[str]:
+        space = str(tiny_project / "space.toml")
+        return _sweep(results, "--n-trials", str(n_trials), "--space", space, "--epochs", "1")
+
+    assert main([*sweep(1), "--export"]) == 0
+    tuned = tomllib.loads((tiny_project / "methods/tuned/ce+crt-tiny.toml").read_text())
+    digests = tuned["tuned"]["split_digests"]
+    assert list(digests) == ["0"]
+    tuning = _manifest(results / "tiny" / "splits", digests["0"])
+    assert tuning["data_seed"] == 0  # the digest names the manifest of the split scored
+
+    # Run at data seeds 0 and 1: seed 0's test split is disjoint from its own validation
+    # split; seed 1's test split holds some of the items whose labels chose the values.
+    runs = tmp_path / "runs"
+    capsys.readouterr()
+    assert run_tiny(runs, "tuned/ce+crt-tiny", "--data-seeds", "0,1", "--epochs", "1") == 0
+    out = capsys.readouterr().out
+    chosen_on = set(tuning["items"]["val"])
+    counts = {}
+    for manifest in (runs / "tiny" / "splits").glob("split-*.json"):
+        split = json.loads(manifest.read_text())
+        test = set(split["items"]["test"])
+        counts[split["data_seed"]] = (len(chosen_on & test), len(test))
+    assert counts[0][0] == 0 and counts[1][0] > 0
+    assert f"data seed 1: {counts[1][0]} of {counts[1][1]}" in out
+    assert "data seed 0:" not in out
+
+    # The dataset now draws other splits: resuming the study would mix validation sets.
+    spec = tiny_project / "datasets" / "tiny.toml"
+    spec.write_text(spec.read_text().replace("val = 0.2", "val = 0.25"))
+    capsys.readouterr()
+    assert main(sweep(2)) == 2
+    assert "but the splits drawn now are" in capsys.readouterr().err
+    assert run_tiny(runs, "tuned/ce+crt-tiny", "--epochs", "1", "--no-report") == 0
+    assert "that the dataset no longer draws" in capsys.readouterr().out
+
+
+def test_a_test_set_kept_out_of_every_pool_is_never_counted_as_tuned_on(
+    tiny_project: Path,
+) -> None:
+    spec = dataclasses.replace(get_spec("tiny"), kept_splits=("test",))
+    drawn = load_imageset(spec, 16, progress=False)
+    fixed_test = tuple("test" if i % 4 == 0 else "train" for i in range(len(drawn.labels)))
+    kept = dataclasses.replace(drawn, given_splits=fixed_test)
+    method = dataclasses.replace(
+        MethodRegistry().get("ce+crt"), label="tuned/x", tuning=Tuning({}, (0, 1))
+    )
+    for imageset, leaks in ((drawn, True), (kept, False)):
+        splits = [spec.split(imageset, seed) for seed in range(4)]
+        notes = tuning_notes(method, spec, imageset, splits)
+        assert bool(notes) is leaks, notes
+    assert all(split.test.tolist() == splits[0].test.tolist() for split in splits)
 
 
 def test_the_pruner_stops_the_bottom_quarter_only() -> None:
