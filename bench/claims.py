@@ -36,6 +36,7 @@ from bench.files import SESSION, UMASK
 HEARTBEAT = float(os.environ.get("BENCH_HEARTBEAT", "10"))
 STALE_AFTER = 6 * HEARTBEAT
 SESSIONS = ".sessions"
+SCRATCH = (".report@", ".compare@")  # prefixes of the report builders' scratch folders
 
 _held: set[Path] = set()
 _lock = threading.Lock()
@@ -54,6 +55,8 @@ def _beat() -> None:
             except FileNotFoundError:  # taken over as stale after a long stall: let it go
                 with _lock:
                     _held.discard(path)
+            except OSError:  # a passing file-system error (NFS): the thread must live on
+                continue
 
 
 def _hold(path: Path) -> None:
@@ -185,10 +188,14 @@ def join(root: Path) -> None:
 
 
 def _debris(root: Path) -> list[Path]:
-    """Temporary files and report scratch folders anywhere under `root`."""
-    found = [p for p in root.rglob("*.tmp") if p.is_file()]
-    scratch = [*root.rglob(".report@*"), *root.rglob(".compare@*")]
-    return found + [p for p in scratch if p.is_dir()]
+    """Temporary files and report scratch folders anywhere under `root`. Walked with
+    `os.walk`, which passes over a folder that another process removes meanwhile (a report
+    swap), where `Path.rglob` raised."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        found += [Path(folder, name) for name in files if name.endswith(".tmp")]
+        found += [Path(folder, name) for name in dirs if name.startswith(SCRATCH)]
+    return found
 
 
 def _session_of(path: Path) -> str | None:

@@ -203,6 +203,9 @@ def _run_as_jobs(
             " (--finalize writes the tables when they have ended), or rerun this command: "
             "it submits only what is missing and waits for the rest."
         ) from None
+    except BaseException:
+        executor.interrupt()  # local workers end with their command, whatever ended it
+        raise
     return errors
 
 

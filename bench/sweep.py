@@ -208,27 +208,29 @@ def mark_begun(
         storage.record_heartbeat(
             storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         )
+    trial.set_user_attr("worker", worker)  # first: a begun trial always names its worker
     trial.set_user_attr("began", True)
-    trial.set_user_attr("worker", worker)
 
 
 def fail_dead_trials(
     study: optuna.Study, storage: optuna.storages.BaseStorage, heartbeat: int
 ) -> None:
-    """Fail the running trials of killed workers in a database study (`storage`, with
-    heartbeats every `heartbeat` seconds): those whose last heartbeat is older than twice that,
-    and those that never began (`_fail_unstarted`). A journal has no heartbeats."""
+    """Fail the running trials of killed workers: those that never began and are older than
+    twice `heartbeat` seconds (`_fail_unstarted`), and in a database study (`storage`, with
+    heartbeats every `heartbeat` seconds) those whose last heartbeat is older than that. A
+    journal has no heartbeats: the begun trials of a dead worker are failed by its tag (see
+    `fail_trials_of`)."""
     if isinstance(storage, optuna.storages.RDBStorage):
         with warnings.catch_warnings():  # marked experimental by Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        _fail_unstarted(study, 2 * heartbeat)
+    _fail_unstarted(study, 2 * heartbeat)
 
 
 def _fail_unstarted(study: optuna.Study, grace: float) -> None:
     """Fail running trials that never reached the objective and are older than `grace`
-    seconds: their worker died between creating the trial and its first heartbeat, so
-    heartbeats cannot reveal them (the objective marks a trial within milliseconds)."""
+    seconds: their worker died between creating the trial and the objective's first step
+    (`mark_begun`, milliseconds later), so neither a heartbeat nor a worker tag reveals them."""
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start
@@ -323,7 +325,8 @@ class OpenStudy:
 def open_study(options: SweepOptions) -> OpenStudy:
     """Open (or create) the study of `options.method`, with its settings recorded or checked;
     a journal study's trials left running by a killed worker are failed here, unless this is
-    one of several workers (`options.worker`: their submitter decides)."""
+    one of several workers (`options.worker`: their submitter decides), whose own running
+    trials, left by an earlier run of its job that the cluster requeued, are failed."""
     spec = get_spec(options.dataset)
     registry = MethodRegistry(options.methods_dir)
     method = registry.get(options.method)
@@ -352,6 +355,8 @@ def open_study(options: SweepOptions) -> OpenStudy:
     _settle_conditions(study, settings, options.data_seeds)
     if options.storage == "journal" and not options.worker:
         fail_orphans(study)
+    elif options.worker:  # a tag names one job: its running trials are a requeued job's past
+        fail_trials_of(study, options.worker)
     return OpenStudy(study, storage, folder, method, space, settings)
 
 

@@ -134,4 +134,7 @@ def run_sweep_workers(
             f"interrupted; {said}. The study keeps what they finish; rerun this command to "
             "follow them and continue it."
         ) from None
+    except BaseException:
+        executor.interrupt()  # local workers end with their command, whatever ended it
+        raise
     return study, opened.folder

@@ -12,7 +12,7 @@ from bench import claims
 from bench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-HEARTBEAT = 0.2  # in tests a killed process's claims go stale after 1.2 s
+HEARTBEAT = 0.5  # in tests a killed process's claims go stale after 3 s
 SHARED_HAM = REPO.parent / "shared" / "data" / "ham10000"
 
 TINY_SPEC = """
@@ -52,6 +52,7 @@ def one_thread(monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("BENCH_HEARTBEAT", str(HEARTBEAT))
+    monkeypatch.setattr(claims, "HEARTBEAT", HEARTBEAT)  # claims held by this process too
     monkeypatch.setattr(claims, "STALE_AFTER", 6 * HEARTBEAT)
     yield
     torch.set_num_threads(before)

@@ -22,6 +22,7 @@ import torch
 from conftest import HEARTBEAT
 from optuna.trial import TrialState
 
+from bench import runner
 from bench.cli import main
 from bench.data.specs import get_spec
 from bench.errors import BenchError
@@ -191,6 +192,25 @@ def test_a_killed_worker_fails_its_job_only_and_a_rerun_completes(
     assert _runs(results) == _runs(tmp_path / "local")  # all 3, each once, same metrics
 
 
+def test_local_workers_end_with_their_command_whatever_ended_it(
+    tiny_project: Path, tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An error (or a test's timeout) while following the workers, not only Ctrl-C, must not
+    # leave them training on: `live` promises that no earlier local worker lives on.
+    started: list[subprocess.Popen[bytes]] = []
+
+    def failing_wait(executor: processes.ProcessExecutor, jobs: list, *args: object, **kw: object):
+        started.extend(r.process for r in executor.running.values())
+        raise RuntimeError("lost while following the workers")
+
+    monkeypatch.setattr(runner, "wait", failing_wait)
+    argv = _argv(tmp_path / "results", "ce,rs-cb", "--epochs", "1000", "--seeds", "0")
+    with pytest.raises(RuntimeError, match="lost while following"):
+        main([*argv, "--jobs", "2"])
+    assert len(started) == 2
+    assert all(process.poll() is not None for process in started)  # stopped and reaped
+
+
 @pytest.mark.slow
 @needs_cluster
 def test_slurm_run_gives_the_metrics_of_a_local_run(
@@ -225,6 +245,16 @@ def test_slurm_errors_name_the_cause_and_the_fix(
     assert "failed job" in status and "time limit" in status and "no job is queued" in status
 
 
+def _job_ids(jobs_dir: Path) -> list[str]:
+    """The SLURM job ids in the batch ledgers under `jobs_dir`: none until sbatch has answered
+    (the ledger is first written without them) and the ledger is saved again."""
+    ids = []
+    for ledger in jobs_dir.glob("*/batch.json"):
+        with contextlib.suppress(ValueError, OSError):  # being replaced
+            ids += [job["job_id"] for job in json.loads(ledger.read_text())["jobs"]]
+    return [i for i in ids if i]
+
+
 @pytest.mark.slow
 @needs_cluster
 def test_ctrl_c_leaves_slurm_jobs_running_and_a_rerun_follows_them(
@@ -243,9 +273,9 @@ def test_ctrl_c_leaves_slurm_jobs_running_and_a_rerun_follows_them(
     )
     jobs_dir = results / "tiny" / "jobs"
     deadline = time.monotonic() + 120
-    while not list(jobs_dir.glob("*/batch.json")) and time.monotonic() < deadline:
+    while not _job_ids(jobs_dir) and time.monotonic() < deadline:
         time.sleep(0.2)  # submitted (after the probe, whose ledger is in jobs/probes)
-    time.sleep(1)
+    assert len(_job_ids(jobs_dir)) == 2, "the jobs were not submitted within 2 minutes"
     submitter.send_signal(signal.SIGINT)
     _, err = submitter.communicate(timeout=60)
     assert submitter.returncode == 130, err

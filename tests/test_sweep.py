@@ -32,11 +32,13 @@ from bench.plan import tuning_notes
 from bench.recipes import MethodRegistry, Tuning
 from bench.search import search_space
 from bench.sweep import (
+    SweepOptions,
     fail_dead_trials,
     make_objective,
     mark_begun,
     masked,
     open_storage,
+    open_study,
     pruner,
 )
 
@@ -173,6 +175,28 @@ def test_a_worker_killed_as_its_trial_begins_leaves_a_trial_that_is_failed(tmp_p
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
     assert study.trials[0].user_attrs["worker"] == "killed"
+
+
+def test_in_a_journal_an_unbegun_trial_is_failed_and_a_requeued_worker_fails_its_own(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # A journal has no heartbeats: a trial created by a worker killed before the objective's
+    # first step names no worker, and once waited for ever; a job requeued under its tag
+    # finds its earlier run's trial still running.
+    options = SweepOptions("tiny", "ce+crt", storage="journal", results_dir=tmp_path)
+    requeued = dataclasses.replace(options, worker="batch/0")
+    opened = open_study(requeued)
+    study, storage = opened.study, opened.storage
+    study.ask()  # its worker was killed before the objective began
+    own, others = study.ask(), study.ask()
+    mark_begun(own, "batch/0", storage)
+    mark_begun(others, "batch/1", storage)
+    time.sleep(2.2)  # past the 2-second grace of a 1-second heartbeat
+    fail_dead_trials(study, storage, heartbeat=1)
+    running = TrialState.RUNNING
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, running, running]
+    open_study(requeued)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL, running]
 
 
 def test_objective_never_reads_test_labels(tiny_project: Path) -> None:

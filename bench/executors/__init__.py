@@ -40,7 +40,8 @@ class Executor(Protocol):
         ...
 
     def interrupt(self) -> str:
-        """Called on Ctrl-C while waiting: stop what must stop; returns what to tell the user."""
+        """Called when the command stops waiting early (Ctrl-C, or an error): stop what must
+        stop (local workers; a cluster's jobs keep running); returns what to tell the user."""
         ...
 
 
