@@ -71,13 +71,20 @@ def _hold(path: Path) -> None:
 class Claim:
     """A held claim; release it (or leave the `with` block) when the work is done."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, record: dict[str, Any]) -> None:
         self.path = path
+        self.record = record
 
     def release(self) -> None:
-        """Give the claim up."""
+        """Give the claim up, unless it is no longer this one: after a stall longer than
+        `STALE_AFTER` another process may have taken it over, and its claim stays."""
         with _lock:
             _held.discard(self.path)
+        try:
+            if json.loads(self.path.read_text()) != self.record:
+                return
+        except (OSError, ValueError):  # gone, or being written by its new holder
+            return
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> Claim:
@@ -143,7 +150,7 @@ def try_claim(path: Path) -> Claim | None:
         with os.fdopen(fd, "w") as handle:
             json.dump(record, handle)
         _hold(path)
-        return Claim(path)
+        return Claim(path, record)
     return None
 
 

@@ -44,6 +44,17 @@ def test_a_stale_claim_is_taken_over_a_live_one_is_not(tmp_path: Path) -> None:
     taken.release()
 
 
+def test_a_holder_back_from_a_stall_leaves_its_successors_claim(tmp_path: Path) -> None:
+    path = tmp_path / "k.claim"
+    stalled = claims.try_claim(path)
+    assert stalled is not None
+    path.unlink()  # it stalled past STALE_AFTER, and another process took the claim over
+    successor = {"host": "elsewhere", "pid": 1, "session": "other", "since": "now"}
+    path.write_text(json.dumps(successor))
+    stalled.release()
+    assert json.loads(path.read_text()) == successor
+
+
 def test_waiting_returns_the_result_once_the_holder_has_done_the_work(tmp_path: Path) -> None:
     path = tmp_path / "k.claim"
     holder = claims.try_claim(path)
