@@ -428,3 +428,25 @@ def test_a_slurm_job_gone_without_a_result_fails_after_a_grace_and_a_failing_squ
     assert watcher.queued_or_running([job]) == []
     _fake_slurm(monkeypatch, {"8_0": "RUNNING"}, {})
     assert watcher.queued_or_running([job]) == [job]
+    _fake_slurm(monkeypatch, None, {})  # nor a guess when the queue cannot be read
+    with pytest.raises(BenchError, match="squeue failed"):
+        watcher.queued_or_running([job])
+
+
+def test_following_slurm_jobs_stops_when_squeue_fails_past_its_patience(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = Job(0, "unit", "9_0", tmp_path / "log", tmp_path / "result.json")
+    watcher = SlurmWatcher(time_limit=60, patience=2.0)
+    _fake_slurm(monkeypatch, None, {})
+    assert watcher.states([job])[job.uid].state == "pending"
+    time.sleep(1.2)
+    _fake_slurm(monkeypatch, {"9_0": "RUNNING"}, {})  # an answer resets the patience
+    assert watcher.states([job])[job.uid].state == "running"
+    _fake_slurm(monkeypatch, None, {})
+    assert watcher.states([job])[job.uid].state == "running"  # the last state known
+    time.sleep(1.2)  # 2.4 s since the first failure, 1.2 s since the answer
+    assert watcher.states([job])[job.uid].state == "running"
+    time.sleep(1.2)
+    with pytest.raises(BenchError, match="squeue has failed for"):
+        watcher.states([job])

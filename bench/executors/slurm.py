@@ -39,6 +39,7 @@ from bench.jobs import (
 
 QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 GRACE_S = 15.0  # a result file may take this long to show on a shared file system
+PATIENCE_S = 600.0  # how long `squeue` may fail in a row before following the jobs gives up
 PROBE_OK = ".probe-ok"
 
 
@@ -216,11 +217,16 @@ class SlurmExecutor:
 class SlurmWatcher:
     """Reads job states: result files first, then `squeue`, then `scontrol` / `sacct` for a
     job that ended without a result (after `grace` seconds: a result file may take a moment
-    to show on a shared file system). `time_limit`: the jobs' limit in minutes, for messages."""
+    to show on a shared file system). `time_limit`: the jobs' limit in minutes, for messages;
+    `patience`: seconds of failing `squeue` calls after which following the jobs stops."""
 
-    def __init__(self, time_limit: int | None, grace: float = GRACE_S) -> None:
+    def __init__(
+        self, time_limit: int | None, grace: float = GRACE_S, patience: float = PATIENCE_S
+    ) -> None:
         self.time_limit = time_limit
         self.grace = grace
+        self.patience = patience
+        self.failing_since: float | None = None
         self.missing_since: dict[str, float] = {}
         self.last: dict[str, JobState] = {}
 
@@ -237,11 +243,19 @@ class SlurmWatcher:
             else:
                 open_jobs.append(job)
         queued = _squeue(open_jobs)
+        now = time.monotonic()
         if queued is None:  # squeue failed (a busy controller): nothing learnt, ask again later
+            self.failing_since = self.failing_since or now
+            if now - self.failing_since > self.patience:
+                raise BenchError(
+                    f"squeue has failed for {self.patience / 60:.0f} minutes, so the jobs' "
+                    "states are unknown; they keep running on the cluster. Follow them with "
+                    "`bench status`, or rerun this command when the controller answers."
+                )
             return states | {
                 job.uid: self.last.get(job.uid, JobState(PENDING)) for job in open_jobs
             }
-        now = time.monotonic()
+        self.failing_since = None
         for job in open_jobs:
             if job.job_id in queued:
                 self.missing_since.pop(job.uid, None)
@@ -257,8 +271,15 @@ class SlurmWatcher:
         return states
 
     def queued_or_running(self, jobs: list[Job]) -> list[Job]:
-        """The jobs `squeue` lists (queued or running) and that have not written a result."""
-        listed = _squeue(jobs) or {}
+        """The jobs `squeue` lists (queued or running) and that have not written a result;
+        when `squeue` fails, an error rather than a guess (taking live jobs for gone would
+        submit their work again, and fail a sweep's running trials)."""
+        listed = _squeue(jobs)
+        if listed is None:
+            raise BenchError(
+                "squeue failed, so it is unknown whether the jobs of an earlier submission "
+                "still run; rerun this command when the SLURM controller answers."
+            )
         return [job for job in jobs if job.job_id in listed and ended_state(job) is None]
 
     def _why(self, job: Job, record: tuple[str, str] | None) -> str:
