@@ -77,15 +77,27 @@ class Claim:
 
     def release(self) -> None:
         """Give the claim up, unless it is no longer this one: after a stall longer than
-        `STALE_AFTER` another process may have taken it over, and its claim stays."""
+        `STALE_AFTER` another process may have taken it over, and its claim stays. Looked at
+        and removed under the takeover file (see `_remove_stale`), so that no taker replaces
+        it in between."""
         with _lock:
             _held.discard(self.path)
+        lock = _takeover_file(self.path)
+        for _ in range(20):
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
+                break
+            except FileExistsError:  # a taker is looking at it: the verdict comes soon
+                time.sleep(0.05)
+        else:
+            return  # a taker holds on: this claim is stale, and the taker removes it
         try:
-            if json.loads(self.path.read_text()) != self.record:
-                return
-        except (OSError, ValueError):  # gone, or being written by its new holder
-            return
-        self.path.unlink(missing_ok=True)
+            if json.loads(self.path.read_text()) == self.record:
+                self.path.unlink()
+        except (OSError, ValueError):  # gone, or a new holder's still being written
+            pass
+        finally:
+            lock.unlink(missing_ok=True)
 
     def __enter__(self) -> Claim:
         return self
@@ -113,11 +125,16 @@ def owner(path: Path) -> str:
         return "another process"
 
 
+def _takeover_file(path: Path) -> Path:
+    """The exclusive file under which the claim at `path` is judged and removed."""
+    return path.with_name(f"{path.name}.takeover")
+
+
 def _remove_stale(path: Path) -> None:
     """Remove the stale claim at `path`, under a second exclusive file so that two takers can
     never both remove it (the second would remove the first one's fresh claim). While the
     second file exists no claim can be created at `path`, since `path` still exists."""
-    lock = path.with_name(f"{path.name}.takeover")
+    lock = _takeover_file(path)
     try:
         os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
     except FileExistsError:

@@ -145,8 +145,9 @@ def tuning_notes(
     that were validation items of the splits its values were chosen on (their labels chose
     the values, so those scores are optimistic), and tuning splits that the dataset no longer
     draws. Empty for an untuned method, or one run where it was tuned (a test split is
-    disjoint from its own validation split) or on a test set kept out of every pool."""
-    if method.tuning is None:
+    disjoint from its own validation split), on a test set kept out of every pool, or on
+    another dataset than the one it was tuned on."""
+    if method.tuning is None or method.tuning.dataset not in (None, spec.name):
         return []
     notes, chosen_on = [], []
     for seed in method.tuning.data_seeds or (0,):  # sweeps that did not record used seed 0

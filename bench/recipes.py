@@ -139,13 +139,14 @@ class Stage2Recipe:
 @dataclass(frozen=True)
 class Tuning:
     """Where a tuned method's values were chosen: the training settings of its sweep (which a
-    run uses unless the command line overrides them), the data seeds whose validation
-    splits scored its trials and those splits' digests (each empty when a sweep did not record
-    them)."""
+    run uses unless the command line overrides them), its dataset, the data seeds whose
+    validation splits scored its trials and those splits' digests (each empty when a sweep
+    did not record them)."""
 
     settings: dict[str, Any]
     data_seeds: tuple[int, ...] = ()
     split_digests: dict[int, str] = field(default_factory=dict)
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,9 @@ class MethodRegistry:
             raise BenchError(f"{path}: [settings] must be a table of training settings.")
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise BenchError(f"{path}: [tuned] data_seeds must be a list of integers.")
+        dataset = raw.get("tuned", {}).get("dataset")
+        if dataset is not None and not isinstance(dataset, str):
+            raise BenchError(f"{path}: [tuned] dataset must be a dataset's name.")
         digests = raw.get("tuned", {}).get("split_digests", {})
         if not isinstance(digests, dict) or not all(
             k.isdigit() and isinstance(v, str) for k, v in digests.items()
@@ -426,6 +430,7 @@ class MethodRegistry:
             check_settings(settings, f"{path}: [settings]"),
             tuple(seeds),
             {int(k): v for k, v in digests.items()},
+            dataset,
         )
         return Method(stage1, stage2, label=name, tuning=tuning)
 

@@ -48,6 +48,7 @@ from bench.settings import TrainingSettings
 from bench.store import ResultsStore
 
 SEED = 0  # the train seed of every trial
+SUBMITTER = "submitter"  # the worker tag of the process that starts `bench sweep --jobs N`
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -355,8 +356,8 @@ def open_study(options: SweepOptions) -> OpenStudy:
     _settle_conditions(study, settings, options.data_seeds)
     if options.storage == "journal" and not options.worker:
         fail_orphans(study)
-    elif options.worker:  # a tag names one job: its running trials are a requeued job's past
-        fail_trials_of(study, options.worker)
+    elif options.worker not in (None, SUBMITTER):  # a worker's tag names one job: its
+        fail_trials_of(study, options.worker)  # running trials are a requeued job's past
     return OpenStudy(study, storage, folder, method, space, settings)
 
 

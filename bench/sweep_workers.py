@@ -28,6 +28,7 @@ from bench.jobs import FAILED, Batch, Job, JobState, Task, batches
 from bench.layout import default_results_dir, methods_dir
 from bench.sweep import (
     FINISHED,
+    SUBMITTER,
     SweepOptions,
     fail_orphans,
     fail_trials_of,
@@ -86,7 +87,7 @@ def run_sweep_workers(
         space=options.space.resolve() if options.space else None,
         methods_dir=(options.methods_dir or methods_dir()).resolve(),
     )
-    opened = open_study(dataclasses.replace(options, worker="submitter"))
+    opened = open_study(dataclasses.replace(options, worker=SUBMITTER))
     study, jobs_dir = opened.study, opened.folder / "jobs"
     earlier = _earlier_workers(executor, jobs_dir, study.study_name)
     if options.storage == "journal" and not earlier:  # nobody works on it: orphans are dead

@@ -22,7 +22,7 @@ import torch
 from conftest import HEARTBEAT
 from optuna.trial import TrialState
 
-from bench import runner
+from bench import runner, sweep_workers
 from bench.cli import main
 from bench.data.specs import get_spec
 from bench.errors import BenchError
@@ -192,8 +192,13 @@ def test_a_killed_worker_fails_its_job_only_and_a_rerun_completes(
     assert _runs(results) == _runs(tmp_path / "local")  # all 3, each once, same metrics
 
 
+@pytest.mark.parametrize("command", ["run", "sweep"])
 def test_local_workers_end_with_their_command_whatever_ended_it(
-    tiny_project: Path, tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
+    tiny_project: Path,
+    tmp_path: Path,
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
 ) -> None:
     # An error (or a test's timeout) while following the workers, not only Ctrl-C, must not
     # leave them training on: `live` promises that no earlier local worker lives on.
@@ -204,7 +209,11 @@ def test_local_workers_end_with_their_command_whatever_ended_it(
         raise RuntimeError("lost while following the workers")
 
     monkeypatch.setattr(runner, "wait", failing_wait)
+    monkeypatch.setattr(sweep_workers, "wait", failing_wait)
     argv = _argv(tmp_path / "results", "ce,rs-cb", "--epochs", "1000", "--seeds", "0")
+    if command == "sweep":
+        argv = ["sweep", "--method", "ce+crt", "--dataset", "tiny", "--storage", "journal"]
+        argv += ["--results-dir", str(tmp_path / "results"), "--epochs", "1000", "--device", "cpu"]
     with pytest.raises(RuntimeError, match="lost while following"):
         main([*argv, "--jobs", "2"])
     assert len(started) == 2
@@ -437,16 +446,18 @@ def test_following_slurm_jobs_stops_when_squeue_fails_past_its_patience(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = Job(0, "unit", "9_0", tmp_path / "log", tmp_path / "result.json")
-    watcher = SlurmWatcher(time_limit=60, patience=2.0)
+    clock = [0.0]
+    monkeypatch.setattr(slurm.time, "monotonic", lambda: clock[0])
+    watcher = SlurmWatcher(time_limit=60, patience=600)
     _fake_slurm(monkeypatch, None, {})
     assert watcher.states([job])[job.uid].state == "pending"
-    time.sleep(1.2)
+    clock[0] = 500
     _fake_slurm(monkeypatch, {"9_0": "RUNNING"}, {})  # an answer resets the patience
     assert watcher.states([job])[job.uid].state == "running"
     _fake_slurm(monkeypatch, None, {})
     assert watcher.states([job])[job.uid].state == "running"  # the last state known
-    time.sleep(1.2)  # 2.4 s since the first failure, 1.2 s since the answer
+    clock[0] = 1000  # 1000 s since the first failure, 500 s since the answer
     assert watcher.states([job])[job.uid].state == "running"
-    time.sleep(1.2)
-    with pytest.raises(BenchError, match="squeue has failed for"):
+    clock[0] = 1101
+    with pytest.raises(BenchError, match="squeue has failed for 600 s"):
         watcher.states([job])

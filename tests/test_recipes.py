@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,30 @@ def test_the_main_jobs_quick_list_is_small_and_covers_each_family() -> None:
     metric = {m.stage1.name for m in quick if m.family == "two-stage + metric learning"}
     assert 2 <= len(metric) <= 3
     assert set(registry.lists["quick"]) <= set(registry.lists["all"])
+
+
+@pytest.mark.parametrize(
+    ("tuned", "message"),
+    [
+        ("data_seeds = [0.5]", "data_seeds must be a list of integers"),
+        ('split_digests = { seed0 = "abc" }', "split_digests must map data seeds to digests"),
+        ("split_digests = { 0 = 7 }", "split_digests must map data seeds to digests"),
+        ("dataset = 3", "dataset must be a dataset's name"),
+    ],
+)
+def test_a_malformed_tuned_table_names_the_file_and_field(
+    tmp_path: Path, tuned: str, message: str
+) -> None:
+    shipped = Path(__file__).resolve().parents[1] / "methods"
+    folder = tmp_path / "methods"
+    (folder / "tuned").mkdir(parents=True)
+    for recipe in shipped.glob("*.toml"):
+        (folder / recipe.name).write_text(recipe.read_text())
+    text = (shipped / "tuned" / "supcon+crt-synthetic.toml").read_text()
+    key = tuned.partition(" ")[0]
+    text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)  # the field, replaced:
+    text = text.replace("[tuned]\n", f"[tuned]\n{tuned}\n")
+    (folder / "tuned" / "x.toml").write_text(text)
+    with pytest.raises(BenchError, match=message) as error:
+        MethodRegistry(folder).get("tuned/x")
+    assert "x.toml" in str(error.value)

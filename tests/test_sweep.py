@@ -351,7 +351,7 @@ def test_a_study_is_bound_to_its_splits_and_runs_count_test_items_it_was_tuned_o
     assert "that the dataset no longer draws" in capsys.readouterr().out
 
 
-def test_a_test_set_kept_out_of_every_pool_is_never_counted_as_tuned_on(
+def test_test_items_count_as_tuned_on_only_when_they_were_validation_items(
     tiny_project: Path,
 ) -> None:
     spec = dataclasses.replace(get_spec("tiny"), kept_splits=("test",))
@@ -366,6 +366,9 @@ def test_a_test_set_kept_out_of_every_pool_is_never_counted_as_tuned_on(
         notes = tuning_notes(method, spec, imageset, splits)
         assert bool(notes) is leaks, notes
     assert all(split.test.tolist() == splits[0].test.tolist() for split in splits)
+    # Values chosen on another dataset never saw this one's labels.
+    elsewhere = dataclasses.replace(method, tuning=Tuning({}, (0, 1), {0: "x"}, "skin"))
+    assert tuning_notes(elsewhere, spec, drawn, [spec.split(drawn, 1)]) == []
 
 
 def test_the_pruner_stops_the_bottom_quarter_only() -> None:

@@ -245,10 +245,11 @@ class SlurmWatcher:
         queued = _squeue(open_jobs)
         now = time.monotonic()
         if queued is None:  # squeue failed (a busy controller): nothing learnt, ask again later
-            self.failing_since = self.failing_since or now
+            if self.failing_since is None:
+                self.failing_since = now
             if now - self.failing_since > self.patience:
                 raise BenchError(
-                    f"squeue has failed for {self.patience / 60:.0f} minutes, so the jobs' "
+                    f"squeue has failed for {self.patience:.0f} s, so the jobs' "
                     "states are unknown; they keep running on the cluster. Follow them with "
                     "`bench status`, or rerun this command when the controller answers."
                 )
