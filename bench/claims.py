@@ -84,11 +84,9 @@ class Claim:
             _held.discard(self.path)
         lock = _takeover_file(self.path)
         for _ in range(20):
-            try:
-                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
+            if _create_exclusive(lock):
                 break
-            except FileExistsError:  # a taker is looking at it: the verdict comes soon
-                time.sleep(0.05)
+            time.sleep(0.05)  # a taker is looking at it: the verdict comes soon
         else:
             return  # a taker holds on: this claim is stale, and the taker removes it
         try:
@@ -130,14 +128,21 @@ def _takeover_file(path: Path) -> Path:
     return path.with_name(f"{path.name}.takeover")
 
 
+def _create_exclusive(path: Path) -> bool:
+    """Create the empty file `path` if it does not exist; whether this call created it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
+    except FileExistsError:
+        return False
+    return True
+
+
 def _remove_stale(path: Path) -> None:
     """Remove the stale claim at `path`, under a second exclusive file so that two takers can
     never both remove it (the second would remove the first one's fresh claim). While the
     second file exists no claim can be created at `path`, since `path` still exists."""
     lock = _takeover_file(path)
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~UMASK))
-    except FileExistsError:
+    if not _create_exclusive(lock):
         if is_stale(lock):  # a taker died within these few lines: clear the way for the next
             lock.unlink(missing_ok=True)
         return

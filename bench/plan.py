@@ -149,9 +149,11 @@ def tuning_notes(
     another dataset than the one it was tuned on."""
     if method.tuning is None or method.tuning.dataset not in (None, spec.name):
         return []
+    seeds = method.tuning.data_seeds or (0,)  # sweeps that did not record theirs used seed 0
+    drawn = {split.data_seed: split for split in splits}
     notes, chosen_on = [], []
-    for seed in method.tuning.data_seeds or (0,):  # sweeps that did not record used seed 0
-        split = spec.split(imageset, seed)
+    for seed in seeds:
+        split = drawn.get(seed) or spec.split(imageset, seed)
         recorded = method.tuning.split_digests.get(seed)
         if recorded is not None and recorded != split.digest:
             notes.append(
@@ -166,7 +168,7 @@ def tuning_notes(
         counted = ", ".join(f"data seed {d}: {n} of {total}" for d, (n, total) in leaks.items())
         notes.append(
             f"{method.name}: its values were chosen on the validation items of data seed(s) "
-            f"{list(method.tuning.data_seeds or (0,))}, and test items were among them "
+            f"{list(seeds)}, and test items were among them "
             f"({counted}), so those test scores are optimistic."
         )
     return notes

@@ -409,14 +409,14 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         while time.monotonic() < deadline and diverged < options.n_trials:
             fail_dead_trials(study, storage, options.heartbeat)
             states = [t.state for t in study.get_trials(deepcopy=False)]
-            done = sum(state in FINISHED for state in states)
+            done, running = sum(s in FINISHED for s in states), states.count(TrialState.RUNNING)
             if done >= options.n_trials:
                 break
-            if done + states.count(TrialState.RUNNING) >= options.n_trials:
+            if done + running >= options.n_trials:
                 if not waiting:
                     tqdm.write(
-                        f"sweep {study.study_name}: waiting for {states.count(TrialState.RUNNING)}"
-                        " running trial(s) of other workers to finish or go stale"
+                        f"sweep {study.study_name}: waiting for {running} running trial(s) of "
+                        "other workers to finish or go stale"
                     )
                 waiting = True
                 time.sleep(min(5, options.heartbeat))  # others' trials may yet fail or end
