@@ -35,7 +35,7 @@ from bench.runner import RunOptions, finalize, run_benchmark
 from bench.settings import SETTING_NAMES
 from bench.status import describe as describe_status
 from bench.store import ResultsStore
-from bench.summary import HEADLINE, format_table
+from bench.summary import HEADLINE, format_table, outlier_lines
 from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
 from bench.sweep_workers import run_sweep_workers
 
@@ -453,6 +453,8 @@ def _run(args: argparse.Namespace) -> int:
         execution,
     )
     print(format_table(outcome.summary, HEADLINE))
+    for line in outlier_lines(outcome.outliers, outcome.summary):
+        print(line)
     if not outcome.failures:
         return 0
     print(

@@ -23,6 +23,7 @@ from bench.experiment import current_settings_ids
 from bench.files import ensure_writable
 from bench.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
 from bench.layout import default_results_dir
+from bench.outliers import find_outliers
 from bench.plan import PlannedRun, RunOptions, WorkUnit, by_stage1, group_units, plan
 from bench.recipes import MethodRegistry
 from bench.report.build import build_report
@@ -36,11 +37,13 @@ __all__ = ["RunOptions", "RunOutcome", "finalize", "run_benchmark"]
 @dataclass(frozen=True)
 class RunOutcome:
     """The summary of the runs asked for, and the runs that failed in this invocation (id and
-    reason), out of how many were asked."""
+    reason), out of how many were asked; `outliers`: the asked runs far below their method's
+    median (`bench.outliers.find_outliers`)."""
 
     summary: pd.DataFrame
     failures: tuple[str, ...]
     asked: int
+    outliers: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def device_for(options: RunOptions, execution: ExecutorOptions) -> torch.device:
@@ -114,7 +117,7 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
     if not asked.empty:
         asked = asked[asked["run_id"].isin([run.run_id for run in planned])]
     order = [method.name for method in methods] + list(registry.lists.get("all", []))
-    return RunOutcome(summarise(asked, order), tuple(failures), len(planned))
+    return RunOutcome(summarise(asked, order), tuple(failures), len(planned), find_outliers(asked))
 
 
 def _run_here(
@@ -258,10 +261,12 @@ def finalize(
         return runs
     order = methods + list(registry.lists.get("all", []))
     ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides, profile)
+    current = runs_at_settings(runs, ids)
     write_summary(
-        summarise(runs_at_settings(runs, ids), order),
+        summarise(current, order),
         store.root,
         f"{spec.name}: recorded runs at the current settings",
+        find_outliers(current),
     )
     if report:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.files import write_text_atomic
+from bench.outliers import OUTLIER_GAP, describe
 from bench.recipes import FAMILIES
 
 HEADLINE = {"accuracy": "Acc", "balanced_accuracy": "BAcc", "macro_f1": "Macro-F1"}
@@ -76,11 +77,36 @@ def per_class_columns(summary: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def write_summary(summary: pd.DataFrame, folder: Path, title: str) -> None:
-    """`summary.md` (main and per-class recall tables) and `summary.csv` (all numbers)."""
+def outlier_lines(outliers: pd.DataFrame, summary: pd.DataFrame | None = None) -> list[str]:
+    """One line per outlier run (rows of `bench.outliers.find_outliers`), methods in the order
+    of the `summary` table's rows when given: 'outlier: supcon+crt data seed 0 train seed 1
+    (run ...): BAcc 57.7, 17.7 below its method's median 75.4; stage 1 kept epoch 7 of 18'.
+    No line when there is no outlier."""
+    if outliers.empty:
+        return []
+    rank = {m: i for i, m in enumerate(dict.fromkeys([] if summary is None else summary["method"]))}
+    ordered = outliers.assign(_rank=outliers["method"].map(lambda m: rank.get(m, len(rank))))
+    ordered = ordered.sort_values("_rank", kind="stable")
+    return [f"outlier: {describe(row, str(row['method']))}" for _, row in ordered.iterrows()]
+
+
+def write_summary(
+    summary: pd.DataFrame, folder: Path, title: str, outliers: pd.DataFrame | None = None
+) -> None:
+    """`summary.md` (main table, the outlier runs when there are any, per-class recall table)
+    and `summary.csv` (all numbers)."""
+    lines = outlier_lines(outliers, summary) if outliers is not None else []
+    listed = (
+        f"## Outliers\n\nRuns more than {100 * OUTLIER_GAP:.0f} points below the median "
+        "test balanced accuracy of their method's runs; they are in the means above.\n\n"
+        + "".join(f"- {line.removeprefix('outlier: ')}\n" for line in lines)
+        + "\n"
+        if lines
+        else ""
+    )
     text = (
         f"# {title}\n\nTest split, percent, mean ± std over seeds.\n\n"
-        f"{format_table(summary, FULL)}\n\n## Per-class recall\n\n"
+        f"{format_table(summary, FULL)}\n\n{listed}## Per-class recall\n\n"
         f"{format_table(summary, per_class_columns(summary))}\n"
     )
     write_text_atomic(folder / "summary.md", text)

@@ -124,6 +124,10 @@ def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
     significance_md = (report.folder / "significance.md").read_text()
     assert "too few non-zero pairs (<6)" in significance_md
     assert "reference given on the command line" in significance_md
+    # supcon+crt's lowest run is 8.9 points below its median (66.7): no outlier.
+    assert "No outliers" in (report.folder / "outliers.md").read_text()
+    assert "| Method |" not in (report.folder / "outliers.md").read_text()
+    assert pd.read_csv(report.folder / "outliers.csv").empty
     tex = (report.folder / "main.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex
     assert r"\begin{tabular}{lllrrrrrrrr}" in tex
@@ -165,6 +169,53 @@ def test_report_command_and_missing_artefacts_are_noted(
     assert any("no longer cached" in note for note in report.notes)
     assert any("no finished runs for ldam-drw" in note for note in report.notes)
     assert "supcon+crt" not in (report.folder / "main.md").read_text()
+
+
+def test_a_run_far_below_its_methods_median_is_listed_under_the_main_table(
+    tmp_path: Path,
+) -> None:
+    scores = write_results(tmp_path)
+    # A fourth ce+crt run (train seed 3) whose stage 1 kept epoch 2 of 5 and tests far lower.
+    labels, logits = _labels_and_logits(0.30, 7)
+    val_labels, val_logits = _labels_and_logits(0.30, 8)
+    metrics = {
+        "val": classification_metrics(val_logits, val_labels, TRAIN_COUNTS, CLASSES),
+        "test": classification_metrics(logits, labels, TRAIN_COUNTS, CLASSES),
+    }
+    config = {
+        "dataset": {"name": "toy", "classes": list(CLASSES)},
+        "method": {
+            "name": "ce+crt",
+            "family": "two-stage",
+            "sampler": {"name": "instance"},
+            "stage2": {"mode": "features"},
+        },
+        "split": {"data_seed": 0},
+        "train_seed": 3,
+    }
+    history = [{"epoch": e, "train_loss": 1.0, "val_balanced_accuracy": 0.3} for e in range(5)]
+    ResultsStore(tmp_path, "toy").save_done(
+        {"run_id": "ce+crt-s3", "config": config, "setting": "x", "kept_epoch": 2}
+        | {"history": history, "stage1": {"key": "ce-0"}},
+        metrics,
+        {"test_logits": logits, "test_labels": labels},
+    )
+    low = metrics["test"]["balanced_accuracy"]
+    median = float(np.median([*scores["ce+crt"], low]))  # mean of its two middle runs
+    assert median - low > 0.10
+
+    report = build_report(tmp_path, "toy", reference="ce+crt")
+    outliers = pd.read_csv(report.folder / "outliers.csv")
+    assert list(outliers["run_id"]) == ["ce+crt-s3"]
+    assert outliers["method"].iloc[0] == "ce+crt" and outliers["n_runs"].iloc[0] == 4
+    assert outliers["method_median"].iloc[0] == pytest.approx(median)
+    assert outliers["gap"].iloc[0] == pytest.approx(median - low)
+    row = f"| ce+crt | ce+crt-s3 | 0 | 3 | {100 * low:.1f} | {100 * median:.1f} | "
+    row += f"{100 * (median - low):.1f} | 2 of 5 |"
+    assert row in (report.folder / "outliers.md").read_text()
+    page = (report.folder / "index.html").read_text()
+    assert page.index('id="main"') < page.index('id="outliers"') < page.index('id="per_class"')
+    assert "<td>ce+crt-s3</td>" in page
 
 
 @pytest.mark.skipif(

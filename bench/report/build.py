@@ -20,6 +20,7 @@ from bench.report.tables import (
     Table,
     default_reference,
     main_table,
+    outliers_table,
     per_class_table,
     significance_table,
 )
@@ -61,7 +62,7 @@ def build_report(
     """Write the report of `dataset` (only `methods` when given; with `settings_ids`, only
     each method's runs at those settings) and return what was written."""
     results = load_results(results_dir, dataset, methods, settings_ids)
-    tables = [main_table(results), per_class_table(results)]
+    tables = [main_table(results), outliers_table(results), per_class_table(results)]
     notes = [f"no finished runs for {m}; left out" for m in results.missing]
     if results.other_settings:
         notes.append(

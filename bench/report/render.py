@@ -12,8 +12,11 @@ LATEX_SPECIALS |= {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": 
 
 
 def markdown(table: Table) -> str:
-    """A Markdown section: title, caption, table with the best cells in bold."""
+    """A Markdown section: title, caption, table with the best cells in bold (the caption
+    alone when the table has no row)."""
     lines = [f"## {table.title}", "", table.caption, ""]
+    if not table.rows:  # nothing to list: the caption says so
+        return "\n".join(lines)
     lines.append("| " + " | ".join(h.replace("|", "\\|") for h in table.header) + " |")
     lines.append("|" + "---|" * len(table.header))
     for i, row in enumerate(table.rows):
@@ -60,7 +63,13 @@ def csv(table: Table) -> str:
 
 
 def html_fragment(table: Table) -> str:
-    """An HTML section with the table; best cells in bold."""
+    """An HTML section with the table (its caption alone when it has no row); best cells in
+    bold."""
+    if not table.rows:
+        return (
+            f'<section id="{table.name}"><h2>{html.escape(table.title)}</h2>'
+            f"<p>{html.escape(table.caption)}</p></section>"
+        )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     rows = []
     for i, row in enumerate(table.rows):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError, unknown_name
+from bench.outliers import OUTLIER_GAP, find_outliers, kept_epoch
 from bench.recipes import FAMILIES
 from bench.report.collect import Results
 from bench.statistics import MIN_PAIRS, bootstrap_difference, compare_paired
@@ -96,6 +97,45 @@ def main_table(results: Results) -> Table:
         numbers=numbers,
         best=best,
         text_columns=3,
+    )
+
+
+def outliers_table(results: Results) -> Table:
+    """The runs more than OUTLIER_GAP below the median test balanced accuracy of their method's
+    runs (over data seeds and train seeds), each named with its stage-1 kept epoch: shown
+    under the main table, whose means include them. No row when there is none."""
+    outliers = find_outliers(results.runs, by=("label",))
+    header = ["Method", "Run", "Data seed", "Train seed", "BAcc", "Median", "Below", "Kept epoch"]
+    rows = [
+        [
+            str(row["label"]),
+            str(row["run_id"]),
+            str(int(row["data_seed"])),
+            str(int(row["train_seed"])),
+            _pct(row["balanced_accuracy"]),
+            _pct(row["method_median"]),
+            _pct(row["gap"]),
+            kept_epoch(row).removeprefix("kept epoch ") or "–",
+        ]
+        for _, row in outliers.iterrows()
+    ]
+    points = f"{100 * OUTLIER_GAP:.0f} points"
+    return Table(
+        name="outliers",
+        title="Outlier runs",
+        caption=(
+            f"Runs whose test balanced accuracy is more than {points} below the median of "
+            "their method's runs (over data seeds and train seeds), in percent; the main "
+            "table's means include them. Kept epoch: the stage-1 epoch kept (best validation "
+            "balanced accuracy) of those trained."
+            if rows
+            else f"No outliers: no run's test balanced accuracy is more than {points} below "
+            "the median of its method's runs."
+        ),
+        header=header,
+        rows=rows,
+        numbers=outliers.rename(columns={"label": "method"}),
+        text_columns=2,
     )
 
 
