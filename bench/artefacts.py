@@ -31,7 +31,8 @@ class Stage1Artefact:
     normalizer: tuple[torch.Tensor, torch.Tensor]
     features: dict[str, torch.Tensor]
     logits: dict[str, torch.Tensor]
-    best_epoch: int
+    kept_epoch: int  # the epoch the checkpoint rule of its settings kept
+    schedule: dict[str, Any] = field(default_factory=dict)  # `Schedule.as_dict()`
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     compiled: str = ""  # trained with --compile: `compiled`, or why not

@@ -316,6 +316,17 @@ def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
     knobs.add_argument("--batch-size", type=_positive_int)
     knobs.add_argument("--lr", type=float, help="peak learning rate")
     knobs.add_argument(
+        "--min-steps",
+        type=int,
+        help="stage 1 runs at least this many optimiser steps, more epochs when the epochs "
+        "fall short (default 500; 0: the epochs alone)",
+    )
+    knobs.add_argument(
+        "--checkpoint",
+        help="the stage-1 epoch kept: last (default), best, smoothed or ncm "
+        "(see bench/checkpoints.py)",
+    )
+    knobs.add_argument(
         "--pretrained",
         action="store_true",
         default=None,

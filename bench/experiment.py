@@ -191,10 +191,12 @@ def evaluate(
         )
         predictions[f"{name}_logits"], predictions[f"{name}_labels"] = scores, labels
     record = {
-        "best_epoch": artefact.best_epoch,
+        "kept_epoch": artefact.kept_epoch,
         "history": artefact.history,
         "stage1": {
             "key": key,
+            "checkpoint": experiment.settings.checkpoint,
+            "schedule": artefact.schedule,
             "reused": reused,
             "train_s": artefact.train_seconds,
             "compiled": artefact.compiled,

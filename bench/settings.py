@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
 from bench.errors import BenchError
 
 
@@ -30,6 +31,11 @@ class TrainingSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
+    # At least this many optimiser steps, whatever the epochs (`bench.schedule`): MedMNIST v2
+    # (Yang et al., Sci Data 2023) trains its benchmark models 100 epochs at batch 128, which
+    # gives its smallest 2D training set (BreastMNIST, 546 images) 500 steps, its fewest.
+    min_steps: int = 500
+    checkpoint: str = DEFAULT_CHECKPOINT  # the stage-1 epoch kept (`bench.checkpoints`)
     weights: str = ""  # a torchvision state dict file; empty: torch's hub cache
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,6 +67,11 @@ def check_settings(table: Mapping[str, Any], where: str) -> dict[str, Any]:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise BenchError(f"{where}: setting {name!r} must be {kind.__name__}, got {value!r}.")
+        if name == "checkpoint" and value not in CHECKPOINT_RULES:
+            raise BenchError(
+                f"{where}: setting 'checkpoint' = {value!r} is not a checkpoint rule; "
+                f"use one of {', '.join(CHECKPOINT_RULES)}."
+            )
         if name in _RANGES:
             valid, advice = _RANGES[name]
             if not (math.isfinite(value) and valid(value)):
@@ -80,6 +91,7 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "momentum": (lambda v: 0 <= v < 1, "use a number in [0, 1)"),
     "weight_decay": (lambda v: v >= 0, "use a finite number, 0 or more"),
     "warmup_epochs": (lambda v: v >= 0, "use 0 or more"),
+    "min_steps": (lambda v: v >= 0, "use 0 or more (0: the epochs alone decide)"),
 }
 
 DEFAULT_PROFILE = "cpu"  # the dataset spec's [training] table itself

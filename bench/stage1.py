@@ -21,6 +21,7 @@ from bench.metric_losses import METRIC_LOSSES
 from bench.models import Classifier, build_classifier
 from bench.recipes import Recipe
 from bench.samplers import SAMPLERS
+from bench.schedule import Schedule
 from bench.settings import TrainingSettings
 from bench.training import Objective, predict, train_stage1
 from bench.weighting import WEIGHTINGS
@@ -97,16 +98,19 @@ class Stage1Job:
         return self.imageset.labels[self.split.indices(name)]
 
 
-def train_artefact(
+def train_artefacts(
     job: Stage1Job,
     progress: bool,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> Stage1Artefact:
-    """Train stage 1 and compute the features and logits of every split (`on_epoch` as in
-    `train_stage1`)."""
+    also_watch: tuple[str, ...] = (),
+) -> dict[str, Stage1Artefact]:
+    """Train stage 1 once and, for its settings' checkpoint rule and each rule in
+    `also_watch`, the artefact of the weights that rule keeps, with the features and logits of
+    every split (`on_epoch` as in `train_stage1`)."""
     started = time.perf_counter()
     counts = job.imageset.class_counts(job.split.train)
-    objective = build_objective(job.recipe, counts, job.settings.epochs)
+    schedule = Schedule.plan(int(counts.sum()), job.settings)
+    objective = build_objective(job.recipe, counts, schedule.epochs)
     spec = model_spec(job.recipe, objective, len(counts), job.settings)
     torch.manual_seed(job.seed)
     model = build_classifier(**spec)
@@ -121,23 +125,39 @@ def train_artefact(
         progress=progress,
         on_epoch=on_epoch,
         compile_model=job.compile,
+        also_watch=also_watch,
     )
-    features, logits = {}, {}
-    for name in SPLIT_NAMES:
-        features[name], logits[name] = predict(
-            outcome.model, job.images(name), outcome.normalizer, job.device
+    train_seconds = round(time.perf_counter() - started, 3)
+    artefacts = {}
+    for rule, checkpoint in outcome.checkpoints.items():
+        outcome.model.load_state_dict(checkpoint.state_dict)
+        features, logits = {}, {}
+        for name in SPLIT_NAMES:
+            features[name], logits[name] = predict(
+                outcome.model, job.images(name), outcome.normalizer, job.device
+            )
+        artefacts[rule] = Stage1Artefact(
+            state_dict={k: v.detach().cpu().clone() for k, v in checkpoint.state_dict.items()},
+            model_spec=spec,
+            normalizer=(outcome.normalizer.mean, outcome.normalizer.std),
+            features=features,
+            logits=logits,
+            kept_epoch=checkpoint.epoch,
+            schedule=outcome.schedule.as_dict(),
+            history=outcome.history,
+            train_seconds=train_seconds,
+            compiled=outcome.compiled,
         )
-    return Stage1Artefact(
-        state_dict={k: v.cpu() for k, v in outcome.model.state_dict().items()},
-        model_spec=spec,
-        normalizer=(outcome.normalizer.mean, outcome.normalizer.std),
-        features=features,
-        logits=logits,
-        best_epoch=outcome.best_epoch,
-        history=outcome.history,
-        train_seconds=round(time.perf_counter() - started, 3),
-        compiled=outcome.compiled,
-    )
+    return artefacts
+
+
+def train_artefact(
+    job: Stage1Job,
+    progress: bool,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> Stage1Artefact:
+    """Train stage 1 and keep the artefact of its settings' checkpoint rule."""
+    return train_artefacts(job, progress, on_epoch)[job.settings.checkpoint]
 
 
 def obtain_artefact(

@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.class_means import class_mean_logits, class_means
 from bench.errors import TrainingDiverged
 from bench.feature_sources import FeatureSource
 from bench.losses import log_prior
 from bench.metrics import balanced_accuracy
 from bench.ranges import NON_NEGATIVE, POSITIVE, Range
 from bench.samplers import class_balanced_order
-from bench.training import lr_at
+from bench.schedule import lr_at
 
 TAU_GRID = tuple(round(0.1 * k, 1) for k in range(21))
 TAIL = 0.05  # share of a head fit's last steps whose mean loss is recorded
@@ -264,12 +265,11 @@ def logit_adjustment(context: Stage2Context) -> Stage2Outcome:
 
 def nearest_class_mean(context: Stage2Context) -> Stage2Outcome:
     """Cosine similarity to each class's mean normalised train feature."""
-    train = F.normalize(context.source.split("train"), dim=1)
-    labels = context.labels["train"]
-    means = torch.stack([train[labels == c].mean(0) for c in range(len(context.class_counts))])
-    means = F.normalize(means, dim=1)
+    means = class_means(
+        context.source.split("train"), context.labels["train"], len(context.class_counts)
+    )
     return Stage2Outcome(
-        {name: F.normalize(context.source.split(name), dim=1) @ means.T for name in ("val", "test")}
+        {name: class_mean_logits(context.source.split(name), means) for name in ("val", "test")}
     )
 
 

@@ -1,5 +1,6 @@
-"""Stage-1 training: SGD with warm-up and cosine decay, batched augmentation on the device,
-and checkpoint selection on validation balanced accuracy.
+"""Stage-1 training: SGD with warm-up and cosine decay over at least a floor of steps
+(`bench.schedule`), batched augmentation on the device, and the checkpoint a rule keeps
+(`bench.checkpoints`: the last epoch by default).
 
 Built for throughput on a GPU as on the CPU: images arrive as uint8 batches already on the
 device (`bench.batches`), the models are channels-last, matrix work runs in bfloat16 autocast
@@ -22,10 +23,13 @@ from tqdm import tqdm
 
 from bench.augment import Augment, Normalizer
 from bench.batches import BatchSource
+from bench.checkpoints import CHECKPOINT_RULES, NCM_SCORE, CheckpointKeeper, CheckpointRule
+from bench.class_means import class_mean_logits, class_means
 from bench.errors import TrainingDiverged
 from bench.losses import Loss
 from bench.metrics import balanced_accuracy
 from bench.models import Classifier
+from bench.schedule import Schedule
 from bench.settings import TrainingSettings
 
 Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -51,23 +55,26 @@ class Objective:
     metric_weight_decay: bool = True
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights a checkpoint rule kept, and their 1-based epoch."""
+
+    epoch: int
+    state_dict: dict[str, torch.Tensor]
+
+
 @dataclass
 class TrainingOutcome:
-    """The model with its best-on-validation weights loaded, its input normaliser, the history."""
+    """The model with the weights its settings' checkpoint rule kept, its input normaliser,
+    the schedule it ran, the per-epoch history, and the checkpoint of every rule watched."""
 
     model: Classifier
     normalizer: Normalizer
-    best_epoch: int
+    kept_epoch: int
+    schedule: Schedule
     history: list[dict[str, float]] = field(default_factory=list)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     compiled: str = ""  # with --compile: `compiled`, or why not
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up to `base_lr`, then cosine decay to zero (per optimisation step)."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * base_lr * (1 + math.cos(math.pi * progress))
 
 
 def autocast(device: torch.device) -> torch.autocast:
@@ -162,11 +169,6 @@ class CompiledBackbone:
         return self.backbone(batch)
 
 
-def _steps_per_epoch(n: int, batch_size: int) -> int:
-    # A trailing batch of one image would break batch norm, so it is dropped.
-    return n // batch_size + (1 if n % batch_size > 1 else 0)
-
-
 def train_stage1(
     model: Classifier,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -179,15 +181,18 @@ def train_stage1(
     progress: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
     compile_model: bool = False,
+    also_watch: tuple[str, ...] = (),
 ) -> TrainingOutcome:
-    """Train `model` on `train` and keep the epoch with the best validation balanced accuracy.
+    """Train `model` on `train` over `Schedule.plan` and load the epoch that the settings'
+    checkpoint rule keeps.
 
     `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
     A non-finite training loss or validation output stops training with `TrainingDiverged`
     (checked once per epoch, from a sum kept on the device).
     `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
     its pruner there, and may stop the training by raising). `compile_model`: train and
-    evaluate through a compiled backbone (see `compiled_backbone`).
+    evaluate through a compiled backbone (see `CompiledBackbone`). `also_watch`: more
+    checkpoint rules whose kept weights are returned too (to compare rules on one training).
     """
     images, labels = train
     augment = augment or Augment()
@@ -202,17 +207,19 @@ def train_stage1(
     if compile_model:
         backbone = CompiledBackbone(model.backbone)
     optimizer = build_optimizer(model, objective, settings)
-    steps = _steps_per_epoch(len(labels), settings.batch_size)
-    total, warmup = steps * settings.epochs, steps * settings.warmup_epochs
+    schedule = Schedule.plan(len(labels), settings)
+    steps = schedule.steps_per_epoch
+    rules = {name: CHECKPOINT_RULES[name] for name in (settings.checkpoint, *also_watch)}
+    keeper = CheckpointKeeper(rules, schedule.epochs)
     weights = (
         None
         if objective.class_weights is None
         else torch.tensor(objective.class_weights, dtype=torch.float32, device=device)
     )
-    best_score, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
+    saved: dict[str, Checkpoint] = {}
     history: list[dict[str, float]] = []
     epochs = tqdm(
-        range(settings.epochs), desc="epochs", unit="ep", leave=False, disable=not progress
+        range(schedule.epochs), desc="epochs", unit="ep", leave=False, disable=not progress
     )
     for epoch in epochs:
         model.train()
@@ -223,7 +230,7 @@ def train_stage1(
             source.batches(order, settings.batch_size, steps)
         ):
             batch = augment(uint8_batch, generator)
-            lr = lr_at(epoch * steps + step, total, warmup, settings.lr)
+            lr = schedule.lr(epoch * steps + step, settings.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
             with autocast(device):
@@ -242,23 +249,50 @@ def train_stage1(
             raise TrainingDiverged(
                 f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
             )
-        _, val_logits = predict(model, val[0], on_device, device, backbone=backbone)
-        if not bool(torch.isfinite(val_logits).all()):
-            raise TrainingDiverged(
-                f"stage 1 diverged in epoch {epoch + 1}: non-finite validation logits"
-            )
-        score = balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
-        history.append(
-            {"epoch": epoch + 1, "train_loss": train_loss, "val_balanced_accuracy": score}
+        record = {"epoch": epoch + 1, "train_loss": train_loss}
+        record.update(
+            _validation_scores(model, train, val, on_device, device, backbone, rules, epoch + 1)
         )
-        epochs.set_postfix(loss=f"{train_loss:.3f}", val_bacc=f"{score:.3f}")
+        history.append(record)
+        epochs.set_postfix(
+            loss=f"{train_loss:.3f}", val_bacc=f"{record['val_balanced_accuracy']:.3f}"
+        )
         if on_epoch is not None:
-            on_epoch(epoch + 1, score)
-        if score > best_score:
-            best_score, best_epoch = score, epoch + 1
-            best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+            on_epoch(epoch + 1, record["val_balanced_accuracy"])
+        final = epoch + 1 == schedule.epochs
+        keeping = [name for name in keeper.observe(history) if rules[name].copies_weights or final]
+        if keeping:
+            state = model.state_dict() if final else copy.deepcopy(model.state_dict())
+            saved.update({name: Checkpoint(epoch + 1, state) for name in keeping})
+    model.load_state_dict(saved[settings.checkpoint].state_dict)
     compiled = backbone.state if isinstance(backbone, CompiledBackbone) else ""
     if compiled == "compiled":
         tqdm.write("stage 1: compiled")
-    return TrainingOutcome(model, normalizer, best_epoch, history, compiled)
+    kept = saved[settings.checkpoint].epoch
+    return TrainingOutcome(model, normalizer, kept, schedule, history, saved, compiled)
+
+
+def _validation_scores(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    normalizer: Normalizer,
+    device: torch.device,
+    backbone: Callable[[torch.Tensor], torch.Tensor],
+    rules: dict[str, CheckpointRule],
+    epoch: int,
+) -> dict[str, float]:
+    """The stage-1 head's validation balanced accuracy and, when a rule needs it, that of the
+    nearest class mean of the training features; non-finite validation logits raise."""
+    val_features, val_logits = predict(model, val[0], normalizer, device, backbone=backbone)
+    if not bool(torch.isfinite(val_logits).all()):
+        raise TrainingDiverged(f"stage 1 diverged in epoch {epoch}: non-finite validation logits")
+    scores = {
+        "val_balanced_accuracy": balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
+    }
+    if any(rule.needs_ncm for rule in rules.values()):
+        train_features, _ = predict(model, train[0], normalizer, device, backbone=backbone)
+        means = class_means(train_features, train[1], val_logits.shape[1])
+        predicted = class_mean_logits(val_features, means).argmax(1)
+        scores[NCM_SCORE] = balanced_accuracy(val[1].numpy(), predicted.numpy())
+    return scores

@@ -24,8 +24,9 @@ from bench.augment import Augment, Normalizer
 from bench.losses import LOSSES
 from bench.models import build_classifier
 from bench.samplers import SAMPLERS
+from bench.schedule import lr_at
 from bench.settings import TrainingSettings
-from bench.training import Objective, autocast, eval_batch_size, lr_at, train_stage1
+from bench.training import Objective, autocast, eval_batch_size, train_stage1
 
 
 def _sync(device: torch.device) -> None:

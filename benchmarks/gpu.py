@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device: {device_name(device)}; torch {torch.__version__}")
     if args.tiny:
         cases = [
-            ("resnet50", 32, 64, TrainingSettings(batch_size=32, epochs=1)),
-            ("resnet-compact", 16, 128, TrainingSettings(batch_size=64, epochs=1)),
+            ("resnet50", 32, 64, TrainingSettings(batch_size=32, epochs=1, min_steps=0)),
+            ("resnet-compact", 16, 128, TrainingSettings(batch_size=64, epochs=1, min_steps=0)),
         ]
         repeats = 1
     else:
         cases = [
-            ("resnet50", 224, 4096, TrainingSettings(batch_size=128, epochs=2)),
-            ("resnet-compact", 32, 16384, TrainingSettings(batch_size=128, epochs=2)),
+            ("resnet50", 224, 4096, TrainingSettings(batch_size=128, epochs=2, min_steps=0)),
+            ("resnet-compact", 32, 16384, TrainingSettings(batch_size=128, epochs=2, min_steps=0)),
         ]
         repeats = 3
     for backbone, size, n_train, settings in cases:

@@ -136,8 +136,8 @@ def ham10000_loading(root: Path) -> tuple[float, float]:
 def bare_loop_ratios() -> None:
     """Item 5: harness images/s as a share of the bare loop's, on the CPU."""
     cases = [
-        ("resnet-compact", 28, 1024, TrainingSettings(batch_size=64, epochs=2)),
-        ("resnet18", 64, 256, TrainingSettings(batch_size=64, epochs=1)),
+        ("resnet-compact", 28, 1024, TrainingSettings(batch_size=64, epochs=2, min_steps=0)),
+        ("resnet18", 64, 256, TrainingSettings(batch_size=64, epochs=1, min_steps=0)),
     ]
     for backbone, size, n_train, settings in cases:
         result = compare(backbone, size, n_train, settings, CPU)

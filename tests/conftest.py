@@ -34,6 +34,7 @@ test = 0.3
 image_size = 16
 epochs = 2
 batch_size = 64
+min_steps = 0
 """
 
 

@@ -13,9 +13,10 @@ from bench.augment import Augment, Normalizer
 from bench.errors import BenchError
 from bench.models import build_classifier
 from bench.recipes import parse_recipe
+from bench.schedule import lr_at
 from bench.settings import TrainingSettings
 from bench.stage1 import build_objective
-from bench.training import build_optimizer, lr_at, train_stage1
+from bench.training import build_optimizer, train_stage1
 
 IDENTITY = Augment(
     max_rotation_deg=0, scale=(1, 1), max_shift=0, brightness=0, contrast=0, saturation=0
@@ -109,7 +110,7 @@ def test_a_recipe_sets_the_multiplier_and_drops_weight_decay_of_loss_parameters(
             (images, labels),
             (images, labels),
             objective,
-            TrainingSettings(epochs=1, batch_size=4, lr=0.2, warmup_epochs=0),
+            TrainingSettings(epochs=1, batch_size=4, lr=0.2, warmup_epochs=0, min_steps=0),
             torch.device("cpu"),
             seed=0,
             progress=False,

@@ -28,7 +28,7 @@ METHODS = "ce,ce+crt,ce+lws,rs-cb"
 # a file onto a path matching PATTERN for the COUNT-th time, or at the COUNT-th training step.
 CHILD = """
 import os, re, signal, sys
-import bench.training
+import bench.schedule
 pattern, count = sys.argv[1], int(sys.argv[2])
 seen = [0]
 def hit():
@@ -36,11 +36,11 @@ def hit():
     if seen[0] == count:
         os.kill(os.getpid(), signal.SIGKILL)
 if pattern == "step":
-    real_lr = bench.training.lr_at
+    real_lr = bench.schedule.lr_at
     def lr_at(*args):
         hit()
         return real_lr(*args)
-    bench.training.lr_at = lr_at
+    bench.schedule.lr_at = lr_at
 else:
     real_replace = os.replace
     def replace(src, dst):

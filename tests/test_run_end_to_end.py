@@ -31,9 +31,10 @@ def test_run_writes_every_file_and_a_summary(
         assert record["status"] == "done" and record["config"]["train_seed"] == 0
         assert record["config"]["training"]["epochs"] == 2
         assert Path(record["split_manifest"]).exists()
-        # The kept checkpoint is the epoch with the best validation balanced accuracy.
-        val_scores = [h["val_balanced_accuracy"] for h in record["history"]]
-        assert record["best_epoch"] == 1 + val_scores.index(max(val_scores))
+        # The default rule keeps the last epoch, and the record says which rule and schedule.
+        assert record["kept_epoch"] == len(record["history"]) == 2
+        assert record["stage1"]["checkpoint"] == "last"
+        assert record["stage1"]["schedule"]["total_steps"] == 2 * 4  # 210 images, batch 64
         metrics = json.loads((folder / "metrics.json").read_text())
         assert 0 <= metrics["test"]["balanced_accuracy"] <= 1
         predictions = np.load(folder / "predictions.npz")
