@@ -43,19 +43,18 @@ def find_outliers(
     of the runs sharing their `by` columns (a method at one setting, over every data seed and
     train seed in `runs`). One row per outlier: the `by` columns, then COLUMNS (fractions, as in
     the runs table; `gap` is the median minus the run's value, `stage1_epochs` the epochs stage
-    1 trained and `kept_epoch` the one it kept, from the runs table's `kept_epoch` or else
-    `best_epoch` column, NaN where the runs table lacks them). Groups in the order they first
-    appear, runs by data seed then train seed. `by` columns missing from `runs` are left out of the
-    grouping; a table without balanced accuracy (no run finished) has no outliers."""
+    1 trained and `kept_epoch` the one it kept, NaN where the runs table lacks them). Groups
+    in the order they first appear, runs by data seed then train seed. `by` columns missing
+    from `runs` are left out of the grouping; a table without balanced accuracy (no run
+    finished) has no outliers."""
     keys = [k for k in by if k in runs.columns]
     if "balanced_accuracy" not in runs.columns or not keys:
         return pd.DataFrame(columns=[*keys, *COLUMNS])
     done = runs if "status" not in runs.columns else runs[runs["status"] == "done"]
     done = done[done["balanced_accuracy"].notna()].copy()
-    if "kept_epoch" not in done.columns:  # the runs table's name for it: `best_epoch`
-        done["kept_epoch"] = done["best_epoch"] if "best_epoch" in done.columns else float("nan")
-    if "stage1_epochs" not in done.columns:
-        done["stage1_epochs"] = float("nan")
+    for column in ("kept_epoch", "stage1_epochs"):
+        if column not in done.columns:
+            done[column] = float("nan")
     grouped = done.groupby(keys, sort=False, dropna=False)["balanced_accuracy"]
     done["method_median"] = grouped.transform("median")
     done["n_runs"] = grouped.transform("size")

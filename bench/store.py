@@ -119,8 +119,8 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         row.update({k: test[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")})
         row.update({f"shot_{g}": v for g, v in test["shot_accuracy"].items()})
         row["val_balanced_accuracy"] = metrics["val"]["balanced_accuracy"]
-        # The stage-1 epoch kept, from 1 (recorded as `best_epoch` before it was `kept_epoch`).
-        row["best_epoch"] = record.get("kept_epoch", record.get("best_epoch"))
+        # The stage-1 epoch kept, from 1 (recorded as `best_epoch` before issue 19's rules).
+        row["kept_epoch"] = record.get("kept_epoch", record.get("best_epoch"))
         row["stage1_epochs"] = len(record.get("history") or []) or None  # epochs it trained
         row["train_seconds"] = record.get("timings", {}).get("train_s")
         classes = config["dataset"]["classes"]  # dataset order, not JSON's sorted keys
