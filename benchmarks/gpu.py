@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(scratch)
         if args.tiny:
             run = ["--methods", "ce,ce+crt", "--dataset", "synthetic", "--image-size", "16"]
-            run += ["--epochs", "1"]
+            run += ["--epochs", "1", "--min-steps", "0"]
         else:
             root = Path(os.environ.get("BENCH_DATA_ROOT") or SHARED)
             if not root.is_dir():

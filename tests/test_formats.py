@@ -344,7 +344,8 @@ def test_unreadable_image_stops_or_is_skipped_and_recorded(
     assert kept.provenance["skipped"][0]["origin"].endswith("labels.csv, line 7")
 
     results = tmp_path / "results"
-    assert run_tiny(results, "ce", "--dataset", f"csv:{listing}", "--skip-bad") == 0
+    argv = ["--dataset", f"csv:{listing}", "--skip-bad", "--min-steps", "0"]
+    assert run_tiny(results, "ce", *argv) == 0
     (record,) = [json.loads(p.read_text()) for p in results.glob("*/runs/*/run.json")]
     assert record["data"]["skipped"][0]["path"].endswith("benign5.png")
 
