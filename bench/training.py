@@ -261,8 +261,9 @@ def train_stage1(
             on_epoch(epoch + 1, record["val_balanced_accuracy"])
         final = epoch + 1 == schedule.epochs
         keeping = [name for name in keeper.observe(history) if rules[name].copies_weights or final]
-        if keeping:
-            state = model.state_dict() if final else copy.deepcopy(model.state_dict())
+        if keeping:  # the final weights are the model's own, unless other rules reload it
+            shared = final and not also_watch
+            state = model.state_dict() if shared else copy.deepcopy(model.state_dict())
             saved.update({name: Checkpoint(epoch + 1, state) for name in keeping})
     model.load_state_dict(saved[settings.checkpoint].state_dict)
     compiled = backbone.state if isinstance(backbone, CompiledBackbone) else ""

@@ -133,24 +133,28 @@ def _append(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def summarise(path: Path) -> pd.DataFrame:
-    """Per dataset, method and rule: validation balanced accuracy (mean, std, worst run) and
-    the share of runs whose kept epoch came before `EARLY` of training, then the test mean
-    (in points)."""
+    """Per dataset, method and rule: validation balanced accuracy (mean, std, worst run), the
+    share of runs whose kept epoch came before `EARLY` of training and the mean kept epoch as
+    a share of training (percent), then the test mean and std (in points)."""
     rows = pd.read_csv(path)
+    rows["rule"] = pd.Categorical(rows["rule"], categories=list(CHECKPOINT_RULES))
+    rows["method"] = pd.Categorical(rows["method"], categories=list(METHODS))
     rows["early"] = rows["kept_epoch"] < EARLY * rows["epochs"]
-    grouped = rows.groupby(["dataset", "method", "rule"], sort=False)
+    rows["kept_at"] = rows["kept_epoch"] / rows["epochs"]
+    grouped = rows.groupby(["dataset", "method", "rule"], observed=True)
     table = grouped.agg(
         runs=("val_balanced_accuracy", "size"),
         val_mean=("val_balanced_accuracy", "mean"),
         val_std=("val_balanced_accuracy", "std"),
         val_worst=("val_balanced_accuracy", "min"),
         early=("early", "mean"),
+        kept_at=("kept_at", "mean"),
         test_mean=("test_balanced_accuracy", "mean"),
         test_std=("test_balanced_accuracy", "std"),
     )
     points = ["val_mean", "val_std", "val_worst", "test_mean", "test_std"]
     table[points] = (100 * table[points]).round(1)
-    table["early"] = (100 * table["early"]).round(0)
+    table[["early", "kept_at"]] = (100 * table[["early", "kept_at"]]).round(0)
     return table
 
 

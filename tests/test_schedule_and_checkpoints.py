@@ -119,6 +119,34 @@ def test_the_trainer_loads_the_weights_of_the_epoch_its_rule_keeps(
         assert not all(torch.equal(kept[k], snapshots[18][k]) for k in kept)
 
 
+def test_every_watched_rule_keeps_its_own_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Comparing rules on one training loads each rule's weights in turn: the last epoch's
+    # weights must not be the model's own, or loading the spike's overwrites them.
+    curve = iter(SPIKE)
+    monkeypatch.setattr(bench.training, "balanced_accuracy", lambda *args: next(curve))
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    model = build_classifier("resnet-compact", 2)
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def snapshot(epoch: int, score: float) -> None:
+        snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    settings = TrainingSettings(epochs=18, batch_size=4, min_steps=0)
+    objective = Objective(LOSSES["ce"](np.array([4, 4])), SAMPLERS["instance"])
+    outcome = train_stage1(
+        model, (images, labels), (images, labels), objective, settings, torch.device("cpu"),
+        seed=0, progress=False, on_epoch=snapshot, also_watch=("best", "smoothed"),
+    )  # fmt: skip
+    kept = {rule: checkpoint.epoch for rule, checkpoint in outcome.checkpoints.items()}
+    assert kept == {"last": 18, "best": 7, "smoothed": 18}
+    for rule in ("best", "last", "smoothed"):
+        outcome.model.load_state_dict(outcome.checkpoints[rule].state_dict)
+    for rule, epoch in kept.items():
+        state = outcome.checkpoints[rule].state_dict
+        assert all(torch.equal(state[k], snapshots[epoch][k]) for k in state)
+
+
 def _disc_or_ring_folder(root: Path, counts: dict[str, int], size: int = 32) -> Path:
     """A folder of `size`-pixel images, one sub-folder per class: a filled disc or a ring of
     the same outer radius, at a random place and brightness on a noisy background (the
