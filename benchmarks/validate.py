@@ -3,9 +3,11 @@
     nox -s validate                      (or: python benchmarks/validate.py [synthetic] [skin])
 
 `synthetic`: the README's main job (`bench run --methods quick --dataset synthetic --seeds
-0,1,2`) from an empty cache, checked against three criteria: the balanced accuracy's std over
-the seeds is at most 3 points for at least 80 % of the methods; `rs-cb` and `ce+crt` each beat
-`ce` by more than twice the larger of the two stds; the job ends within 10 minutes.
+0,1,2`) from an empty cache, once at `--threads 1` and once at `--threads 2`: a different
+thread count changes the order of floating-point sums, and 18 epochs of SGD carry that into
+every digit, so the README states its claims with margins rather than cell values, and each
+thread count must uphold every one of them (`CLAIMS`); at two threads the job must also end
+within 10 minutes.
 
 `skin`: `ce` and `ce+crt` at the shipped skin defaults over seeds 0, 1, 2 on the shared
 HAM10000 (`$BENCH_DATA_ROOT` or ../shared/data/ham10000; skipped when absent), checked against
@@ -55,29 +57,55 @@ def check(name: str, passed: bool, detail: str) -> bool:
     return passed
 
 
-def synthetic(folder: Path) -> bool:
-    """The main job's criteria."""
-    runs, seconds = bench_run(
-        folder, "--methods", "quick", "--dataset", "synthetic", "--seeds", "0,1,2"
-    )
-    table = balanced_accuracy(runs)
-    print(table.round(1).to_string())
-    steady = table["std"] <= 3
-    results = [
-        check(
-            "std <= 3 points for >= 80 % of the methods",
-            steady.mean() >= 0.8,
-            f"{steady.sum()} of {len(table)} (above: "
-            f"{', '.join(f'{m} {s:.1f}' for m, s in table['std'][~steady].items()) or 'none'})",
-        )
-    ]
-    for method in ("rs-cb", "ce+crt"):
-        gap = table.loc[method, "mean"] - table.loc["ce", "mean"]
-        bound = 2 * max(table.loc[method, "std"], table.loc["ce", "std"])
+# The main job's claims (README, "The main job"), in points of test balanced accuracy, set from
+# its run at two threads before the run at one thread was seen.
+BEATS_CE = {"rs-cb": 15.0, "ce+crt": 10.0}  # each beats `ce` by more than this, in mean
+ABOVE_EVERY_CE_SEED = ("rs-cb", "ce+crt")  # each one's worst seed beats ce's best seed
+STEADY = ("ce+crt", "supcon+crt", "centre-triplet+crt")  # worst seed within ... of the median
+STEADY_WITHIN = 8.0
+
+
+def main_job_claims(runs: pd.DataFrame) -> list[bool]:
+    """Check the main job's claims on its runs (printing each)."""
+    done = runs[runs["status"] == "done"]
+    points = (100 * done["balanced_accuracy"]).groupby(done["method"], sort=False)
+    mean, worst, best = points.mean(), points.min(), points.max()
+    results = []
+    for method, margin in BEATS_CE.items():
+        gap = mean[method] - mean["ce"]
         results.append(
-            check(f"{method} beats ce", gap > bound, f"+{gap:.1f} vs 2 × std {bound:.1f}")
+            check(f"{method} beats ce by > {margin:g}", bool(gap > margin), f"+{gap:.1f}")
         )
-    results.append(check("main job within 10 minutes", seconds <= 600, f"{seconds:.0f} s"))
+    for method in ABOVE_EVERY_CE_SEED:
+        gap = worst[method] - best["ce"]
+        results.append(
+            check(f"{method}'s worst seed beats ce's best", bool(gap > 0), f"{gap:+.1f}")
+        )
+    below = (points.median() - worst)[list(STEADY)]
+    results.append(
+        check(
+            f"{', '.join(STEADY)}: worst seed within {STEADY_WITHIN:g} of the median",
+            bool((below <= STEADY_WITHIN).all()),
+            ", ".join(f"{m} {v:.1f}" for m, v in below.items()),
+        )
+    )
+    return results
+
+
+def synthetic(folder: Path) -> bool:
+    """The main job's claims at one and at two threads."""
+    results = []
+    for threads in (1, 2):
+        runs, seconds = bench_run(
+            folder / f"threads-{threads}",
+            "--methods", "quick", "--dataset", "synthetic", "--seeds", "0,1,2",
+            "--threads", str(threads),
+        )  # fmt: skip
+        print(balanced_accuracy(runs).round(1).to_string())
+        print(f"  --threads {threads}: {seconds:.0f} s")
+        results += main_job_claims(runs)
+        if threads == 2:
+            results.append(check("main job within 10 minutes", seconds <= 600, f"{seconds:.0f} s"))
     return all(results)
 
 
