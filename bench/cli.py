@@ -16,6 +16,7 @@ import torch
 from optuna.trial import TrialState
 
 from bench.artefacts import ArtefactCache
+from bench.checkpoints import CHECKPOINT_RULES
 from bench.compare.build import analyse, verdict, write_comparison
 from bench.compare.collect import collect, datasets_with_runs
 from bench.data.cache import clear_images, image_entries, images_folder
@@ -323,6 +324,7 @@ def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
     )
     knobs.add_argument(
         "--checkpoint",
+        choices=list(CHECKPOINT_RULES),
         help="the stage-1 epoch kept: last (default), best, smoothed or ncm "
         "(see bench/checkpoints.py)",
     )

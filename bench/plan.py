@@ -26,6 +26,7 @@ from bench.experiment import Experiment, settings_for, settings_id
 from bench.files import stable_hash
 from bench.layout import default_results_dir
 from bench.recipes import Method
+from bench.schedule import Schedule
 from bench.settings import TrainingSettings
 from bench.store import ResultsStore
 
@@ -230,7 +231,8 @@ def group_units(
         settings = experiment.settings
         cached = experiment.cache.has(key)
         pixels = len(experiment.split.train) * settings.image_size**2
-        train_cost = 0.0 if cached else settings.epochs * pixels
+        epochs = Schedule.plan(len(experiment.split.train), settings).epochs
+        train_cost = 0.0 if cached else epochs * pixels
         units.append(
             WorkUnit(
                 stage1_key=key,

@@ -127,7 +127,6 @@ def train_artefacts(
         compile_model=job.compile,
         also_watch=also_watch,
     )
-    train_seconds = round(time.perf_counter() - started, 3)
     artefacts = {}
     for rule, checkpoint in outcome.checkpoints.items():
         outcome.model.load_state_dict(checkpoint.state_dict)
@@ -145,7 +144,7 @@ def train_artefacts(
             kept_epoch=checkpoint.epoch,
             schedule=outcome.schedule.as_dict(),
             history=outcome.history,
-            train_seconds=train_seconds,
+            train_seconds=round(time.perf_counter() - started, 3),
             compiled=outcome.compiled,
         )
     return artefacts

@@ -43,6 +43,7 @@ from bench.experiment import Experiment, evaluate, settings_for
 from bench.files import SESSION, ensure_writable, toml_text, write_text_atomic
 from bench.layout import default_results_dir
 from bench.recipes import TUNED, Method, MethodRegistry
+from bench.schedule import Schedule
 from bench.search import Dimension, applied, apply, search_space
 from bench.settings import TrainingSettings
 from bench.store import ResultsStore
@@ -262,6 +263,17 @@ def fail_trials_of(study: optuna.Study, worker: str) -> int:
     return failed
 
 
+# What a study recorded before stage 1 had a step floor and a checkpoint rule trained under
+# exactly these (the schedule was the epochs', and the best-validation epoch was kept).
+BEFORE_RULES = {"min_steps": 0, "checkpoint": "best"}
+
+
+def recorded_settings(study: optuna.Study) -> dict[str, Any]:
+    """The training settings a study's trials were scored under (older studies' records
+    completed with `BEFORE_RULES`)."""
+    return {**BEFORE_RULES, **(study.user_attrs.get("settings") or {})}
+
+
 def _settle_conditions(
     study: optuna.Study, settings: TrainingSettings, data_seeds: tuple[int, ...]
 ) -> None:
@@ -277,7 +289,7 @@ def _settle_conditions(
         study.set_user_attr("settings", wanted)
         study.set_user_attr("data_seeds", seeds)
         return
-    recorded = study.user_attrs.get("settings") or {}
+    recorded = recorded_settings(study)
     differ = {k: recorded.get(k) for k, v in wanted.items() if recorded.get(k) != v}
     if study.user_attrs.get("data_seeds") != seeds:
         differ["data_seeds"] = study.user_attrs.get("data_seeds")
@@ -379,6 +391,8 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         imageset = load_imageset(spec, settings.image_size, options.data_root, options.progress)
         splits = [spec.split(imageset, data_seed) for data_seed in options.data_seeds]
         _settle_splits(study, splits)
+        # Trials report every epoch the schedule runs, which the step floor may stretch.
+        study.pruner = pruner(Schedule.plan(len(splits[0].train), settings).epochs)
         store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
         for split in splits:  # the items behind each recorded digest, as `bench run` saves them
             write_manifest(split, imageset, store.splits_dir)
@@ -470,7 +484,7 @@ def export_best(study: optuna.Study, method: Method, dataset: str, folder: Path)
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         # A weights file is the command line's to give (--weights), not a recipe's.
-        "settings": {k: v for k, v in study.user_attrs["settings"].items() if k != "weights"},
+        "settings": {k: v for k, v in recorded_settings(study).items() if k != "weights"},
         "stage1_recipe": raws[0],
     }
     if len(raws) > 1:

@@ -1,8 +1,8 @@
 """Which stage-1 checkpoint rule to ship: every rule scored from the same trainings.
 
-    python benchmarks/checkpoint_rules.py synthetic --data-seeds 10-19
-    python benchmarks/checkpoint_rules.py skin --backbone resnet-compact --data-seeds 10-14 \\
-        --data-root ../shared/data/ham10000
+    OMP_NUM_THREADS=1 python benchmarks/checkpoint_rules.py synthetic --data-seeds 10-19
+    OMP_NUM_THREADS=1 python benchmarks/checkpoint_rules.py skin --backbone resnet-compact \\
+        --data-seeds 10-14 --data-root ../shared/data/ham10000
 
 For each data seed (splits the study never uses) and each stage-1 recipe of `ce`, `ce+crt`,
 `supcon+crt`, `triplet+crt` and `centre-triplet+crt`, stage 1 trains once at train seed 0 under
@@ -74,7 +74,11 @@ def measure(args: argparse.Namespace) -> None:
     spec, registry = get_spec(args.dataset), MethodRegistry()
     done: set[tuple[int, str]] = set()
     if args.out.exists():
-        done = {(int(r["data_seed"]), r["method"]) for r in csv.DictReader(args.out.open())}
+        done = {
+            (int(row["data_seed"]), row["method"])
+            for row in csv.DictReader(args.out.open())
+            if row["dataset"] == spec.name
+        }
     overrides = {"backbone": args.backbone} if args.backbone else {}
     by_stage1: dict[str, list[str]] = {}
     for name in METHODS:

@@ -6,7 +6,7 @@
 0,1,2`) from an empty cache, once at `--threads 1` and once at `--threads 2`: a different
 thread count changes the order of floating-point sums, and 18 epochs of SGD carry that into
 every digit, so the README states its claims with margins rather than cell values, and each
-thread count must uphold every one of them (`CLAIMS`); at two threads the job must also end
+thread count must uphold every one of them (`main_job_claims`); at two threads the job must also end
 within 10 minutes.
 
 `skin`: `ce` and `ce+crt` at the shipped skin defaults over seeds 0, 1, 2 on the shared

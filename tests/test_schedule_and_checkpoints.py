@@ -81,7 +81,7 @@ def test_the_default_rule_does_not_keep_a_validation_spike() -> None:
 
 
 def test_smoothed_and_ncm_rules_follow_their_own_scores() -> None:
-    # A plateau at epochs 4-8 beats the late values; the first best window wins ties.
+    # A plateau at epochs 4-8 beats every later window.
     head = [0.1, 0.2, 0.3, 0.6, 0.6, 0.6, 0.6, 0.6, 0.4, 0.5, 0.5, 0.5]
     assert kept_epoch(CHECKPOINT_RULES["smoothed"], _curve(head)) == 8
     # Fewer epochs than the window: the one window of all of them ends at the last epoch.

@@ -31,8 +31,11 @@ from bench.experiment import Experiment, settings_for
 from bench.plan import tuning_notes
 from bench.recipes import MethodRegistry, Tuning
 from bench.search import search_space
+from bench.settings import TrainingSettings
 from bench.sweep import (
+    BEFORE_RULES,
     SweepOptions,
+    _settle_conditions,
     fail_dead_trials,
     make_objective,
     mark_begun,
@@ -40,6 +43,7 @@ from bench.sweep import (
     open_storage,
     open_study,
     pruner,
+    recorded_settings,
 )
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
@@ -430,3 +434,16 @@ def test_diverging_trials_fail_and_the_sweep_stops_with_exit_1(
 def test_passwords_in_other_url_forms_are_masked_too(url: str, secret: str) -> None:
     text = masked(f"cannot open storage {url!r}: refused ({secret})", url)
     assert secret not in text and "***" in text
+
+
+def test_a_study_recorded_before_the_checkpoint_rules_resumes_under_the_old_protocol() -> None:
+    # Its settings lack min_steps and checkpoint: its trials ran without a step floor and kept
+    # the best-validation epoch, so that is what resuming (or exporting) it means.
+    study = optuna.create_study(direction="maximize")
+    old = {k: v for k, v in TrainingSettings().as_dict().items() if k not in BEFORE_RULES}
+    study.set_user_attr("settings", old)
+    study.set_user_attr("data_seeds", [0])
+    assert recorded_settings(study)["checkpoint"] == "best"
+    _settle_conditions(study, TrainingSettings(min_steps=0, checkpoint="best"), (0,))
+    with pytest.raises(BenchError, match=r"'min_steps': 0, 'checkpoint': 'best'"):
+        _settle_conditions(study, TrainingSettings(), (0,))

@@ -126,8 +126,8 @@ def outliers_table(results: Results) -> Table:
         caption=(
             f"Runs whose test balanced accuracy is more than {points} below the median of "
             "their method's runs (over data seeds and train seeds), in percent; the main "
-            "table's means include them. Kept epoch: the stage-1 epoch kept (best validation "
-            "balanced accuracy) of those trained."
+            "table's means include them. Kept epoch: the stage-1 epoch the run's checkpoint rule "
+            "kept (the last by default), of those trained."
             if rows
             else f"No outliers: no run's test balanced accuracy is more than {points} below "
             "the median of its method's runs."
