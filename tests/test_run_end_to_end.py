@@ -104,6 +104,22 @@ def test_overrides_are_recorded_and_change_the_run_id(tiny_project: Path, tmp_pa
     assert len({r["variant"] for r in records}) == 2
 
 
+def test_the_checkpoint_rule_and_step_floor_are_settings_of_the_run(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    assert run_tiny(results, "ce,ce+crt", "--checkpoint", "smoothed", "--min-steps", "12") == 0
+    records = [json.loads(p.read_text()) for p in (results / "tiny" / "runs").glob("*/run.json")]
+    assert {r["config"]["training"]["checkpoint"] for r in records} == {"smoothed"}
+    # 210 training images at batch 64 are 4 steps an epoch: 2 epochs stretch to 3 for 12 steps.
+    assert {r["stage1"]["schedule"]["epochs"] for r in records} == {3}
+    assert len({r["stage1"]["key"] for r in records}) == 1  # ce and ce+crt share stage 1
+    assert run_tiny(results, "ce", "--checkpoint", "best") == 0
+    ids = {p.name for p in (results / "tiny" / "runs").iterdir()}
+    assert len(ids) == 3  # another rule is another run
+    assert run_tiny(results, "ce", "--checkpoint", "peak") == 2
+
+
 def test_failed_run_is_recorded_and_the_rest_go_on(
     tiny_project: Path,
     tmp_path: Path,
