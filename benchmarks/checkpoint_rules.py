@@ -10,9 +10,9 @@ the dataset's default settings while every rule of `bench.checkpoints` watches; 
 kept weights then give features, cRT runs on them, and the row records validation and test
 balanced accuracy after stage 2 (for `ce`, of the stage-1 head). Rows are appended to the CSV
 as each training ends, so an interrupted measurement resumes where it stopped.
-`--summarise` prints the table the docs show: per method and rule, mean, std and worst
-validation balanced accuracy, how often the rule kept an epoch before 75 % of training, and
-the test numbers beside them.
+`--summarise` prints the table the docs show (`--markdown`: as they show it): per method and
+rule, mean, std and worst validation balanced accuracy, how often the rule kept an epoch
+before 75 % of training, and the test numbers beside them.
 """
 
 from __future__ import annotations
@@ -162,6 +162,22 @@ def summarise(path: Path) -> pd.DataFrame:
     return table
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """`summarise`'s table for one dataset as the Markdown the docs show."""
+    header = (
+        "| method | rule | runs | val mean | val std | val worst | kept before 75 % "
+        "| mean kept epoch | test (after the choice) |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [header]
+    for (_, method, rule), row in table.iterrows():
+        lines.append(
+            f"| {method} | {rule} | {int(row.runs)} | {row.val_mean:.1f} | {row.val_std:.1f} "
+            f"| {row.val_worst:.1f} | {row.early:.0f} % | {row.kept_at:.0f} % "
+            f"| {row.test_mean:.1f} ± {row.test_std:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset")
@@ -170,11 +186,13 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--out", type=Path, help="CSV (default docs/checkpoint-rules/DATASET.csv)")
     parser.add_argument("--summarise", action="store_true", help="print the table and stop")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args()
     args.out = args.out or Path("docs/checkpoint-rules") / f"{args.dataset}.csv"
     if not args.summarise:
         measure(args)
-    print(summarise(args.out).to_string())
+    table = summarise(args.out)
+    print(markdown(table) if args.markdown else table.to_string())
 
 
 if __name__ == "__main__":
