@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from bench import safe_store
+from bench.claims import busy, note_use
 from bench.code_digest import stage1_code
 from bench.data.cache import cache_root
 from bench.files import stable_hash
@@ -66,6 +67,7 @@ class ArtefactCache:
         said) when `repair`; a reader that does not hold the key's claim passes False, since
         an entry being saved by its holder looks unusable until its description is written."""
         path = self.folder / f"{key}.pt"
+        note_use(self.folder.parent, f"stage1/{key}")  # `bench cache clear` leaves it be
         stored = self._read(path, repair)
         if stored is None:
             return None
@@ -80,6 +82,7 @@ class ArtefactCache:
     def save(self, key: str, artefact: Stage1Artefact, description: dict[str, Any]) -> None:
         """Store an artefact with its description (for `bench cache list`) and digest."""
         created = datetime.now(UTC).isoformat(timespec="seconds")
+        note_use(self.folder.parent, f"stage1/{key}")
         safe_store.save(
             self.folder / f"{key}.pt",
             artefact.__dict__,
@@ -92,6 +95,7 @@ class ArtefactCache:
 
     def load_extra(self, key: str, name: str) -> torch.Tensor | None:
         """A tensor stored beside an artefact (such as augmented-view features), or None."""
+        note_use(self.folder.parent, f"stage1/{key}")
         stored = self._read(self.folder / f"{key}.{name}.pt", repair=True)
         return stored if isinstance(stored, torch.Tensor) else None
 
@@ -127,10 +131,15 @@ class ArtefactCache:
             )
         return rows
 
-    def clear(self) -> int:
-        """Delete every artefact and extra with its description (claims of running processes
-        are kept); returns how many artefacts there were."""
-        count = sum(1 for p in self.folder.glob("*.pt") if "." not in p.stem)
+    def clear(self) -> tuple[int, dict[str, str]]:
+        """Delete every artefact and extra with its description, except those a live process
+        uses or is writing; returns how many artefacts were removed, and the keys kept with
+        who holds them."""
+        kept = busy(self.folder)
+        removed = sum(
+            1 for p in self.folder.glob("*.pt") if "." not in p.stem and p.stem not in kept
+        )
         for path in [*self.folder.glob("*.pt"), *self.folder.glob("*.json")]:
-            path.unlink(missing_ok=True)
-        return count
+            if path.name.partition(".")[0] not in kept:
+                path.unlink(missing_ok=True)
+        return removed, kept

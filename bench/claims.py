@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.files import SESSION, UMASK
+from bench.files import SESSION, UMASK, write_atomic
 
 # Seconds between refreshes of every claim a process holds (`$BENCH_HEARTBEAT`, default 10); a
 # claim not refreshed for six of them is a dead worker's.
@@ -261,6 +261,84 @@ def remove_debris(root: Path) -> list[Path]:
         if is_stale(claim, now):
             claim.unlink(missing_ok=True)
     return removed
+
+
+def session_claim(path: Path) -> Path | None:
+    """This process's session claim in the nearest folder at or above `path` it has joined."""
+    path = path.resolve()
+    for root in sorted(_joined, key=lambda r: len(r.parts), reverse=True):
+        if path == root or root in path.parents:
+            return _joined[root].path
+    return None
+
+
+def is_live(path: Path) -> bool:
+    """Whether the claim at `path` belongs to a live process: refreshed within `STALE_AFTER`
+    and, when held on this host, by a process that still exists (known at once, not after a
+    minute's silence)."""
+    if is_stale(path):
+        return False
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if held.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(held["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        pass
+    return True
+
+
+def note_use(root: Path, entry: str) -> None:
+    """Record in this process's session claim at `root` (joined if need be) that it uses
+    `entry` (a name relative to `root`): `in_use` then knows the entry is being read."""
+    join(root)
+    claim = _joined.get(root.resolve())
+    if claim is None:
+        return
+    with _lock:
+        using = set(claim.record.get("using", []))
+        if entry in using:
+            return
+        record = {**claim.record, "using": sorted(using | {entry})}
+        write_atomic(claim.path, json.dumps(record).encode("utf-8"))
+        claim.record = record
+
+
+def in_use(root: Path) -> dict[str, str]:
+    """The entries under `root` that other live processes have recorded using, with who uses
+    them (this process asks because it is done with its own)."""
+    sessions, used = root / SESSIONS, {}
+    for path in sessions.glob("*.claim") if sessions.is_dir() else []:
+        if not is_live(path):
+            continue
+        try:
+            held = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if held.get("session") == SESSION:
+            continue
+        for entry in held.get("using", []):
+            used[entry] = f"{held.get('host')}, process {held.get('pid')}"
+    return used
+
+
+def busy(folder: Path) -> dict[str, str]:
+    """The keys of the cache entries in `folder` (`<cache>/<kind>`) that a live process
+    uses (see `note_use`) or holds the claim of, with who."""
+    held = {
+        Path(entry).name: who
+        for entry, who in in_use(folder.parent).items()
+        if Path(entry).parent.name == folder.name
+    }
+    for claim in folder.glob("*.claim") if folder.is_dir() else []:
+        if is_live(claim):
+            held[claim.stem] = owner(claim)
+    return held
 
 
 @atexit.register

@@ -34,11 +34,13 @@ from bench.recipes import TUNED, MethodRegistry
 from bench.report.build import build_report
 from bench.runner import RunOptions, finalize, run_benchmark
 from bench.settings import SETTING_NAMES
+from bench.signals import exit_code, stop_on_signals, stopped_by
 from bench.status import describe as describe_status
 from bench.store import ResultsStore
 from bench.summary import HEADLINE, format_table, outlier_lines
 from bench.sweep import SweepOptions, export_best, parse_duration, run_sweep, save_plots
 from bench.sweep_workers import run_sweep_workers
+from bench.validation import finite_float, non_negative_int, positive_int
 
 MAX_SEEDS = 1000  # per option: far more runs than any study needs
 
@@ -73,25 +75,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
     except BenchError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     sweep.add_argument(
         "--n-trials",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=20,
         help="finished trials the study should reach, counting earlier ones (default: 20)",
     )
@@ -198,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--space", type=Path, help="TOML file whose [search] table replaces the recipe's"
     )
     sweep.add_argument(
-        "--seed", type=_non_negative_int, help="seed of the TPE sampler (default: random)"
+        "--seed", type=non_negative_int, help="seed of the TPE sampler (default: random)"
     )
     sweep.add_argument(
         "--data-seeds",
@@ -210,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _compile_option(sweep)
     sweep.add_argument(
         "--heartbeat",
-        type=_positive_int,
+        type=positive_int,
         default=60,
         help="seconds between a worker's heartbeats; a trial silent for twice this is failed",
     )
@@ -262,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--rope",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="region of practical equivalence, ± BAcc points (default: 1)",
     )
@@ -311,14 +299,14 @@ def _setting_options(parser: argparse.ArgumentParser, meaning: str) -> None:
     knobs = parser.add_argument_group(
         "overrides of the training settings (dataset spec, or a tuned method's own)", meaning
     )
-    knobs.add_argument("--epochs", type=_positive_int)
-    knobs.add_argument("--image-size", type=_positive_int)
+    knobs.add_argument("--epochs", type=positive_int)
+    knobs.add_argument("--image-size", type=positive_int)
     knobs.add_argument("--backbone", help="resnet-compact, resnet-compact-wide, resnet18, resnet50")
-    knobs.add_argument("--batch-size", type=_positive_int)
-    knobs.add_argument("--lr", type=float, help="peak learning rate")
+    knobs.add_argument("--batch-size", type=positive_int)
+    knobs.add_argument("--lr", type=finite_float, help="peak learning rate")
     knobs.add_argument(
         "--min-steps",
-        type=int,
+        type=non_negative_int,
         help="stage 1 runs at least this many optimiser steps, more epochs when the epochs "
         "fall short (default 500; 0: the epochs alone)",
     )
@@ -374,20 +362,20 @@ def _executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
         "through submitit)",
     )
     group.add_argument(
-        "--jobs", type=_positive_int, help="workers: local processes, or SLURM jobs at once"
+        "--jobs", type=positive_int, help="workers: local processes, or SLURM jobs at once"
     )
     group.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help="torch threads per worker (recorded; default: the CPUs a worker was given)",
     )
     group.add_argument(
         "--executor-config", type=Path, help="TOML file with an [executor] table (see README)"
     )
     group.add_argument("--slurm-partition", help="partition to submit to")
-    group.add_argument("--slurm-gpus", type=_non_negative_int, help="GPUs per job (default 0)")
-    group.add_argument("--slurm-cpus", type=_positive_int, help="CPUs per job (default 1)")
-    group.add_argument("--slurm-mem-gb", type=float, help="memory per job, GB")
+    group.add_argument("--slurm-gpus", type=non_negative_int, help="GPUs per job (default 0)")
+    group.add_argument("--slurm-cpus", type=positive_int, help="CPUs per job (default 1)")
+    group.add_argument("--slurm-mem-gb", type=finite_float, help="memory per job, GB")
     group.add_argument("--slurm-time", type=_minutes, help="time limit per job: 90, 30m, 4h")
     group.add_argument(
         "--slurm-setup",
@@ -395,7 +383,7 @@ def _executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
         help="shell line run before each job (repeatable), e.g. 'source ~/venv/bin/activate'",
     )
     group.add_argument(
-        "--slurm-array-parallelism", type=_positive_int, help="most array jobs running at once"
+        "--slurm-array-parallelism", type=positive_int, help="most array jobs running at once"
     )
     group.add_argument(
         "--no-slurm-probe",
@@ -488,6 +476,10 @@ def _status(args: argparse.Namespace) -> int:
         raise BenchError(
             f"no results for {name!r} in {results_dir} (choose it with --results-dir)."
         )
+    if args.profile:  # checked even when only --finalize reads it: a typo is never silent
+        if spec is None:
+            raise BenchError(f"--profile {args.profile}: no dataset spec named {name!r}.")
+        spec.training_for(args.profile)
     text, active = describe_status(store)
     print(text)
     if args.finalize:
@@ -671,9 +663,9 @@ def _cache(args: argparse.Namespace) -> None:
     both = not (args.stage1 or args.images)
     if args.action == "clear":
         if both or args.stage1:
-            print(f"removed {stage1.clear()} stage-1 artefact(s) from {stage1.folder}")
+            _cleared(*stage1.clear(), "stage-1 artefact(s)", stage1.folder)
         if both or args.images:
-            print(f"removed {clear_images()} decoded image set(s) from {images}")
+            _cleared(*clear_images(), "decoded image set(s)", images)
         return
     if both or args.stage1:
         _list_entries(
@@ -695,6 +687,13 @@ def _cache(args: argparse.Namespace) -> None:
                 f"{e.get('size', '?')} px"
             ),
         )
+
+
+def _cleared(removed: int, kept: dict[str, str], kind: str, folder: Path) -> None:
+    """What `bench cache clear` did in one folder, naming each entry it left to a live process."""
+    print(f"removed {removed} {kind} from {folder}")
+    for key, holder in sorted(kept.items()):
+        print(f"  kept {key}: in use by {holder} (clear it again once that process has ended)")
 
 
 def _list_entries(
@@ -721,6 +720,7 @@ def _list_entries(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bench` console script; user errors exit with code 2."""
+    stop_on_signals()  # SIGTERM and SIGHUP end a command as Ctrl-C does
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help, or an argument error already printed on one line
@@ -752,10 +752,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Interrupted as interrupted:
         print(f"bench: {interrupted}", file=sys.stderr)
-        return 130
+        return exit_code()
     except KeyboardInterrupt:
-        print("bench: interrupted; finished runs are kept, rerun to resume.", file=sys.stderr)
-        return 130
+        print(f"bench: {stopped_by()}; finished runs are kept, rerun to resume.", file=sys.stderr)
+        return exit_code()
     return 0
 
 

@@ -29,9 +29,10 @@ PURE_IO = {
     "bench.data.specs": "parses dataset specs; the parsed spec is part of every key",
     "bench.data.split": "draws splits; the split's digest, of its item ids, is part of every key",
     "bench.errors": "error messages",
-    "bench.files": "atomic writes, hashing, TOML reading",
+    "bench.files": "atomic writes, hashing, TOML writing",
     "bench.layout": "project paths",
     "bench.recipes": "parses recipes; the parsed recipe is part of every key",
+    "bench.validation": "checks what users write; the checked values are part of every key",
 }
 
 # Entry points: stage-1 training (its objective, model, sampler, augmentation, weighting)

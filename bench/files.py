@@ -1,4 +1,4 @@
-"""Crash-safe file writing, content hashing and TOML reading with errors that name the file."""
+"""Crash-safe file writing, content hashing, and TOML writing (reading: `bench.validation`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import tempfile
-import tomllib
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -91,17 +90,6 @@ def hash_files(paths: Iterable[Path]) -> str:
         digest.update(path.name.encode("utf-8"))
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning syntax errors into a message naming the file and line."""
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as error:
-        raise BenchError(f"{path}: file not found.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise BenchError(f"{path}: invalid TOML ({error}). Fix the syntax and rerun.") from error
 
 
 def _toml_key(key: str) -> str:

@@ -25,7 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.claims import session_claim
 from bench.files import write_atomic, write_json_atomic
+from bench.signals import end_with_submitter, exit_code, stopped_by
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 ENDED = (DONE, FAILED)
@@ -78,14 +80,17 @@ class Batch:
     executor: str
     jobs: list[Job] = field(default_factory=list)
     host: str = field(default_factory=platform.node)
+    submitter: str = ""  # the submitting process's session claim: live while it runs
 
     @classmethod
     def create(cls, jobs_dir: Path, executor: str) -> Batch:
-        """A new, empty batch folder under `jobs_dir`."""
+        """A new, empty batch folder under `jobs_dir`, naming this process's session claim
+        in the results folder above it (how `bench status` knows the submitter lives)."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = jobs_dir / f"{stamp}-{uuid.uuid4().hex[:6]}"
         (folder / "logs").mkdir(parents=True)
-        return cls(folder, executor)
+        claim = session_claim(jobs_dir)
+        return cls(folder, executor, submitter=str(claim) if claim else "")
 
     def task_file(self, index: int) -> Path:
         """Where task `index` is pickled."""
@@ -111,6 +116,7 @@ class Batch:
             {
                 "executor": self.executor,
                 "host": self.host,
+                "submitter": self.submitter,
                 "command": sys.argv,
                 "saved": datetime.now(UTC).isoformat(timespec="seconds"),
                 "jobs": [
@@ -136,7 +142,9 @@ class Batch:
             )
             for j in record["jobs"]
         ]
-        return cls(folder, record["executor"], jobs, record.get("host", ""))
+        return cls(
+            folder, record["executor"], jobs, record.get("host", ""), record.get("submitter", "")
+        )
 
 
 def batches(jobs_dir: Path) -> list[Batch]:
@@ -193,8 +201,12 @@ def perform(task_file: str) -> Any:
 
 
 if __name__ == "__main__":  # a local worker process: python -m bench.jobs TASK_FILE
+    end_with_submitter()
     try:
         perform(sys.argv[1])
+    except KeyboardInterrupt:  # its submitter ended, or stopped it
+        print(f"bench worker: {stopped_by()}; finished runs are kept.", file=sys.stderr)
+        sys.exit(exit_code())
     except BaseException:
         traceback.print_exc()
         sys.exit(1)

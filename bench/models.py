@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from bench.errors import BenchError, unknown_name
+from bench.validation import WEIGHTS_LIMIT, first_line, regular_file
 
 
 class BasicBlock(nn.Module):
@@ -71,11 +72,8 @@ def hub_weights_file(arch: str) -> Path:
 def read_weights(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """A torchvision state dict of `arch` from `path` (tensors only: nothing in it runs),
     checked against the architecture's keys and shapes."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise BenchError(f"--weights {path}: no such file.") from None
-    return _read_weights(str(path), arch, stat.st_size, stat.st_mtime)
+    size = regular_file(path, "--weights", WEIGHTS_LIMIT)  # a FIFO or device is never opened
+    return _read_weights(str(path), arch, size, path.stat().st_mtime)
 
 
 @functools.lru_cache(maxsize=2)  # checked up front and loaded to train: read once
@@ -86,12 +84,22 @@ def _read_weights(name: str, arch: str, size: int, mtime: float) -> dict[str, to
     except FileNotFoundError:
         raise BenchError(f"--weights {path}: no such file.") from None
     except Exception as error:  # not a torch file, or one holding more than tensors
-        raise BenchError(f"--weights {path}: not a state dict torch can read ({error}).") from None
+        raise BenchError(
+            f"--weights {path}: not a state dict torch can read ({first_line(error)}); save one "
+            f"with torch.save(model.state_dict(), PATH)."
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint holding the state dict
     expected = torchvision.models.get_model(arch, weights=None).state_dict()
     if not isinstance(state, dict):
         raise BenchError(f"--weights {path}: holds a {type(state).__name__}, not a state dict.")
+    not_tensors = sorted(k for k in expected if k in state and not torch.is_tensor(state[k]))
+    if not_tensors:
+        value = state[not_tensors[0]]
+        raise BenchError(
+            f"--weights {path}: {not_tensors[0]} holds a {type(value).__name__}, not a tensor "
+            f"({len(not_tensors)} such entries); save the model's state_dict() itself."
+        )
     missing = sorted(set(expected) - set(state))
     wrong = [
         k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
@@ -156,8 +164,9 @@ def check_backbone(name: str, image_size: int, pretrained: bool, weights_file: s
     if not pretrained:
         return
     if name not in MIN_IMAGE_SIZE:
+        remedy = "drop --weights" if weights_file else "use --no-pretrained"
         raise BenchError(
-            f"{name} has no pretrained weights; use --no-pretrained, or choose resnet18 / resnet50."
+            f"{name} has no pretrained weights; {remedy}, or choose --backbone resnet18 / resnet50."
         )
     if weights_file:
         read_weights(Path(weights_file), name)

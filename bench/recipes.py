@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, unknown_name
-from bench.files import read_toml
 from bench.layout import methods_dir
 from bench.losses import LOSSES
 from bench.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
@@ -25,12 +24,34 @@ from bench.ranges import NON_NEGATIVE, POSITIVE, Range, declared_ranges
 from bench.samplers import REBALANCING_SAMPLERS, SAMPLERS
 from bench.settings import check_settings
 from bench.stage2 import STAGE2_METHODS, TRAINABLE
+from bench.validation import (
+    Field,
+    check_fields,
+    confined_name,
+    read_toml,
+    reject_unknown,
+    table_at,
+)
 from bench.weighting import WEIGHTINGS
 
 LISTS_FILE = "_lists.toml"
 STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}
 STAGE2_KEYS = {"description", "reference", "stage2", "search"}
 TUNED = "tuned/"  # prefix of methods exported by `bench sweep --export`
+TUNED_KEYS = ("description", "reference", "tuned", "settings", "stage1_recipe", "stage2_recipe")
+# The [tuned] table `bench sweep --export` writes: where the values were chosen.
+TUNED_FIELDS = {
+    "method": Field(str),
+    "dataset": Field(str),
+    "study": Field(str),
+    "trial": Field(int, 0),
+    "value": Field(float),
+    "objective": Field(str),
+    "data_seeds": Field(list, 0, 2**31 - 1, items=int),
+    "split_digests": Field(dict),
+    "finished_trials": Field(int, 0),
+    "exported": Field(str),
+}
 STAGE2_MODES = ("features", "finetune-bn")
 FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
 
@@ -245,11 +266,7 @@ def _component(
 
 
 def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
-    unknown = sorted(set(raw) - keys)
-    if unknown:
-        raise BenchError(
-            f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(keys))}."
-        )
+    reject_unknown(raw, sorted(keys), str(path))
     if not isinstance(raw.get("description"), str):
         raise BenchError(f"{path}: field 'description' (a one-line string) is required.")
     return raw["description"], str(raw.get("reference", ""))
@@ -396,41 +413,42 @@ class MethodRegistry:
         """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
         stage-1 recipe under `[stage1_recipe]`, if any the stage-2 one under
         `[stage2_recipe]`, and the training settings of the sweep under `[settings]`."""
+        confined_name(name.removeprefix(TUNED), "tuned method")
         path = self.folder / f"{name}.toml"
         if not path.is_file():
             known = [f"{TUNED}{p.stem}" for p in sorted((self.folder / "tuned").glob("*.toml"))]
             raise unknown_name(
                 "tuned method", name, known, hint="`bench sweep --export` writes them."
             )
-        raw = read_toml(path)
-        if not isinstance(raw.get("stage1_recipe"), dict):
-            raise BenchError(f"{path}: a tuned method needs a [stage1_recipe] table.")
-        original = str(raw.get("tuned", {}).get("method", name))
-        first, _, second = original.partition("+")
-        stage1 = replace(parse_recipe(path, raw["stage1_recipe"]), name=f"{first} (tuned)")
+        raw = read_toml(path, "tuned recipe")
+        reject_unknown(raw, TUNED_KEYS, str(path))
+        about = check_fields(raw.get("tuned", {}), TUNED_FIELDS, f"{path}: [tuned]")
+        first, _, second = about.get("method", name).partition("+")
+        stage1 = replace(
+            parse_recipe(path, table_at(raw, "stage1_recipe", str(path))), name=f"{first} (tuned)"
+        )
         stage2 = None
         if "stage2_recipe" in raw:
-            stage2 = replace(parse_stage2_recipe(path, raw["stage2_recipe"]), name=second)
-        settings, seeds = raw.get("settings", {}), raw.get("tuned", {}).get("data_seeds", [])
-        if not isinstance(settings, dict):
-            raise BenchError(f"{path}: [settings] must be a table of training settings.")
-        if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
-            raise BenchError(f"{path}: [tuned] data_seeds must be a list of integers.")
-        dataset = raw.get("tuned", {}).get("dataset")
-        if dataset is not None and not isinstance(dataset, str):
-            raise BenchError(f"{path}: [tuned] dataset must be a dataset's name.")
-        digests = raw.get("tuned", {}).get("split_digests", {})
-        if not isinstance(digests, dict) or not all(
-            k.isdigit() and isinstance(v, str) for k, v in digests.items()
-        ):
+            stage2_raw = table_at(raw, "stage2_recipe", str(path))
+            stage2 = replace(parse_stage2_recipe(path, stage2_raw), name=second)
+        settings = check_settings(table_at(raw, "settings", str(path)), f"{path}: [settings]")
+        if "weights" in settings:
+            raise BenchError(
+                f"{path}: [settings] weights: a weights file is given on the command line "
+                "(--weights PATH), never by a recipe."
+            )
+        if "dataset" in about:
+            confined_name(about["dataset"], f"{path}: [tuned] dataset")
+        digests = about.get("split_digests", {})
+        if not all(k.isdigit() and isinstance(v, str) for k, v in digests.items()):
             raise BenchError(
                 f'{path}: [tuned] split_digests must map data seeds to digests ("0" = "…").'
             )
         tuning = Tuning(
-            check_settings(settings, f"{path}: [settings]"),
-            tuple(seeds),
+            settings,
+            tuple(about.get("data_seeds", ())),
             {int(k): v for k, v in digests.items()},
-            dataset,
+            about.get("dataset"),
         )
         return Method(stage1, stage2, label=name, tuning=tuning)
 

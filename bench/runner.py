@@ -27,6 +27,7 @@ from bench.outliers import find_outliers
 from bench.plan import PlannedRun, RunOptions, WorkUnit, by_stage1, group_units, plan
 from bench.recipes import MethodRegistry
 from bench.report.build import build_report
+from bench.signals import stopped_by
 from bench.store import RUN_FILE, ResultsStore, runs_at_settings, status
 from bench.summary import summarise, write_summary
 from bench.work import RecordContext, RunResult, UnitTask, execute_runs, perform_unit
@@ -202,7 +203,7 @@ def _run_as_jobs(
     except KeyboardInterrupt:
         said = executor.interrupt()
         raise Interrupted(
-            f"interrupted; {said}. Follow them with `bench status --dataset {store.root.name}`"
+            f"{stopped_by()}; {said}. Follow them with `bench status --dataset {store.root.name}`"
             " (--finalize writes the tables when they have ended), or rerun this command: "
             "it submits only what is missing and waits for the rest."
         ) from None

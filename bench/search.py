@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 
 from bench.errors import BenchError
-from bench.files import read_toml
 from bench.recipes import Method, field_range, parse_recipe, parse_stage2_recipe
+from bench.validation import read_toml
 
 SEARCH = "search"
 

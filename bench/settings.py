@@ -5,13 +5,13 @@ recipe and the command line are layered into the settings of one run."""
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bench.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
 from bench.errors import BenchError
+from bench.validation import Field, check_fields, unknown_value
 
 
 @dataclass(frozen=True)
@@ -48,51 +48,38 @@ class TrainingSettings:
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(TrainingSettings))
-_DEFAULTS = TrainingSettings()
+
+
+# What each setting may hold, wherever it is written (spec, profile, tuned recipe, command
+# line). Upper bounds only catch typos (10**13 steps would never end).
+SETTING_FIELDS: dict[str, Field] = {
+    "image_size": Field(int, 8, 1024, advice="use 8 to 1024 pixels"),
+    "backbone": Field(str),  # its names: `bench.models.BACKBONES`, looked up when checked
+    "pretrained": Field(bool),
+    "epochs": Field(int, 1, 10_000),
+    "batch_size": Field(int, 2, 65_536),
+    "lr": Field(float, 1e-12, advice="use a finite number above 0"),
+    "momentum": Field(float, 0.0, 0.999, advice="use a number in [0, 1)"),
+    "weight_decay": Field(float, 0.0, 1.0),
+    "warmup_epochs": Field(int, 0, 10_000),
+    "min_steps": Field(int, 0, 10_000_000, advice="use 0 (the epochs alone decide) up to 10000000"),
+    "checkpoint": Field(str, choices=tuple(CHECKPOINT_RULES)),
+    "weights": Field(str),
+}
+assert set(SETTING_FIELDS) == set(SETTING_NAMES)
 
 
 def check_settings(table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate a table of settings (names, types, ranges); errors name `where` and the field."""
-    unknown = sorted(set(table) - set(SETTING_NAMES))
-    if unknown:
-        raise BenchError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(SETTING_NAMES)}."
-        )
-    checked: dict[str, Any] = {}
-    for name, value in table.items():
-        default = getattr(_DEFAULTS, name)
-        kind = type(default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BenchError(f"{where}: setting {name!r} must be {kind.__name__}, got {value!r}.")
-        if name == "checkpoint" and value not in CHECKPOINT_RULES:
-            raise BenchError(
-                f"{where}: setting 'checkpoint' = {value!r} is not a checkpoint rule; "
-                f"use one of {', '.join(CHECKPOINT_RULES)}."
-            )
-        if name in _RANGES:
-            valid, advice = _RANGES[name]
-            if not (math.isfinite(value) and valid(value)):
-                raise BenchError(
-                    f"{where}: setting {name!r} = {value!r} is out of range; {advice}."
-                )
-        checked[name] = value
+    """Validate a table of settings (names, types, ranges, backbone names); errors name
+    `where` and the field."""
+    checked = check_fields(dict(table), SETTING_FIELDS, where)
+    if "backbone" in checked:
+        from bench.models import BACKBONES  # torch: only when a backbone is named
+
+        if checked["backbone"] not in BACKBONES:
+            raise unknown_value(f"{where}: 'backbone'", checked["backbone"], BACKBONES)
     return checked
 
-
-# Each numeric setting's valid range, as a test and the advice given when a value fails it.
-_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "image_size": (lambda v: v >= 8, "use 8 or more pixels"),
-    "epochs": (lambda v: v >= 1, "use 1 or more"),
-    "batch_size": (lambda v: v >= 2, "use 2 or more"),
-    "lr": (lambda v: v > 0, "use a finite number above 0"),
-    "momentum": (lambda v: 0 <= v < 1, "use a number in [0, 1)"),
-    "weight_decay": (lambda v: v >= 0, "use a finite number, 0 or more"),
-    "warmup_epochs": (lambda v: v >= 0, "use 0 or more"),
-    "min_steps": (lambda v: v >= 0, "use 0 or more (0: the epochs alone decide)"),
-}
 
 DEFAULT_PROFILE = "cpu"  # the dataset spec's [training] table itself
 
@@ -119,7 +106,9 @@ def resolve_settings(
     )
     if given.get("weights"):
         if given.get("pretrained") is False:
-            raise BenchError("--weights loads pretrained weights; drop --no-pretrained.")
+            raise BenchError(
+                "--weights loads pretrained weights and --no-pretrained refuses them: drop one."
+            )
         given["pretrained"] = True
     settings = TrainingSettings(**{**dataset_defaults, **(tuned or {}), **given})
     notes = tuple(

@@ -2,7 +2,8 @@
 
 Job states come from the ledger (`bench.jobs`): a job's result file when it has ended; for
 SLURM jobs, the cluster's queue (`SlurmWatcher`) when its commands are here; for local
-workers, whether the worker's process still lives (on this host).
+workers, whether the worker's process still lives (on this host), and for a job not yet
+started, whether its submitting command still lives (its session claim, `bench.claims`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import os
 import platform
 import shutil
 from collections import Counter
+from pathlib import Path
 
+from bench.claims import is_live
 from bench.jobs import DONE, FAILED, PENDING, RUNNING, Batch, Job, JobState, batches, ended_state
 from bench.store import ResultsStore
 
@@ -34,6 +37,8 @@ def _local_state(batch: Batch, job: Job) -> JobState:
         except PermissionError:
             return JobState(RUNNING)
     if job.job_id == "queued":
+        if batch.submitter and is_live(Path(batch.submitter)):
+            return JobState(PENDING)  # its command lives and starts it when a worker frees
         return JobState(FAILED, "never started: its command ended first (rerun it)")
     return JobState(FAILED, f"ended without a result: its command was stopped (log: {job.log})")
 

@@ -26,6 +26,7 @@ from bench.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.executors.options import job_threads
 from bench.jobs import FAILED, Batch, Job, JobState, Task, batches
 from bench.layout import default_results_dir, methods_dir
+from bench.signals import stopped_by
 from bench.sweep import (
     FINISHED,
     SUBMITTER,
@@ -132,7 +133,7 @@ def run_sweep_workers(
     except KeyboardInterrupt:
         said = executor.interrupt()
         raise Interrupted(
-            f"interrupted; {said}. The study keeps what they finish; rerun this command to "
+            f"{stopped_by()}; {said}. The study keeps what they finish; rerun this command to "
             "follow them and continue it."
         ) from None
     except BaseException:

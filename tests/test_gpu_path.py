@@ -130,7 +130,7 @@ def test_a_profile_named_cpu_or_with_a_misspelt_setting_is_refused(tiny_project:
     with pytest.raises(BenchError, match="weights are given on the command line"):
         get_spec("tiny")
     spec_file.write_text(original + "\n[training.profiles.big]\nepoch = 3\n")
-    with pytest.raises(BenchError, match=r"\[training.profiles.big\]: unknown setting\(s\) epoch"):
+    with pytest.raises(BenchError, match=r"\[training.profiles.big\]: unknown key\(s\) epoch"):
         get_spec("tiny")
 
 

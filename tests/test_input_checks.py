@@ -41,7 +41,7 @@ def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["--data-seeds", "-1"], "seeds are integers of 0 or more"),
         (["--seeds", "4-2"], "runs backwards"),
         (["--image-size", "1"], "'image_size' = 1 is out of range"),
-        (["--lr", "nan"], "'lr' = nan is out of range"),
+        (["--lr", "nan"], "argument --lr: expected a finite number, got nan"),
         (["--lr", "-0.1"], "'lr' = -0.1 is out of range"),
         (["--backbone", "resnet18", "--image-size", "16"], "resnet18 needs images of at least 32"),
         (["--pretrained"], "resnet-compact has no pretrained weights"),
@@ -107,10 +107,14 @@ def test_stage2_values_out_of_range_are_refused(
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("[split]\nval = 0.2", "[split]\nvall = 0.2", "[split] unknown key(s) vall"),
+        (
+            "[split]\nval = 0.2",
+            "[split]\nvall = 0.2",
+            "[split]: unknown key(s) vall ('vall': did you mean 'val'?)",
+        ),
         ('classes = ["nv"', 'clases = ["nv"', "unknown key(s) clases ('clases': did you mean"),
-        ("n_images = 420", "n_image = 420", "[params] unknown key(s) n_image"),
-        ("[training]", "[metrics]\nshots = 3\n[training]", "[metrics] unknown key(s) shots"),
+        ("n_images = 420", "n_image = 420", "[params]: unknown key(s) n_image"),
+        ("[training]", "[metrics]\nshots = 3\n[training]", "[metrics]: unknown key(s) shots"),
         ("[split]\nval = 0.2", '[split]\nkeep = ["train"]\nval = 0.2', "keep = ['train'] must"),
         ("[split]\nval = 0.2", '[split]\nkeep = [["test"]]\nval = 0.2', "each once, among"),
         ("[split]\nval = 0.2", '[split]\nkeep = ["test", "test"]\nval = 0.2', "each once, among"),
@@ -175,7 +179,10 @@ def test_unwritable_results_or_cache_fail_before_loading(
     ("argv", "message"),
     [
         (["run", "--dataset", "tiny", "--seeds", "0-99999999"], "more than 1000 seeds"),
-        (["sweep", "--method", "ce+crt", "--dataset", "tiny", "--seed", "-1"], "must be 0 or more"),
+        (
+            ["sweep", "--method", "ce+crt", "--dataset", "tiny", "--seed", "-1"],
+            "expected an integer of 0 or more",
+        ),
     ],
 )
 def test_bad_command_line_values_are_one_line(

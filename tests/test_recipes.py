@@ -106,7 +106,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('description = "x"\n[loss\n', r"invalid TOML"),
         (
             'description = "x"\nsampling = "x"\n[loss]\nname = "ce"\n',
-            r"unknown field\(s\) sampling",
+            r"unknown key\(s\) sampling \('sampling': did you mean 'sampler'\?\)",
         ),
     ],
 )
@@ -141,10 +141,10 @@ def test_the_main_jobs_quick_list_is_small_and_covers_each_family() -> None:
 @pytest.mark.parametrize(
     ("tuned", "message"),
     [
-        ("data_seeds = [0.5]", "data_seeds must be a list of integers"),
+        ("data_seeds = [0.5]", "'data_seeds' must list int values, got 0.5"),
         ('split_digests = { seed0 = "abc" }', "split_digests must map data seeds to digests"),
         ("split_digests = { 0 = 7 }", "split_digests must map data seeds to digests"),
-        ("dataset = 3", "dataset must be a dataset's name"),
+        ("dataset = 3", "'dataset' must be a string, got 3"),
     ],
 )
 def test_a_malformed_tuned_table_names_the_file_and_field(

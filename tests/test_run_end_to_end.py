@@ -154,7 +154,7 @@ def test_failed_run_is_recorded_and_the_rest_go_on(
         (["run", "--dataset", "synthetc"], "unknown dataset 'synthetc'. Did you mean 'synthetic'"),
         (
             ["run", "--dataset", "tiny", "--backbone", "resnet19", "--methods", "ce"],
-            "unknown backbone 'resnet19'",
+            "'backbone' = 'resnet19' is not one of resnet-compact",
         ),
     ],
 )

@@ -59,7 +59,9 @@ def test_the_learning_rate_decays_over_the_steps_actually_run() -> None:
 
 
 def test_settings_reject_an_unknown_rule_and_a_negative_floor() -> None:
-    with pytest.raises(BenchError, match="'checkpoint' = 'peak' is not a checkpoint rule; use"):
+    with pytest.raises(
+        BenchError, match="'checkpoint' = 'peak' is not one of last, best, smoothed, ncm"
+    ):
         check_settings({"checkpoint": "peak"}, "command line")
     with pytest.raises(BenchError, match="'min_steps' = -1 is out of range"):
         check_settings({"min_steps": -1}, "command line")

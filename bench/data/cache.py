@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import safe_store
-from bench.claims import wait_for_claim
+from bench.claims import busy, note_use, wait_for_claim
 from bench.data.imageset import ImageSet
 
 
@@ -55,6 +55,7 @@ def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
     so that processes sharing the cache decode it once)."""
     path = images_folder() / f"{key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
+    note_use(cache_root(), f"images/{key}")  # `bench cache clear` leaves it be
     claim, imageset = wait_for_claim(
         path.with_suffix(".claim"),
         lambda: _read(path, repair=False),
@@ -93,11 +94,13 @@ def image_entries() -> list[dict[str, Any]]:
     return rows
 
 
-def clear_images() -> int:
-    """Delete every decoded image set with its description (claims of running processes are
-    kept); returns how many there were."""
+def clear_images() -> tuple[int, dict[str, str]]:
+    """Delete every decoded image set with its description, except those a live process
+    uses or is decoding; returns how many were removed, and the keys kept with who holds them."""
     folder = images_folder()
-    count = len(list(folder.glob("*.pt")))
+    kept = busy(folder)
+    removed = sum(1 for p in folder.glob("*.pt") if p.stem not in kept)
     for path in [*folder.glob("*.pt"), *folder.glob("*.json")]:
-        path.unlink(missing_ok=True)
-    return count
+        if path.stem not in kept:
+            path.unlink(missing_ok=True)
+    return removed, kept

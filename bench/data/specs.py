@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
 from bench.data.split import KEPT_SPLITS, Split, make_split
 from bench.errors import BenchError, unknown_name
-from bench.files import read_toml, stable_hash
+from bench.files import stable_hash
 from bench.layout import datasets_dir
 from bench.settings import DEFAULT_PROFILE, check_settings
+from bench.validation import read_toml, reject_unknown
 
 AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
 
@@ -84,18 +84,6 @@ SPLIT_KEYS = ("val", "test", "keep")
 METRICS_KEYS = ("shot_groups",)
 
 
-def _no_unknown(table: dict[str, Any], allowed: tuple[str, ...], path: Path, where: str) -> None:
-    """A misspelt key is an error, never silently ignored."""
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
-        hints = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
-        raise BenchError(
-            f"{path}: {where}unknown key(s) {', '.join(unknown)}{hints}; allowed: "
-            f"{', '.join(allowed) or 'none'}."
-        )
-
-
 def parse_spec(path: Path) -> DatasetSpec:
     """Read and validate one dataset spec file."""
     raw = read_toml(path)
@@ -104,7 +92,7 @@ def parse_spec(path: Path) -> DatasetSpec:
             f"{path}: 'format' is now 'formats', a list tried in order: "
             f"formats = [{raw['format']!r}]."
         )
-    _no_unknown(raw, SPEC_KEYS, path, "")
+    reject_unknown(raw, SPEC_KEYS, str(path))
     for key in ("params", "split", "training", "metrics", "download"):
         if not isinstance(raw.get(key, {}), dict):
             raise BenchError(f"{path}: [{key}] must be a table, got {raw[key]!r}.")
@@ -123,10 +111,10 @@ def parse_spec(path: Path) -> DatasetSpec:
         if len(set(values)) != len(values):
             raise BenchError(f"{path}: {key!r} lists a name twice: {values!r}.")
     split = raw.get("split", {})
-    _no_unknown(split, SPLIT_KEYS, path, "[split] ")
-    _no_unknown(raw.get("metrics", {}), METRICS_KEYS, path, "[metrics] ")
+    reject_unknown(split, SPLIT_KEYS, f"{path}: [split]")
+    reject_unknown(raw.get("metrics", {}), METRICS_KEYS, f"{path}: [metrics]")
     params = raw.get("params", {})
-    _no_unknown(params, format_params(formats), path, "[params] ")
+    reject_unknown(params, format_params(formats), f"{path}: [params]")
     training = dict(raw.get("training", {}))
     profiles, notes = {}, {}
     for name, table in training.pop("profiles", {}).items():

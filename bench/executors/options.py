@@ -4,6 +4,7 @@ writes once (`--executor-config`), over the defaults."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -11,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.files import read_toml
+from bench.validation import Field, check_fields, read_toml
 
 EXECUTORS = ("local", "slurm")
+MAX_MINUTES = 365 * 1440  # a time limit beyond a year is a typo
 
 
 def parse_minutes(text: str | int | float) -> int:
     """Minutes in `90`, `90m`, `2h`, `1d` or `1:30:00` (SLURM's h:mm:ss)."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         minutes = float(text)
+        if not math.isfinite(minutes):
+            raise BenchError(f"time {text!r}: give a finite number of minutes.")
     else:
         text = str(text).strip()
         if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*([mhd]?)", text):
@@ -31,6 +35,8 @@ def parse_minutes(text: str | int | float) -> int:
             raise BenchError(f"time {text!r}: use minutes, or 30m, 4h, 1d, or h:mm:ss.")
     if minutes < 1:
         raise BenchError(f"time {text!r}: SLURM's smallest time limit is 1 minute.")
+    if minutes > MAX_MINUTES:
+        raise BenchError(f"time {text!r}: at most 365 days ({MAX_MINUTES} minutes).")
     return round(minutes)
 
 
@@ -79,7 +85,8 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-# Keys of the [executor] table and the fields they set (minutes accepted as text for time).
+# Keys of the [executor] table: the fields they set and what each may hold (time: minutes,
+# or text `parse_minutes` reads; setup: a shell line or a list of them).
 CONFIG_KEYS = {
     "name": "name",
     "jobs": "jobs",
@@ -93,23 +100,33 @@ CONFIG_KEYS = {
     "array_parallelism": "slurm_array_parallelism",
     "probe": "slurm_probe",
 }
+CONFIG_FIELDS = {
+    "name": Field(str, choices=EXECUTORS),
+    "jobs": Field(int, 1, 4096),
+    "threads": Field(int, 1, 4096),
+    "partition": Field(str),
+    "gpus": Field(int, 0, 64),
+    "cpus": Field(int, 1, 4096),
+    "mem_gb": Field(float, 0.001, 1e6, advice="use a number of GB above 0"),
+    "time": Field(object),
+    "setup": Field(object),
+    "array_parallelism": Field(int, 1, 1_000_000),
+    "probe": Field(bool),
+}
 
 
 def read_config(path: Path) -> dict[str, Any]:
     """The fields set by the `[executor]` table of the TOML file at `path`, checked."""
-    document = read_toml(path)
-    table = document.get("executor")
-    if not isinstance(table, dict):
+    document = read_toml(path, "executor config")
+    if not isinstance(document.get("executor"), dict):
         raise BenchError(f"{path}: no [executor] table (keys: {', '.join(CONFIG_KEYS)}).")
-    unknown = sorted(set(table) - set(CONFIG_KEYS))
-    if unknown:
-        raise BenchError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in [executor]; known: "
-            f"{', '.join(CONFIG_KEYS)}."
-        )
+    table = check_fields(document["executor"], CONFIG_FIELDS, f"{path}: [executor]")
     fields = {CONFIG_KEYS[k]: v for k, v in table.items()}
     if "slurm_time" in fields:
-        fields["slurm_time"] = parse_minutes(fields["slurm_time"])
+        try:
+            fields["slurm_time"] = parse_minutes(fields["slurm_time"])
+        except BenchError as error:
+            raise BenchError(f"{path}: [executor] {error}") from None
     if "slurm_setup" in fields:
         setup = fields["slurm_setup"]
         if isinstance(setup, str):
@@ -122,25 +139,23 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def resolve_options(config: Path | None, given: dict[str, Any]) -> ExecutorOptions:
     """Defaults < the config file's `[executor]` < the command line (`given`, None: not
-    given); values checked."""
+    given); every value through the same checks."""
     fields = read_config(config) if config else {}
-    fields |= {k: v for k, v in given.items() if v is not None and v != ()}
-    where = f" (in {config})" if config else ""
-    if fields.get("name", "local") not in EXECUTORS:
-        raise BenchError(
-            f"unknown executor {fields['name']!r}{where}; choose one of {', '.join(EXECUTORS)}."
-        )
-    for name in ("jobs", "threads", "slurm_cpus", "slurm_array_parallelism"):
-        value = fields.get(name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise BenchError(f"executor {name} must be a positive integer, got {value!r}{where}.")
-    gpus = fields.get("slurm_gpus", 0)
-    if not isinstance(gpus, int) or gpus < 0:
-        raise BenchError(f"executor gpus must be 0 or more, got {gpus!r}{where}.")
-    mem = fields.get("slurm_mem_gb")
-    if mem is not None and (not isinstance(mem, int | float) or mem <= 0):
-        raise BenchError(f"executor mem_gb must be positive, got {mem!r}{where}.")
-    slurm_given = [k for k in given if k.startswith("slurm_") and given[k] not in (None, ())]
+    given = {k: v for k, v in given.items() if v is not None and v != ()}
+    keys = {field: key for key, field in CONFIG_KEYS.items()}
+    for field, value in given.items():
+        if keys[field] not in ("time", "setup"):  # parsed by their own flags' types
+            flag = "--executor" if field == "name" else "--" + field.replace("_", "-")
+            CONFIG_FIELDS[keys[field]].check(value, flag)
+    if fields.get("name", "local") != "slurm" and given.get("name") != "slurm":
+        in_file = [keys[f] for f in fields if f.startswith("slurm_")]
+        if in_file:
+            raise BenchError(
+                f"{config}: [executor] {', '.join(in_file)} only apply to SLURM; "
+                'set name = "slurm" there or remove them.'
+            )
+    fields |= given
+    slurm_given = [k for k in given if k.startswith("slurm_")]
     if fields.get("name", "local") != "slurm" and slurm_given:
         flags = ", ".join("--" + k.replace("_", "-") for k in slurm_given)
         raise BenchError(f"{flags} only apply to --executor slurm.")

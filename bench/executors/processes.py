@@ -19,6 +19,7 @@ import torch
 
 from bench.executors.options import ExecutorOptions
 from bench.jobs import FAILED, PENDING, RUNNING, Batch, Job, JobState, Task, ended_state
+from bench.signals import SUBMITTER
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ProcessExecutor:
 
     def _environment(self, slot: int) -> dict[str, str]:
         env = dict(os.environ)
+        env[SUBMITTER] = str(os.getpid())  # the worker ends when this process does
         threads = self.options.threads_per_worker()
         if threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -135,7 +137,6 @@ def _exit(code: int) -> str:
     """How a worker process ended without writing its result."""
     if code < 0:
         name = signal.Signals(-code).name
-        return f"the worker process was killed by {name}" + (
-            " (out of memory?)" if name == "SIGKILL" else ""
-        )
+        cause = " (by the user, or the kernel when memory ran out)" if name == "SIGKILL" else ""
+        return f"the worker process was killed by {name}{cause}"
     return f"the worker process exited with code {code} before writing its result"
