@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.augment import Augment, Normalizer
-from bench.losses import LOSSES
-from bench.models import build_classifier
-from bench.samplers import SAMPLERS
-from bench.schedule import lr_at
-from bench.settings import TrainingSettings
-from bench.training import Objective, autocast, eval_batch_size, train_stage1
+from bench.components.losses import LOSSES
+from bench.components.models import build_classifier
+from bench.components.samplers import SAMPLERS
+from bench.experiment.settings import TrainingSettings
+from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.schedule import lr_at
+from bench.stage1.training import Objective, autocast, eval_batch_size, train_stage1
 
 
 def _sync(device: torch.device) -> None:

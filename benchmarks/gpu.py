@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from bare_loop import compare
 
-from bench.settings import TrainingSettings
-from bench.work import device_name
+from bench.experiment.settings import TrainingSettings
+from bench.run.work import device_name
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             run = ["--methods", "ce,ce+crt,supcon+crt", "--dataset", "skin", "--profile", "gpu"]
             run += ["--no-pretrained", "--data-root", str(root)]
         command = [
-            sys.executable, "-m", "bench.cli", "run", *run, "--seeds", "0", "--no-progress",
+            sys.executable, "-m", "bench.cli.main", "run", *run, "--seeds", "0", "--no-progress",
             "--no-report", "--results-dir", str(folder / "results"),
             "--cache-dir", str(folder / "cache"),
         ]  # fmt: skip

@@ -2,7 +2,7 @@
 
     nox -s perf          (or: python benchmarks/perf.py)
 
-1. Batched tensor augmentation (`bench.augment.Augment`) against the per-image torchvision
+1. Batched tensor augmentation (`bench.stage1.augment.Augment`) against the per-image torchvision
    pipeline a DataLoader worker would run (flips, affine, colour jitter).
 2. cRT on cached stage-1 features (`features` mode) against cRT with images through the frozen
    backbone (`finetune-bn` mode), same head, same epochs.
@@ -36,15 +36,15 @@ import torch
 import torchvision.transforms.v2 as T
 from bare_loop import compare
 
-from bench.augment import Augment, Normalizer
+from bench.components.models import build_classifier
 from bench.data import synthetic
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
-from bench.feature_sources import BatchNormFinetuning, CachedFeatures
-from bench.models import build_classifier
-from bench.settings import TrainingSettings
-from bench.stage2 import HeadWeights, Stage2Context, crt
-from bench.training import predict
+from bench.experiment.settings import TrainingSettings
+from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.training import predict
+from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures
+from bench.stage2.methods import HeadWeights, Stage2Context, crt
 
 CPU = torch.device("cpu")
 
@@ -154,7 +154,7 @@ def outside_training() -> None:
         folder = Path(scratch)
         started = time.perf_counter()
         command = [
-            sys.executable, "-m", "bench.cli", "run", "--methods", "quick", "--dataset",
+            sys.executable, "-m", "bench.cli.main", "run", "--methods", "quick", "--dataset",
             "synthetic", "--seeds", "0", "--device", "cpu", "--no-progress", "--no-report",
             "--results-dir", str(folder / "results"), "--cache-dir", str(folder / "cache"),
         ]  # fmt: skip

@@ -30,7 +30,7 @@ def timed_run(folder: Path, *extra: str) -> float:
     """Wall seconds of `bench run` on WORK into `folder` (fresh results and cache)."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "bench.cli", *WORK, "--results-dir", str(folder / "results"),
+        [sys.executable, "-m", "bench.cli.main", *WORK, "--results-dir", str(folder / "results"),
          "--cache-dir", str(folder / "cache"), *extra],
         check=True,
         stdout=subprocess.DEVNULL,
@@ -50,7 +50,9 @@ def job_overheads(results: Path) -> list[tuple[float, float]]:
 def import_seconds() -> float:
     """What starting a worker process costs: Python and the imports of a job."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import bench.work, bench.jobs"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import bench.run.work, bench.execution.jobs"], check=True
+    )
     return time.perf_counter() - started
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import claims
-from bench.cli import main
+from bench.cli.main import main
+from bench.core import claims
 
 REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT = 0.5  # in tests a killed process's claims go stale after 3 s

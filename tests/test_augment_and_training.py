@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.augment import Augment, Normalizer
-from bench.errors import BenchError
-from bench.models import build_classifier
-from bench.recipes import parse_recipe
-from bench.schedule import lr_at
-from bench.settings import TrainingSettings
-from bench.stage1 import build_objective
-from bench.training import build_optimizer, train_stage1
+from bench.components.models import build_classifier
+from bench.core.errors import BenchError
+from bench.experiment.settings import TrainingSettings
+from bench.recipes.methods import parse_recipe
+from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.job import build_objective
+from bench.stage1.schedule import lr_at
+from bench.stage1.training import build_optimizer, train_stage1
 
 IDENTITY = Augment(
     max_rotation_deg=0, scale=(1, 1), max_shift=0, brightness=0, contrast=0, saturation=0

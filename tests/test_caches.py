@@ -11,11 +11,12 @@ import pytest
 import torch
 from conftest import run_tiny
 
-from bench import safe_store, stage1
-from bench.artefacts import ArtefactCache, Stage1Artefact
-from bench.cli import main
+from bench.cli.main import main
+from bench.core import safe_store
 from bench.data.cache import cached_imageset, images_folder
 from bench.data.imageset import ImageSet
+from bench.stage1 import job as stage1_job
+from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 
 
 class _Payload:
@@ -112,9 +113,9 @@ def test_a_run_over_a_corrupt_artefact_says_so_and_trains_again(
     (artefact,) = ArtefactCache().folder.glob("*.pt")
     artefact.write_bytes(artefact.read_bytes()[:100])  # truncated
     trained: list[str] = []
-    real = stage1.train_artefact
+    real = stage1_job.train_artefact
     monkeypatch.setattr(
-        stage1, "train_artefact", lambda job, *a: trained.append("x") or real(job, *a)
+        stage1_job, "train_artefact", lambda job, *a: trained.append("x") or real(job, *a)
     )
     capsys.readouterr()
     assert run_tiny(tmp_path / "r2", "ce", "--no-report") == 0

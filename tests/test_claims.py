@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import claims
-from bench.files import SESSION, UMASK, write_atomic
+from bench.core import claims
+from bench.core.files import SESSION, UMASK, write_atomic
 from bench.report.build import swap_in
 
 
@@ -96,7 +96,7 @@ def test_only_the_debris_of_dead_sessions_is_removed(tmp_path: Path) -> None:
 
 def test_written_files_follow_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
-        monkeypatch.setattr("bench.files.UMASK", umask)
+        monkeypatch.setattr("bench.core.files.UMASK", umask)
         write_atomic(tmp_path / "f.json", b"{}")
         assert (tmp_path / "f.json").stat().st_mode & 0o777 == mode
     assert os.umask(UMASK) == UMASK  # the module read the process's real umask
@@ -145,7 +145,7 @@ def test_a_taker_that_saw_a_stale_claim_never_removes_a_fresh_one(tmp_path: Path
 
 
 def test_a_reader_without_the_claim_never_discards_an_entry_being_saved(tmp_path: Path) -> None:
-    from bench.artefacts import ArtefactCache
+    from bench.stage1.artefacts import ArtefactCache
 
     cache = ArtefactCache(tmp_path)
     cache.folder.mkdir(parents=True)

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from bench import code_digest
-from bench.code_digest import (
+from bench.core import code_digest
+from bench.core.code_digest import (
     DATA_ENTRY,
     PURE_IO,
     STAGE1_ENTRY,
     import_closure,
     module_path,
 )
-from bench.code_digest import (
+from bench.core.code_digest import (
     code_digest as digest_of,
 )
 
-PACKAGE = Path(code_digest.__file__).parent
+PACKAGE = Path(code_digest.__file__).parents[1]
 ENTRIES = (STAGE1_ENTRY, DATA_ENTRY)
 
 
@@ -30,14 +30,14 @@ def closure() -> list[str]:
 
 def test_the_closure_holds_the_training_and_data_path_and_no_pure_io(closure: list[str]) -> None:
     for module in (
-        "bench.stage1",  # objective building, DRW epoch rounding: left out by the old list
-        "bench.training",
-        "bench.losses",
-        "bench.metric_losses",
-        "bench.models",
-        "bench.samplers",
-        "bench.augment",
-        "bench.weighting",
+        "bench.stage1.job",  # objective building, DRW epoch rounding: left out by the old list
+        "bench.stage1.training",
+        "bench.components.losses",
+        "bench.components.metric_losses",
+        "bench.components.models",
+        "bench.components.samplers",
+        "bench.stage1.augment",
+        "bench.components.weighting",
         "bench.data.decode",
         "bench.data.resize",
         "bench.data.synthetic",
@@ -45,7 +45,7 @@ def test_the_closure_holds_the_training_and_data_path_and_no_pure_io(closure: li
     ):
         assert module in closure
     assert not set(closure) & set(PURE_IO)
-    assert "bench.report.build" not in closure and "bench.runner" not in closure
+    assert "bench.report.build" not in closure and "bench.run.runner" not in closure
 
 
 def test_editing_any_module_of_the_closure_changes_the_key(
@@ -68,12 +68,12 @@ def test_editing_any_module_of_the_closure_changes_the_key(
 def test_a_new_module_imported_by_the_training_path_joins_the_key(tmp_path: Path) -> None:
     copy = tmp_path / "bench"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "schedules.py").write_text("WARMUP = 1\n")
-    training = copy / "training.py"
-    training.write_text("from bench.schedules import WARMUP\n" + training.read_text())
-    assert "bench.schedules" in import_closure(ENTRIES, copy)
+    (copy / "stage1" / "schedules.py").write_text("WARMUP = 1\n")
+    training = copy / "stage1" / "training.py"
+    training.write_text("from bench.stage1.schedules import WARMUP\n" + training.read_text())
+    assert "bench.stage1.schedules" in import_closure(ENTRIES, copy)
     before = digest_of(ENTRIES, copy)
-    (copy / "schedules.py").write_text("WARMUP = 2\n")
+    (copy / "stage1" / "schedules.py").write_text("WARMUP = 2\n")
     assert digest_of(ENTRIES, copy) != before
 
 

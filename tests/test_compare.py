@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.compare.build import analyse, metric_pairs, verdict
 from bench.compare.collect import DatasetScores, collect
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
-from bench.recipes import MethodRegistry
+from bench.recipes.methods import MethodRegistry
 
 
 def test_ranks_and_friedman_match_hand_computed_values() -> None:

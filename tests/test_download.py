@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
+from bench.core.errors import BenchError
 from bench.data.download import RemoteFile, fetch
-from bench.errors import BenchError
 
 
 @dataclass

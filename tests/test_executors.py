@@ -22,23 +22,24 @@ import torch
 from conftest import HEARTBEAT
 from optuna.trial import TrialState
 
-from bench import runner, sweep_workers
-from bench.cli import main
+from bench.cli.main import main
+from bench.core.errors import BenchError
 from bench.data.specs import get_spec
-from bench.errors import BenchError
-from bench.executors import processes, slurm
-from bench.executors.options import (
+from bench.execution.executors import processes, slurm
+from bench.execution.executors.options import (
     ExecutorOptions,
     parse_minutes,
     resolve_options,
     usable_cpus,
 )
-from bench.executors.processes import ProcessExecutor
-from bench.executors.slurm import SlurmWatcher, probe_visibility
-from bench.jobs import Job
-from bench.plan import RunOptions, group_units, plan
-from bench.recipes import MethodRegistry
-from bench.work import rebuild_runs
+from bench.execution.executors.processes import ProcessExecutor
+from bench.execution.executors.slurm import SlurmWatcher, probe_visibility
+from bench.execution.jobs import Job
+from bench.recipes.methods import MethodRegistry
+from bench.run import runner
+from bench.run.plan import RunOptions, group_units, plan
+from bench.run.work import rebuild_runs
+from bench.sweep import workers as sweep_workers
 
 
 def _cluster_reason() -> str | None:
@@ -169,7 +170,12 @@ def test_a_killed_worker_fails_its_job_only_and_a_rerun_completes(
     assert main(_argv(tmp_path / "local", methods, *slow)) == 0
     results = tmp_path / "results"
     cache = Path(f"{results}-cache")
-    command = [sys.executable, "-m", "bench.cli", *_argv(results, methods, *slow, "--jobs", "2")]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.cli.main",
+        *_argv(results, methods, *slow, "--jobs", "2"),
+    ]
     submitter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.monotonic() + 120
@@ -272,7 +278,7 @@ def test_ctrl_c_leaves_slurm_jobs_running_and_a_rerun_follows_them(
     results = tmp_path / "results"
     argv = _argv(results, "ce,ce+crt", "--executor", "slurm", "--epochs", "150")
     submitter = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *argv],
+        [sys.executable, "-m", "bench.cli.main", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

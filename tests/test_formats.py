@@ -13,13 +13,13 @@ import torch
 from conftest import run_tiny
 from PIL import Image
 
-from bench.cli import main
+from bench.cli.main import main
+from bench.core.errors import BenchError
 from bench.data.loading import load_imageset
 from bench.data.resize import square_resize
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split, write_manifest
-from bench.errors import BenchError
-from bench.experiment import dataset_block
+from bench.experiment.experiment import dataset_block
 
 ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 

@@ -13,14 +13,14 @@ import pytest
 import torch
 import torchvision
 
-from bench import training
-from bench.batches import BatchSource, fits_on_device
-from bench.cli import main
+from bench.cli.main import main
+from bench.components.models import build_classifier, read_weights
+from bench.core.errors import BenchError
 from bench.data.specs import get_spec
-from bench.errors import BenchError
-from bench.experiment import settings_for
-from bench.models import build_classifier, read_weights
-from bench.recipes import MethodRegistry
+from bench.experiment.experiment import settings_for
+from bench.recipes.methods import MethodRegistry
+from bench.stage1.batches import BatchSource, fits_on_device
+from bench.stage1 import training
 
 REPO = Path(__file__).resolve().parents[1]
 

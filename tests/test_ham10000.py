@@ -9,10 +9,10 @@ import torch
 from conftest import SHARED_HAM
 from PIL import Image
 
+from bench.core.errors import BenchError
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split
-from bench.errors import BenchError
 
 CLASSES = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")
 HEADER = "lesion_id,image_id,dx,dx_type,age,sex,localization\n"

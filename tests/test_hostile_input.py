@@ -11,9 +11,10 @@ import pytest
 import torch
 import torchvision
 
-from bench import models, validation
-from bench.cli import main
-from bench.errors import BenchError
+from bench.cli.main import main
+from bench.components import models
+from bench.core import validation
+from bench.core.errors import BenchError
 
 TUNED = """description = "ce tuned on tiny"
 [tuned]

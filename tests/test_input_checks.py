@@ -9,8 +9,8 @@ import pytest
 from conftest import TINY_SPEC
 from PIL import Image
 
-from bench import plan
-from bench.cli import main
+from bench.cli.main import main
+from bench.run import plan
 
 
 @pytest.fixture

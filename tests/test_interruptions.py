@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import HEARTBEAT
 
-from bench.cli import main
+from bench.cli.main import main
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,7 +28,7 @@ METHODS = "ce,ce+crt,ce+lws,rs-cb"
 # a file onto a path matching PATTERN for the COUNT-th time, or at the COUNT-th training step.
 CHILD = """
 import os, re, signal, sys
-import bench.schedule
+import bench.stage1.schedule
 pattern, count = sys.argv[1], int(sys.argv[2])
 seen = [0]
 def hit():
@@ -36,11 +36,11 @@ def hit():
     if seen[0] == count:
         os.kill(os.getpid(), signal.SIGKILL)
 if pattern == "step":
-    real_lr = bench.schedule.lr_at
+    real_lr = bench.stage1.schedule.lr_at
     def lr_at(*args):
         hit()
         return real_lr(*args)
-    bench.schedule.lr_at = lr_at
+    bench.stage1.schedule.lr_at = lr_at
 else:
     real_replace = os.replace
     def replace(src, dst):
@@ -48,7 +48,7 @@ else:
             hit()
         return real_replace(src, dst)
     os.replace = replace
-from bench.cli import main
+from bench.cli.main import main
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -117,7 +117,7 @@ def test_three_concurrent_runs_train_each_stage1_once_and_agree_on_the_report(
     results, cache = tmp_path / "results", tmp_path / "cache"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.cli", *_argv(results, cache)],
+            [sys.executable, "-m", "bench.cli.main", *_argv(results, cache)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -140,7 +140,7 @@ def test_three_concurrent_runs_train_each_stage1_once_and_agree_on_the_report(
 
 def test_a_live_claim_is_kept_alive_by_its_heartbeat(tmp_path: Path) -> None:
     holder = (
-        "import sys, time; from pathlib import Path; from bench import claims\n"
+        "import sys, time; from pathlib import Path; from bench.core import claims\n"
         "claim = claims.try_claim(Path(sys.argv[1])); print('held', flush=True); time.sleep(3)\n"
     )
     env = {**os.environ, "BENCH_HEARTBEAT": str(HEARTBEAT)}

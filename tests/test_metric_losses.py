@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.metric_losses import METRIC_LOSSES, CentreLoss, ClassCentreTripletLoss
+from bench.components.metric_losses import METRIC_LOSSES, CentreLoss, ClassCentreTripletLoss
 
 
 def _embeddings(n: int = 12, dim: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
-from bench.metrics import classification_metrics, expected_calibration_error, shot_groups, softmax
+from bench.components.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    shot_groups,
+    softmax,
+)
+from bench.core.errors import BenchError
 
 
 def _slow_ece(probabilities: np.ndarray, labels: np.ndarray, n_bins: int) -> float:

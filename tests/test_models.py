@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.models import build_classifier
+from bench.components.models import build_classifier
+from bench.core.errors import BenchError
 
 
 @pytest.mark.parametrize("backbone", ["resnet-compact", "resnet-compact-wide", "resnet18"])

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli
-from bench.outliers import OUTLIER_GAP, find_outliers
-from bench.runner import RunOutcome
-from bench.summary import HEADLINE, format_table, outlier_lines, summarise, write_summary
+from bench.cli import main as cli
+from bench.report.outliers import OUTLIER_GAP, find_outliers
+from bench.report.summary import HEADLINE, format_table, outlier_lines, summarise, write_summary
+from bench.run.runner import RunOutcome
 
 
 def _run(method: str, data_seed: int, train_seed: int, bacc: float, **extra: object) -> dict:

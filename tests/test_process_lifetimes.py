@@ -17,12 +17,12 @@ import pytest
 import torch
 from conftest import HEARTBEAT
 
-from bench import claims
-from bench.artefacts import ArtefactCache
-from bench.cli import main
-from bench.executors.processes import _exit
-from bench.jobs import FAILED, PENDING, Batch, Job
-from bench.status import batch_states
+from bench.cli.main import main
+from bench.core import claims
+from bench.execution.executors.processes import _exit
+from bench.execution.jobs import FAILED, PENDING, Batch, Job
+from bench.run.status import batch_states
+from bench.stage1.artefacts import ArtefactCache
 
 
 def _dead_pid() -> int:
@@ -136,7 +136,7 @@ def test_a_submitter_ended_by_any_signal_takes_its_workers_with_it(
 ) -> None:
     results = tmp_path / "results"
     slow = ("--epochs", "200", "--jobs", "2")
-    command = [sys.executable, "-m", "bench.cli", *_argv(results, *slow)]
+    command = [sys.executable, "-m", "bench.cli.main", *_argv(results, *slow)]
     submitter = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     worker = _worker_of(Path(f"{results}-cache"), submitter)
     assert worker != submitter.pid

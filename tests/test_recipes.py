@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.recipes import MethodRegistry, parse_recipe, parse_stage2_recipe
+from bench.core.errors import BenchError
+from bench.recipes.methods import MethodRegistry, parse_recipe, parse_stage2_recipe
 
 ISSUE_METHODS = {
     "ce",

@@ -14,12 +14,12 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.artefacts import ArtefactCache, Stage1Artefact
-from bench.cli import main
-from bench.metrics import classification_metrics
+from bench.cli.main import main
+from bench.components.metrics import classification_metrics
+from bench.core.store import ResultsStore
 from bench.report import plots
 from bench.report.build import build_report
-from bench.store import ResultsStore
+from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 
 # Label-index order differs from alphabetical and from training-frequency order on purpose.
 CLASSES = ("rare", "common", "middle")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import run_tiny
 
-from bench import work
-from bench.cli import main
-from bench.store import ResultsStore
+from bench.cli.main import main
+from bench.core.store import ResultsStore
+from bench.run import work
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.samplers import class_balanced_order, instance_order
+from bench.components.samplers import class_balanced_order, instance_order
 
 LABELS = torch.tensor([0] * 90 + [1] * 9 + [2] * 1)
 

@@ -13,16 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.training
-from bench.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch
-from bench.cli import main
-from bench.errors import BenchError
-from bench.losses import LOSSES
-from bench.models import build_classifier
-from bench.samplers import SAMPLERS
-from bench.schedule import Schedule, lr_at
-from bench.settings import TrainingSettings, check_settings
-from bench.training import Objective, train_stage1
+import bench.stage1.training
+from bench.cli.main import main
+from bench.components.losses import LOSSES
+from bench.components.models import build_classifier
+from bench.components.samplers import SAMPLERS
+from bench.core.errors import BenchError
+from bench.experiment.settings import TrainingSettings, check_settings
+from bench.stage1.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch
+from bench.stage1.schedule import Schedule, lr_at
+from bench.stage1.training import Objective, train_stage1
 
 # Issue 19's SupCon stage 1 (seed 1): one spike at epoch 7, above every later epoch.
 SPIKE = [0.14, 0.16, 0.24, 0.26, 0.24, 0.25, 0.50, 0.35, 0.43]
@@ -97,7 +97,7 @@ def test_the_trainer_loads_the_weights_of_the_epoch_its_rule_keeps(
     rule: str, expected: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     curve = iter(SPIKE)
-    monkeypatch.setattr(bench.training, "balanced_accuracy", lambda *args: next(curve))
+    monkeypatch.setattr(bench.stage1.training, "balanced_accuracy", lambda *args: next(curve))
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=generator)
     labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
@@ -125,7 +125,7 @@ def test_every_watched_rule_keeps_its_own_weights(monkeypatch: pytest.MonkeyPatc
     # Comparing rules on one training loads each rule's weights in turn: the last epoch's
     # weights must not be the model's own, or loading the spike's overwrites them.
     curve = iter(SPIKE)
-    monkeypatch.setattr(bench.training, "balanced_accuracy", lambda *args: next(curve))
+    monkeypatch.setattr(bench.stage1.training, "balanced_accuracy", lambda *args: next(curve))
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
     model = build_classifier("resnet-compact", 2)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
 from bench.data.split import SPLITS, make_split, write_manifest
-from bench.errors import BenchError
 
 
 def _imageset(labels: list[int], groups: list[str]) -> ImageSet:

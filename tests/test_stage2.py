@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.feature_sources import CachedFeatures
-from bench.losses import log_prior
-from bench.stage2 import (
+from bench.components.losses import log_prior
+from bench.stage2.feature_sources import CachedFeatures
+from bench.stage2.methods import (
     STAGE2_METHODS,
     TAU_GRID,
     HeadWeights,
@@ -222,9 +222,9 @@ def test_lws_only_rescales_the_frozen_head() -> None:
 
 
 def test_finetune_bn_updates_batch_norm_statistics_but_no_weight() -> None:
-    from bench.augment import Normalizer
-    from bench.feature_sources import BatchNormFinetuning
-    from bench.models import build_classifier
+    from bench.components.models import build_classifier
+    from bench.stage1.augment import Normalizer
+    from bench.stage2.feature_sources import BatchNormFinetuning
 
     torch.manual_seed(0)
     model = build_classifier("resnet-compact", 3)
@@ -250,7 +250,7 @@ def test_finetune_bn_updates_batch_norm_statistics_but_no_weight() -> None:
 
 
 def test_a_diverging_head_fit_stops_as_failed() -> None:
-    from bench.errors import TrainingDiverged
+    from bench.core.errors import TrainingDiverged
 
     context, _ = _separable_imbalanced()
     with pytest.raises(TrainingDiverged, match="stage 2 diverged"):

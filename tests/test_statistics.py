@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 
-from bench.statistics import (
+from bench.report.statistics import (
     balanced_accuracy_batch,
     bootstrap_difference,
     compare_paired,

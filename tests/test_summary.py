@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.summary import HEADLINE, format_table, summarise
+from bench.report.summary import HEADLINE, format_table, summarise
 
 
 def _runs() -> pd.DataFrame:

@@ -22,17 +22,16 @@ import torch
 from conftest import run_tiny
 from optuna.trial import TrialState
 
-from bench.artefacts import ArtefactCache
-from bench.cli import main
+from bench.cli.main import main
+from bench.core.errors import BenchError
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
-from bench.errors import BenchError
-from bench.experiment import Experiment, settings_for
-from bench.plan import tuning_notes
-from bench.recipes import MethodRegistry, Tuning
-from bench.search import search_space
-from bench.settings import TrainingSettings
-from bench.sweep import (
+from bench.experiment.experiment import Experiment, settings_for
+from bench.experiment.settings import TrainingSettings
+from bench.recipes.methods import MethodRegistry, Tuning
+from bench.run.plan import tuning_notes
+from bench.stage1.artefacts import ArtefactCache
+from bench.sweep.command import (
     BEFORE_RULES,
     SweepOptions,
     _settle_conditions,
@@ -45,6 +44,7 @@ from bench.sweep import (
     pruner,
     recorded_settings,
 )
+from bench.sweep.space import search_space
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
 
@@ -144,7 +144,7 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
     argv += ["--heartbeat", "1"]
     storage = f"sqlite:///{results}/tiny/sweeps/ce+crt.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    worker = subprocess.Popen([sys.executable, "-m", "bench.cli", *argv], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "bench.cli.main", *argv], env=env)
     deadline = time.monotonic() + 300
     completed = 0
     while time.monotonic() < deadline and worker.poll() is None and not completed:
@@ -246,7 +246,10 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     load_imageset(get_spec("tiny"), 16, progress=False)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.cli", *argv], env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "bench.cli.main", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in "ab"
     ]

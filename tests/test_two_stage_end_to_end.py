@@ -11,8 +11,8 @@ import pytest
 from conftest import run_tiny
 from PIL import Image
 
-from bench import stage1
-from bench.cli import main
+from bench.cli.main import main
+from bench.stage1 import job as stage1_job
 
 pytestmark = pytest.mark.slow
 
@@ -21,13 +21,13 @@ pytestmark = pytest.mark.slow
 def stage1_trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the stage-1 recipes trained (not loaded from the cache) during the test."""
     trained: list[str] = []
-    real = stage1.train_artefact
+    real = stage1_job.train_artefact
 
     def counting(job, *args, **kwargs):
         trained.append(job.recipe.name)
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(stage1, "train_artefact", counting)
+    monkeypatch.setattr(stage1_job, "train_artefact", counting)
     return trained
 
 

@@ -17,7 +17,6 @@ import pandas as pd
 import scikit_posthocs as posthocs
 from matplotlib.figure import Figure
 
-from bench.claims import join, try_claim
 from bench.compare.collect import DatasetScores
 from bench.compare.stats import (
     MIN_OBSERVATIONS,
@@ -27,9 +26,10 @@ from bench.compare.stats import (
     mean_ranks,
     signed_rank,
 )
-from bench.errors import BenchError
-from bench.files import SESSION, write_text_atomic
-from bench.recipes import MethodRegistry
+from bench.core.claims import join, try_claim
+from bench.core.errors import BenchError
+from bench.core.files import SESSION, write_text_atomic
+from bench.recipes.methods import MethodRegistry
 from bench.report import render
 from bench.report.build import swap_in
 from bench.report.page import page

@@ -11,12 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
+from bench.core.files import stable_hash
+from bench.core.store import ResultsStore, runs_at_settings
 from bench.data.specs import all_specs, get_spec
-from bench.errors import BenchError
-from bench.experiment import current_settings_ids
-from bench.files import stable_hash
-from bench.recipes import MethodRegistry
-from bench.store import ResultsStore, runs_at_settings
+from bench.experiment.experiment import current_settings_ids
+from bench.recipes.methods import MethodRegistry
 
 
 @dataclass(frozen=True)

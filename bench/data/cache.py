@@ -1,6 +1,6 @@
 """On-disk cache of decoded, resized image tensors, keyed by source content and target size.
 
-Entries hold data only and are verified before use (`bench.safe_store`); an unusable one is
+Entries hold data only and are verified before use (`bench.core.safe_store`); an unusable one is
 discarded, said, and decoded again.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import safe_store
-from bench.claims import busy, note_use, wait_for_claim
+from bench.core import safe_store
+from bench.core.claims import busy, note_use, wait_for_claim
 from bench.data.imageset import ImageSet
 
 

@@ -13,10 +13,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from bench.core.errors import BenchError
+from bench.core.files import hash_files
 from bench.data.resize import square_resize
 from bench.data.source import Decoded, Source
-from bench.errors import BenchError
-from bench.files import hash_files
 
 
 def read_rgb(path: object, min_size: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 CHUNK = 1 << 20
 MAX_EXPANSION = 50  # unpacked bytes per archive byte at most (image archives barely compress)

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import torch
 
-from bench.code_digest import data_code
+from bench.core.code_digest import data_code
+from bench.core.errors import BenchError
+from bench.core.files import stable_hash
 from bench.data import synthetic
 from bench.data.cache import cache_root, cached_imageset
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
 from bench.data.source import Source
 from bench.data.specs import DatasetSpec
-from bench.errors import BenchError
-from bench.files import stable_hash
 
 
 def data_home() -> Path:
@@ -127,7 +127,7 @@ def data_fingerprint(source: Source, image_size: int, skip_bad: bool) -> str:
     """The identity of the data in run ids: the source files' content, the item table (a
     label taken from a folder name is in no file's bytes), the classes and the image size;
     `--skip-bad` adds a field because it may change what is kept. The decoded-tensor cache
-    key adds the digest of the code that decodes (`bench.code_digest.data_code`)."""
+    key adds the digest of the code that decodes (`bench.core.code_digest.data_code`)."""
     columns = ["item_id", "label", "group", "split"]
     fields = {
         "format": source.format,

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.core.errors import BenchError, unknown_name
+from bench.core.files import stable_hash
+from bench.core.layout import datasets_dir
+from bench.core.validation import read_toml, reject_unknown
 from bench.data import synthetic
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
 from bench.data.split import KEPT_SPLITS, Split, make_split
-from bench.errors import BenchError, unknown_name
-from bench.files import stable_hash
-from bench.layout import datasets_dir
-from bench.settings import DEFAULT_PROFILE, check_settings
-from bench.validation import read_toml, reject_unknown
+from bench.experiment.settings import DEFAULT_PROFILE, check_settings
 
 AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
 

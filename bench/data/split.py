@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.errors import BenchError
+from bench.core.files import stable_hash, write_json_atomic
 from bench.data.imageset import ImageSet
-from bench.errors import BenchError
-from bench.files import stable_hash, write_json_atomic
 
 SPLITS = ("train", "val", "test")
 KEPT_SPLITS = ("val", "test")  # a source's own splits, kept as given unless a spec says otherwise

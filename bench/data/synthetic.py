@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # The spec parameters of the synthetic format (`[params]`).
 PARAMS = ("n_images", "imbalance_ratio", "difficulty", "seed")

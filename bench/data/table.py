@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 COLUMNS = ("item_id", "label", "group", "split", "origin")
 SPLIT_NAMES = ("train", "val", "test")

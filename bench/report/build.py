@@ -9,11 +9,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.artefacts import ArtefactCache
-from bench.claims import join, wait_for_claim
-from bench.errors import unknown_name
-from bench.files import SESSION, write_text_atomic
-from bench.recipes import FAMILIES
+from bench.core.claims import join, wait_for_claim
+from bench.core.errors import unknown_name
+from bench.core.files import SESSION, write_text_atomic
+from bench.recipes.methods import FAMILIES
 from bench.report import page, plots, render
 from bench.report.collect import Results, load_results
 from bench.report.tables import (
@@ -24,6 +23,7 @@ from bench.report.tables import (
     per_class_table,
     significance_table,
 )
+from bench.stage1.artefacts import ArtefactCache
 
 MAX_PLOTTED = 4
 

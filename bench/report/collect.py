@@ -10,8 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.store import METRICS_FILE, PREDICTIONS_FILE, RUN_FILE, ResultsStore, runs_at_settings
+from bench.core.errors import BenchError
+from bench.core.store import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    ResultsStore,
+    runs_at_settings,
+)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from matplotlib.lines import Line2D
 from scipy import stats
 from sklearn.manifold import TSNE
 
-from bench.artefacts import ArtefactCache
-from bench.metrics import confidence_bins, softmax
-from bench.recipes import FAMILIES
+from bench.components.metrics import confidence_bins, softmax
+from bench.recipes.methods import FAMILIES
 from bench.report.collect import Results
+from bench.stage1.artefacts import ArtefactCache
 
 FAMILY_COLOURS = dict(zip(FAMILIES, ("#4c72b0", "#dd8452", "#55a868"), strict=True))
 RELIABILITY_BINS = 15

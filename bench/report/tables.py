@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError, unknown_name
-from bench.outliers import OUTLIER_GAP, find_outliers, kept_epoch
-from bench.recipes import FAMILIES
+from bench.core.errors import BenchError, unknown_name
+from bench.recipes.methods import FAMILIES
 from bench.report.collect import Results
-from bench.statistics import MIN_PAIRS, bootstrap_difference, compare_paired
+from bench.report.outliers import OUTLIER_GAP, find_outliers, kept_epoch
+from bench.report.statistics import MIN_PAIRS, bootstrap_difference, compare_paired
 
 # Main-table metrics: column name, runs-table column, whether higher is better.
 MAIN_METRICS = (

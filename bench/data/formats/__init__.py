@@ -1,6 +1,6 @@
 """On-disk dataset formats, by name: each module offers `detect(root, params)` and
 `read(root, classes, params, name) -> Source` (their code is part of the decoded-image cache
-key, see `bench.code_digest`)."""
+key, see `bench.core.code_digest`)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import (
@@ -20,7 +21,6 @@ from bench.data.table import (
     settle_classes,
     settle_group_splits,
 )
-from bench.errors import BenchError
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")

@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import canonical_labels, check_files_exist, check_table, read_listing
-from bench.errors import BenchError
 
 METADATA = "HAM10000_metadata.csv"
 IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
-from bench.errors import BenchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # The spec parameters this format reads (`[params]`).

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.data.decode import file_source
 from bench.data.source import Source
 from bench.data.table import (
@@ -26,7 +27,6 @@ from bench.data.table import (
     read_listing,
     settle_group_splits,
 )
-from bench.errors import BenchError
 
 PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"

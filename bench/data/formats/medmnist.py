@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from bench.core.errors import BenchError
+from bench.core.files import hash_files
 from bench.data.resize import square_resize
 from bench.data.source import Decoded, Source
 from bench.data.table import SPLIT_NAMES, canonical_labels, check_table
-from bench.errors import BenchError
-from bench.files import hash_files
 
 SIZES = (28, 64, 128, 224)
 # The spec parameters this format reads: the `[params.medmnist]` table.

@@ -1,0 +1,138 @@
+"""Stage-1 classification losses, each a small function of (logits, targets, class weights).
+
+Registered builders take the training class counts and the recipe's parameters and return a
+`Loss`: the function plus the classifier head it expects (LDAM needs a cosine head).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.core.ranges import NON_NEGATIVE, POSITIVE
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A built loss and the head it needs: `linear`, or `cosine` with a logit scale."""
+
+    fn: LossFn
+    head: str = "linear"
+    head_scale: float = 1.0
+
+
+def weighted_mean(
+    per_sample: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean of per-sample losses, weighted by the class weight of each target if given.
+
+    Normalised by the sum of the weights in the batch, as `F.cross_entropy(weight=...)` does.
+    """
+    if class_weights is None:
+        return per_sample.mean()
+    weights = class_weights[targets]
+    return (weights * per_sample).sum() / weights.sum()
+
+
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Softmax cross-entropy, optionally class-weighted."""
+    return F.cross_entropy(logits, targets, weight=class_weights)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    *,
+    gamma: float,
+) -> torch.Tensor:
+    """Softmax focal loss −(1 − p_t)^γ log p_t (Lin et al., ICCV 2017)."""
+    log_p = F.log_softmax(logits.float(), dim=1).gather(1, targets[:, None])[:, 0]
+    per_sample = -((1 - log_p.exp()) ** gamma) * log_p
+    return weighted_mean(per_sample, targets, class_weights)
+
+
+def margin_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    *,
+    margins: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy after subtracting a per-class margin from the true-class logit (LDAM)."""
+    shifted = logits - F.one_hot(targets, logits.shape[1]) * margins.to(logits)[targets, None]
+    return F.cross_entropy(shifted, targets, weight=class_weights)
+
+
+def offset_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    *,
+    offsets: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy on logits plus fixed per-class offsets (used in training only)."""
+    return F.cross_entropy(logits + offsets.to(logits), targets, weight=class_weights)
+
+
+def _ce(counts: np.ndarray) -> Loss:
+    return Loss(cross_entropy)
+
+
+def _focal(counts: np.ndarray, *, gamma: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
+    return Loss(lambda z, y, w: focal_loss(z, y, w, gamma=gamma))
+
+
+def ldam_margins(counts: np.ndarray, max_margin: float) -> torch.Tensor:
+    """LDAM margins ∝ n_j^(−1/4), scaled so the rarest class gets `max_margin` (Cao et al. 2019)."""
+    raw = 1.0 / np.power(counts.astype(float), 0.25)
+    return torch.tensor(raw * (max_margin / raw.max()), dtype=torch.float32)
+
+
+def _ldam(
+    counts: np.ndarray,
+    *,
+    max_margin: Annotated[float, POSITIVE] = 0.5,
+    scale: Annotated[float, POSITIVE] = 30.0,
+) -> Loss:
+    # The cosine head already multiplies by `scale`, so the margin is scaled alike.
+    margins = ldam_margins(counts, max_margin) * scale
+    return Loss(
+        lambda z, y, w: margin_cross_entropy(z, y, w, margins=margins),
+        head="cosine",
+        head_scale=scale,
+    )
+
+
+def log_prior(counts: np.ndarray) -> torch.Tensor:
+    """log π_j, the log of each class's share of the training set."""
+    counts = counts.astype(float)
+    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+def _balanced_softmax(counts: np.ndarray) -> Loss:
+    offsets = log_prior(counts)
+    return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
+
+
+def _logit_adjusted(counts: np.ndarray, *, tau: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
+    offsets = tau * log_prior(counts)
+    return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
+
+
+LOSSES: dict[str, Callable[..., Loss]] = {
+    "ce": _ce,
+    "focal": _focal,
+    "ldam": _ldam,
+    "balanced-softmax": _balanced_softmax,
+    "logit-adjusted": _logit_adjusted,
+}

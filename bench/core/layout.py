@@ -1,0 +1,26 @@
+"""Where the project's data folders are: the method and dataset registries and results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout that holds `bench/`, `methods/` and `datasets/` (editable install)."""
+    return Path(os.environ.get("BENCH_HOME", Path(__file__).resolve().parents[2]))
+
+
+def methods_dir() -> Path:
+    """The folder of method recipes (`methods/*.toml`)."""
+    return project_root() / "methods"
+
+
+def datasets_dir() -> Path:
+    """The folder of dataset specs (`datasets/*.toml`)."""
+    return project_root() / "datasets"
+
+
+def default_results_dir() -> Path:
+    """Where runs are written unless `--results-dir` says otherwise."""
+    return project_root() / "results"

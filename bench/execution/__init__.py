@@ -1,0 +1,1 @@
+"""Where units run: the jobs ledger and the executors (local worker processes, SLURM)."""

@@ -1,0 +1,121 @@
+"""Training settings: everything about stage 1 that is not the recipe (input size, backbone,
+optimiser, schedule), with their built-in defaults, and how defaults, a dataset spec, a tuned
+recipe and the command line are layered into the settings of one run."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.core.errors import BenchError
+from bench.core.validation import Field, check_fields, unknown_value
+from bench.stage1.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Stage-1 training settings; the one place their built-in defaults live.
+
+    A dataset spec's `[training]` table replaces some, a tuned recipe's `[settings]` table
+    others, and command-line overrides come last.
+    """
+
+    image_size: int = 32
+    backbone: str = "resnet-compact"
+    pretrained: bool = False
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    # At least this many optimiser steps, whatever the epochs (`bench.stage1.schedule`): MedMNIST v2
+    # (Yang et al., Sci Data 2023) trains its benchmark models 100 epochs at batch 128, which
+    # gives its smallest 2D training set (BreastMNIST, 546 images) 500 steps, its fewest.
+    min_steps: int = 500
+    checkpoint: str = DEFAULT_CHECKPOINT  # the stage-1 epoch kept (`bench.stage1.checkpoints`)
+    weights: str = ""  # a torchvision state dict file; empty: torch's hub cache
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recorded form (part of every run's config); `weights` only when a file is
+        given, so the records of runs without one keep their form."""
+        recorded = dataclasses.asdict(self)
+        if not self.weights:
+            del recorded["weights"]
+        return recorded
+
+
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(TrainingSettings))
+
+
+# What each setting may hold, wherever it is written (spec, profile, tuned recipe, command
+# line). Upper bounds only catch typos (10**13 steps would never end).
+SETTING_FIELDS: dict[str, Field] = {
+    "image_size": Field(int, 8, 1024, advice="use 8 to 1024 pixels"),
+    "backbone": Field(
+        str
+    ),  # its names: `bench.components.models.BACKBONES`, looked up when checked
+    "pretrained": Field(bool),
+    "epochs": Field(int, 1, 10_000),
+    "batch_size": Field(int, 2, 65_536),
+    "lr": Field(float, 1e-12, advice="use a finite number above 0"),
+    "momentum": Field(float, 0.0, 0.999, advice="use a number in [0, 1)"),
+    "weight_decay": Field(float, 0.0, 1.0),
+    "warmup_epochs": Field(int, 0, 10_000),
+    "min_steps": Field(int, 0, 10_000_000, advice="use 0 (the epochs alone decide) up to 10000000"),
+    "checkpoint": Field(str, choices=tuple(CHECKPOINT_RULES)),
+    "weights": Field(str),
+}
+assert set(SETTING_FIELDS) == set(SETTING_NAMES)
+
+
+def check_settings(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate a table of settings (names, types, ranges, backbone names); errors name
+    `where` and the field."""
+    checked = check_fields(dict(table), SETTING_FIELDS, where)
+    if "backbone" in checked:
+        from bench.components.models import BACKBONES  # torch: only when a backbone is named
+
+        if checked["backbone"] not in BACKBONES:
+            raise unknown_value(f"{where}: 'backbone'", checked["backbone"], BACKBONES)
+    return checked
+
+
+DEFAULT_PROFILE = "cpu"  # the dataset spec's [training] table itself
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """The settings of a run, and one line per tuned value the command line replaced."""
+
+    settings: TrainingSettings
+    notes: tuple[str, ...] = ()
+
+
+def resolve_settings(
+    dataset_defaults: Mapping[str, Any],
+    tuned: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    tuned_name: str = "",
+) -> ResolvedSettings:
+    """Built-in defaults < the dataset spec's `[training]` (with its chosen profile) < a tuned
+    recipe's settings < the command line (`None` values are not given). A weights file
+    implies pretrained weights."""
+    given = check_settings(
+        {k: v for k, v in (overrides or {}).items() if v is not None}, "command line"
+    )
+    if given.get("weights"):
+        if given.get("pretrained") is False:
+            raise BenchError(
+                "--weights loads pretrained weights and --no-pretrained refuses them: drop one."
+            )
+        given["pretrained"] = True
+    settings = TrainingSettings(**{**dataset_defaults, **(tuned or {}), **given})
+    notes = tuple(
+        f"{tuned_name}: tuned with {name} = {tuned[name]!r}; the command line's {value!r} is used"
+        for name, value in given.items()
+        if tuned and name in tuned and tuned[name] != value
+    )
+    return ResolvedSettings(settings, notes)

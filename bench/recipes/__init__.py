@@ -1,0 +1,1 @@
+"""Recipe files (`methods/*.toml`) parsed into methods that run."""

@@ -1,0 +1,466 @@
+"""Method recipes: TOML files in `methods/`, composed by name into methods.
+
+A stage-1 recipe composes registered pieces — a loss, an optional class weighting (optionally
+deferred, as in DRW), a sampler, and an optional metric-learning term — each with its
+parameters. A stage-2 recipe names a classifier re-balancing method and its parameters. A
+method is a stage-1 recipe alone (one-stage) or `stage1+stage2` (two-stage), so new methods
+are data, not code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.components.losses import LOSSES
+from bench.components.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
+from bench.components.samplers import REBALANCING_SAMPLERS, SAMPLERS
+from bench.components.weighting import WEIGHTINGS
+from bench.core.errors import BenchError, unknown_name
+from bench.core.layout import methods_dir
+from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range, declared_ranges
+from bench.core.validation import (
+    Field,
+    check_fields,
+    confined_name,
+    read_toml,
+    reject_unknown,
+    table_at,
+)
+from bench.experiment.settings import check_settings
+from bench.stage2.methods import STAGE2_METHODS, TRAINABLE
+
+LISTS_FILE = "_lists.toml"
+STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}
+STAGE2_KEYS = {"description", "reference", "stage2", "search"}
+TUNED = "tuned/"  # prefix of methods exported by `bench sweep --export`
+TUNED_KEYS = ("description", "reference", "tuned", "settings", "stage1_recipe", "stage2_recipe")
+# The [tuned] table `bench sweep --export` writes: where the values were chosen.
+TUNED_FIELDS = {
+    "method": Field(str),
+    "dataset": Field(str),
+    "study": Field(str),
+    "trial": Field(int, 0),
+    "value": Field(float),
+    "objective": Field(str),
+    "data_seeds": Field(list, 0, 2**31 - 1, items=int),
+    "split_digests": Field(dict),
+    "finished_trials": Field(int, 0),
+    "exported": Field(str),
+}
+STAGE2_MODES = ("features", "finetune-bn")
+FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered piece by name with the keyword parameters the recipe gives it."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Name and parameters as one flat mapping (recorded in results)."""
+        return {"name": self.name, **self.params}
+
+    def describe(self) -> str:
+        """`name(param=value, ...)`."""
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({args})" if args else self.name
+
+
+@dataclass(frozen=True)
+class MetricTerm:
+    """`weight · metric(projection(features))`, added to the classification loss."""
+
+    loss: Component
+    weight: float = 1.0
+    embedding_dim: int = 128
+    lr_multiplier: float = 1.0
+    weight_decay: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """Recorded form (hashed into run ids)."""
+        return {
+            **self.loss.as_dict(),
+            "weight": self.weight,
+            "embedding_dim": self.embedding_dim,
+            "lr_multiplier": self.lr_multiplier,
+            "weight_decay": self.weight_decay,
+        }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A stage-1 recipe: what loss, weighting, sampler and metric term train the network."""
+
+    name: str
+    description: str
+    reference: str
+    loss: Component
+    sampler: Component
+    weighting: Component | None = None
+    weighting_start: float = 0.0
+    metric: MetricTerm | None = None
+    path: Path | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything about the recipe that changes a result (hashed into ids)."""
+        resolved = {
+            "loss": self.loss.as_dict(),
+            "weighting": self.weighting.as_dict() if self.weighting else None,
+            "weighting_start": self.weighting_start,
+            "sampler": self.sampler.as_dict(),
+        }
+        if self.metric:
+            resolved["metric"] = self.metric.as_dict()
+        return resolved
+
+    def summary(self) -> str:
+        """One line: the pieces and their parameters."""
+        parts = [self.loss.describe()]
+        if self.metric:
+            parts[0] += f" + {self.metric.weight} × {self.metric.loss.describe()}"
+        if self.weighting:
+            when = f" from {self.weighting_start:.0%} of epochs" if self.weighting_start else ""
+            parts.append(f"weights {self.weighting.describe()}{when}")
+        if self.sampler.name != "instance":
+            rebalances = " (re-balances)" if self.sampler.name in REBALANCING_SAMPLERS else ""
+            parts.append(f"sampler {self.sampler.describe()}{rebalances}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Stage2Recipe:
+    """A stage-2 recipe: a classifier re-balancing method, its parameters and input mode."""
+
+    name: str
+    description: str
+    reference: str
+    method: Component
+    mode: str = "features"
+    views: int = 0
+    path: Path | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything about the recipe that changes a result (hashed into run ids)."""
+        return {**self.method.as_dict(), "mode": self.mode, "views": self.views}
+
+    def summary(self) -> str:
+        """One line: the method, its parameters and its mode."""
+        views = f", {self.views} augmented views" if self.views else ""
+        trained = f" [{self.mode}{views}]" if self.method.name in TRAINABLE else ""
+        return f"{self.method.describe()}{trained}"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Where a tuned method's values were chosen: the training settings of its sweep (which a
+    run uses unless the command line overrides them), its dataset, the data seeds whose
+    validation splits scored its trials and those splits' digests (each empty when a sweep
+    did not record them)."""
+
+    settings: dict[str, Any]
+    data_seeds: tuple[int, ...] = ()
+    split_digests: dict[int, str] = field(default_factory=dict)
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A stage-1 recipe, optionally followed by a stage-2 recipe (`stage1+stage2`); a tuned
+    method carries its own `label` (`tuned/<file>`) and how it was tuned (`tuning`)."""
+
+    stage1: Recipe
+    stage2: Stage2Recipe | None = None
+    label: str | None = None
+    tuning: Tuning | None = None
+
+    @property
+    def name(self) -> str:
+        """`stage1`, `stage1+stage2`, or the tuned method's label."""
+        if self.label:
+            return self.label
+        return self.stage1.name + (f"+{self.stage2.name}" if self.stage2 else "")
+
+    @property
+    def slug(self) -> str:
+        """The name as it appears in file and folder names (`tuned/x` becomes `tuned_x`)."""
+        return self.name.replace("/", "_")
+
+    @property
+    def family(self) -> str:
+        """The comparison group of tables: one-stage, two-stage, or two-stage + metric learning."""
+        if self.stage2 is None:
+            return FAMILIES[0]
+        return FAMILIES[2] if self.stage1.metric else FAMILIES[1]
+
+    def resolved(self) -> dict[str, Any]:
+        """The recorded method block of a run's config."""
+        resolved = {"name": self.name, "family": self.family, **self.stage1.resolved()}
+        if self.stage2:
+            resolved["stage2"] = self.stage2.resolved()
+        return resolved
+
+
+def _check_value(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise BenchError(f"{where} must be a string, got {value!r}.")
+        return value
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BenchError(f"{where} must be a number, got {value!r}.")
+    return float(value) if isinstance(default, float) else value
+
+
+def _component(
+    raw: Any,
+    table: str,
+    registry: dict[str, Callable[..., Any]],
+    path: Path,
+    extra: tuple[str, ...] = (),
+) -> tuple[Component, dict[str, Any]]:
+    """Validate one `[table]` against the registered builder's keyword-only parameters and
+    the ranges they declare (`bench.core.ranges`).
+
+    Fields named in `extra` are not builder parameters; they are returned apart.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise BenchError(
+            f"{path}: [{table}] needs a string field 'name' (one of {', '.join(sorted(registry))})."
+        )
+    name = raw["name"]
+    if name not in registry:
+        raise BenchError(f"{path}: [{table}] {unknown_name(table, name, registry)}")
+    accepted = {
+        p.name: p.default
+        for p in inspect.signature(registry[name]).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    params, extras = {}, {}
+    for key, value in raw.items():
+        if key == "name":
+            continue
+        if key in extra:
+            extras[key] = value
+        elif key not in accepted:
+            allowed = ", ".join([*accepted, *extra]) or "none"
+            raise BenchError(
+                f"{path}: [{table}] field {key!r} is not a parameter of {name!r} "
+                f"(accepted: {allowed})."
+            )
+        else:
+            params[key] = _check_value(value, accepted[key], f"{path}: [{table}] field {key!r}")
+    for key, valid in declared_ranges(registry[name]).items():
+        if key in params and params[key] not in valid:
+            raise BenchError(
+                f"{path}: [{table}] field {key!r} = {params[key]!r} is out of range for "
+                f"{name!r}: use a value {valid}."
+            )
+    defaults = {k: v for k, v in accepted.items() if v is not inspect.Parameter.empty}
+    return Component(name, {**defaults, **params}), extras
+
+
+def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
+    reject_unknown(raw, sorted(keys), str(path))
+    if not isinstance(raw.get("description"), str):
+        raise BenchError(f"{path}: field 'description' (a one-line string) is required.")
+    return raw["description"], str(raw.get("reference", ""))
+
+
+METRIC_TERM_FIELDS = ("weight", "embedding_dim", "lr_multiplier", "weight_decay")
+# The registries whose builders' parameters a recipe table sets, by table.
+TABLE_REGISTRIES: dict[str, dict[str, Callable[..., Any]]] = {
+    "loss": LOSSES,
+    "weighting": WEIGHTINGS,
+    "sampler": SAMPLERS,
+    "metric": METRIC_LOSSES,
+    "stage2": STAGE2_METHODS,
+}
+METRIC_TERM_RANGES = {"weight": NON_NEGATIVE, "lr_multiplier": POSITIVE}
+
+
+def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
+    """The valid range of `table.field` in a parsed recipe file, where one is declared."""
+    if table == "metric" and field in METRIC_TERM_RANGES:
+        return METRIC_TERM_RANGES[field]
+    registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
+    if registry is None or component not in registry:
+        return None
+    return declared_ranges(registry[component]).get(field)
+
+
+def _metric_term(raw: Any, path: Path) -> MetricTerm:
+    """The `[metric]` table: a registered loss with its parameters, plus the term's weight,
+    embedding size and the optimiser settings of the loss's own parameters (proxies,
+    learned centres): an lr multiplier (default per loss, see `LR_MULTIPLIERS`) and whether
+    they get weight decay."""
+    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, METRIC_TERM_FIELDS)
+    weight = _check_value(extras.get("weight", 1.0), 1.0, f"{path}: [metric] field 'weight'")
+    dim = _check_value(extras.get("embedding_dim", 128), 128, f"{path}: [metric] 'embedding_dim'")
+    default_multiplier = LR_MULTIPLIERS.get(loss.name, 1.0)
+    multiplier = _check_value(
+        extras.get("lr_multiplier", default_multiplier),
+        1.0,
+        f"{path}: [metric] field 'lr_multiplier'",
+    )
+    decay = extras.get("weight_decay", True)
+    finite = math.isfinite(weight) and math.isfinite(multiplier)
+    if not finite or weight < 0 or dim < 1 or not multiplier > 0 or not isinstance(decay, bool):
+        raise BenchError(
+            f"{path}: [metric] needs weight >= 0, embedding_dim >= 1, lr_multiplier > 0 "
+            "and weight_decay true or false."
+        )
+    return MetricTerm(loss, weight, dim, multiplier, decay)
+
+
+def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
+    """Validate one stage-1 recipe file (read unless its parsed `raw` content is given);
+    errors name the file and the field."""
+    raw = read_toml(path) if raw is None else raw
+    description, reference = _common(raw, path, STAGE1_KEYS)
+    loss, _ = _component(raw.get("loss"), "loss", LOSSES, path)
+    sampler, _ = _component(raw.get("sampler", {"name": "instance"}), "sampler", SAMPLERS, path)
+    weighting, start = None, 0.0
+    if "weighting" in raw:
+        weighting, extras = _component(
+            raw["weighting"], "weighting", WEIGHTINGS, path, extra=("start",)
+        )
+        start = extras.get("start", 0.0)
+        if not isinstance(start, int | float) or not 0 <= start < 1:
+            raise BenchError(
+                f"{path}: [weighting] field 'start' must be a fraction of the "
+                f"epochs in [0, 1), got {start!r}."
+            )
+    metric = _metric_term(raw["metric"], path) if "metric" in raw else None
+    return Recipe(
+        path.stem, description, reference, loss, sampler, weighting, float(start), metric, path
+    )
+
+
+def parse_stage2_recipe(path: Path, raw: dict[str, Any] | None = None) -> Stage2Recipe:
+    """Validate one stage-2 recipe file (read unless its parsed `raw` content is given)."""
+    raw = read_toml(path) if raw is None else raw
+    description, reference = _common(raw, path, STAGE2_KEYS)
+    method, extras = _component(
+        raw.get("stage2"), "stage2", STAGE2_METHODS, path, ("mode", "views")
+    )
+    mode, views = extras.get("mode", "features"), extras.get("views", 0)
+    if mode not in STAGE2_MODES:
+        raise BenchError(
+            f"{path}: [stage2] field 'mode' must be one of {', '.join(STAGE2_MODES)}, got {mode!r}."
+        )
+    if (mode != "features" or views) and method.name not in TRAINABLE:
+        raise BenchError(
+            f"{path}: [stage2] 'mode' and 'views' apply to methods that train a "
+            f"head ({', '.join(sorted(TRAINABLE))}), not {method.name!r}."
+        )
+    if not isinstance(views, int) or views < 0 or (views and mode != "features"):
+        raise BenchError(
+            f"{path}: [stage2] field 'views' must be a non-negative integer, "
+            f"used with mode 'features'; got {views!r}."
+        )
+    return Stage2Recipe(path.stem, description, reference, method, mode, views, path)
+
+
+class MethodRegistry:
+    """The recipes in a methods folder by name, their compositions, and the named lists."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or methods_dir()
+        self.stage1: dict[str, Recipe] = {}
+        self.stage2: dict[str, Stage2Recipe] = {}
+        for path in sorted(self.folder.glob("*.toml")):
+            if path.name.startswith("_"):
+                continue
+            raw = read_toml(path)
+            if "stage2" in raw:
+                self.stage2[path.stem] = parse_stage2_recipe(path, raw)
+            else:
+                self.stage1[path.stem] = parse_recipe(path, raw)
+        clash = sorted(set(self.stage1) & set(self.stage2))
+        if clash:
+            raise BenchError(f"{self.folder}: {', '.join(clash)} named twice.")
+        lists_path = self.folder / LISTS_FILE
+        self.lists: dict[str, list[str]] = read_toml(lists_path) if lists_path.exists() else {}
+        for list_name, members in self.lists.items():
+            for member in members:
+                try:
+                    self.get(member)
+                except BenchError as error:
+                    raise BenchError(f"{lists_path}: list {list_name!r} names {error}") from None
+
+    def get(self, name: str) -> Method:
+        """The method called `name`: a stage-1 recipe, `stage1+stage2`, or `tuned/<file>`."""
+        if name.startswith(TUNED):
+            return self.tuned(name)
+        first, plus, second = name.partition("+")
+        hint = "`bench list methods` shows them all."
+        if first not in self.stage1:
+            kind = "stage-1 recipe" if plus else "method"
+            raise unknown_name(kind, first, self.stage1, hint=hint)
+        if not plus:
+            return Method(self.stage1[first])
+        if second not in self.stage2:
+            raise unknown_name("stage-2 recipe", second, self.stage2, hint=hint)
+        return Method(self.stage1[first], self.stage2[second])
+
+    def tuned(self, name: str) -> Method:
+        """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
+        stage-1 recipe under `[stage1_recipe]`, if any the stage-2 one under
+        `[stage2_recipe]`, and the training settings of the sweep under `[settings]`."""
+        confined_name(name.removeprefix(TUNED), "tuned method")
+        path = self.folder / f"{name}.toml"
+        if not path.is_file():
+            known = [f"{TUNED}{p.stem}" for p in sorted((self.folder / "tuned").glob("*.toml"))]
+            raise unknown_name(
+                "tuned method", name, known, hint="`bench sweep --export` writes them."
+            )
+        raw = read_toml(path, "tuned recipe")
+        reject_unknown(raw, TUNED_KEYS, str(path))
+        about = check_fields(raw.get("tuned", {}), TUNED_FIELDS, f"{path}: [tuned]")
+        first, _, second = about.get("method", name).partition("+")
+        stage1 = replace(
+            parse_recipe(path, table_at(raw, "stage1_recipe", str(path))), name=f"{first} (tuned)"
+        )
+        stage2 = None
+        if "stage2_recipe" in raw:
+            stage2_raw = table_at(raw, "stage2_recipe", str(path))
+            stage2 = replace(parse_stage2_recipe(path, stage2_raw), name=second)
+        settings = check_settings(table_at(raw, "settings", str(path)), f"{path}: [settings]")
+        if "weights" in settings:
+            raise BenchError(
+                f"{path}: [settings] weights: a weights file is given on the command line "
+                "(--weights PATH), never by a recipe."
+            )
+        if "dataset" in about:
+            confined_name(about["dataset"], f"{path}: [tuned] dataset")
+        digests = about.get("split_digests", {})
+        if not all(k.isdigit() and isinstance(v, str) for k, v in digests.items()):
+            raise BenchError(
+                f'{path}: [tuned] split_digests must map data seeds to digests ("0" = "…").'
+            )
+        tuning = Tuning(
+            settings,
+            tuple(about.get("data_seeds", ())),
+            {int(k): v for k, v in digests.items()},
+            about.get("dataset"),
+        )
+        return Method(stage1, stage2, label=name, tuning=tuning)
+
+    def expand(self, spec: str) -> list[Method]:
+        """Methods for a comma-separated mix of method names and list names, in order, once."""
+        names: list[str] = []
+        for item in (s.strip() for s in spec.split(",")):
+            if not item:
+                continue
+            for name in self.lists.get(item, [item]):
+                if name not in names:
+                    names.append(name)
+        if not names:
+            raise BenchError("no methods given; try --methods all or `bench list methods`.")
+        return [self.get(name) for name in names]

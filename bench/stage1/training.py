@@ -1,0 +1,299 @@
+"""Stage-1 training: SGD with warm-up and cosine decay over at least a floor of steps
+(`bench.stage1.schedule`), batched augmentation on the device, and the checkpoint a rule keeps
+(`bench.stage1.checkpoints`: the last epoch by default).
+
+Built for throughput on a GPU as on the CPU: images arrive as uint8 batches already on the
+device (`bench.stage1.batches`), the models are channels-last, matrix work runs in bfloat16 autocast
+on CUDA with cuDNN autotuning, the loss is summed on the device (the host reads it once per
+epoch, so the step loop never waits for the GPU), evaluation runs in large batches, and
+`compile_model` puts the backbone through `torch.compile` where it works.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.components.class_means import class_mean_logits, class_means
+from bench.components.losses import Loss
+from bench.components.metrics import balanced_accuracy
+from bench.components.models import Classifier
+from bench.core.errors import TrainingDiverged
+from bench.experiment.settings import TrainingSettings
+from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.batches import BatchSource
+from bench.stage1.checkpoints import CHECKPOINT_RULES, NCM_SCORE, CheckpointKeeper, CheckpointRule
+from bench.stage1.schedule import Schedule
+
+Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What stage 1 minimises, and how it samples.
+
+    The classification loss (with optional class weights switched on at an epoch) plus, when
+    `metric` is set, `metric_weight` times a metric-learning loss on the model's normalised
+    projection of the features. The metric loss's own parameters (proxies, learned centres)
+    train at `metric_lr_multiplier` times the learning rate, with weight decay or without.
+    """
+
+    loss: Loss
+    sampler: Sampler
+    class_weights: np.ndarray | None = None
+    weights_from_epoch: int = 0
+    metric: torch.nn.Module | None = None
+    metric_weight: float = 1.0
+    metric_lr_multiplier: float = 1.0
+    metric_weight_decay: bool = True
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights a checkpoint rule kept, and their 1-based epoch."""
+
+    epoch: int
+    state_dict: dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainingOutcome:
+    """The model with the weights its settings' checkpoint rule kept, its input normaliser,
+    the schedule it ran, the per-epoch history, and the checkpoint of every rule watched."""
+
+    model: Classifier
+    normalizer: Normalizer
+    kept_epoch: int
+    schedule: Schedule
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    compiled: str = ""  # with --compile: `compiled`, or why not
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 mixed precision on CUDA; a no-op context elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def eval_batch_size(device: torch.device) -> int:
+    """Images per evaluation batch: large on a GPU with room for it (no gradients are kept;
+    a ResNet-50 at 224 px needs about 10 GB for 2048 images), else 512."""
+    if device.type == "cuda" and torch.cuda.mem_get_info(device)[0] > 24 * 2**30:
+        return 2048
+    return 512
+
+
+@torch.no_grad()
+def predict(
+    model: Classifier,
+    images: torch.Tensor,
+    normalizer: Normalizer,
+    device: torch.device,
+    batch_size: int | None = None,
+    backbone: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 features and logits (on the CPU) of uint8 `images`, in evaluation mode
+    (`backbone`: a compiled form of the model's own)."""
+    model.eval()
+    backbone = backbone or model.backbone
+    normalizer = normalizer.to(device)
+    features, logits = [], []
+    for chunk in images.split(batch_size or eval_batch_size(device)):
+        with autocast(device):
+            batch_features = backbone(normalizer(chunk.to(device, non_blocking=True)))
+            logits.append(model.head(batch_features).float().cpu())
+        features.append(batch_features.float().cpu())
+    return torch.cat(features), torch.cat(logits)
+
+
+def build_optimizer(
+    model: Classifier, objective: Objective, settings: TrainingSettings
+) -> torch.optim.Optimizer:
+    """Nesterov SGD over the network and the metric loss's own parameters, each group with
+    its learning-rate multiplier (read by the schedule) and weight decay."""
+    groups: list[dict[str, Any]] = [
+        {
+            "params": list(model.parameters()),
+            "lr_multiplier": 1.0,
+            "weight_decay": settings.weight_decay,
+        }
+    ]
+    if objective.metric is not None:
+        objective.metric.to(next(model.parameters()).device).train()
+        if extra := list(objective.metric.parameters()):
+            groups.append(
+                {
+                    "params": extra,
+                    "lr_multiplier": objective.metric_lr_multiplier,
+                    "weight_decay": settings.weight_decay if objective.metric_weight_decay else 0,
+                }
+            )
+    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
+
+
+class CompiledBackbone:
+    """A model's backbone through `torch.compile`, falling back to the backbone itself at the
+    first call that fails to compile (no compiler, an unsupported platform or graph; torch
+    compiles lazily, for each mode and shape), saying why in one line. `state` is what
+    happened: `compiled`, or `not compiled (reason)`. The fallback redoes the failed call
+    eagerly, so training goes on with the same step."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        self.backbone = backbone
+        self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.state = "compiled"
+        try:
+            self.compiled = torch.compile(backbone)
+        except Exception as error:  # torch.compile raises many kinds when it cannot work
+            self._fall_back(error)
+
+    def _fall_back(self, error: Exception) -> None:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        self.state = f"not compiled ({type(error).__name__}: {first[:160]})"
+        self.compiled = None
+        tqdm.write(f"stage 1: {self.state}; training goes on without torch.compile")
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(batch)
+            except Exception as error:  # compiling this mode or shape failed
+                self._fall_back(error)
+        return self.backbone(batch)
+
+
+def train_stage1(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    objective: Objective,
+    settings: TrainingSettings,
+    device: torch.device,
+    seed: int,
+    augment: Augment | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+    compile_model: bool = False,
+    also_watch: tuple[str, ...] = (),
+) -> TrainingOutcome:
+    """Train `model` on `train` over `Schedule.plan` and load the epoch that the settings'
+    checkpoint rule keeps.
+
+    `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
+    A non-finite training loss or validation output stops training with `TrainingDiverged`
+    (checked once per epoch, from a sum kept on the device).
+    `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
+    its pruner there, and may stop the training by raising). `compile_model`: train and
+    evaluate through a compiled backbone (see `CompiledBackbone`). `also_watch`: more
+    checkpoint rules whose kept weights are returned too (to compare rules on one training).
+    """
+    images, labels = train
+    augment = augment or Augment()
+    normalizer = Normalizer.fit(images)
+    generator = torch.Generator().manual_seed(seed)
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # autotuned convolutions for the fixed shapes
+    source = BatchSource.on(images, labels, device)
+    on_device = normalizer.to(device)
+    backbone: Callable[[torch.Tensor], torch.Tensor] = model.backbone
+    if compile_model:
+        backbone = CompiledBackbone(model.backbone)
+    optimizer = build_optimizer(model, objective, settings)
+    schedule = Schedule.plan(len(labels), settings)
+    steps = schedule.steps_per_epoch
+    rules = {name: CHECKPOINT_RULES[name] for name in (settings.checkpoint, *also_watch)}
+    keeper = CheckpointKeeper(rules, schedule.epochs)
+    weights = (
+        None
+        if objective.class_weights is None
+        else torch.tensor(objective.class_weights, dtype=torch.float32, device=device)
+    )
+    saved: dict[str, Checkpoint] = {}
+    history: list[dict[str, float]] = []
+    epochs = tqdm(
+        range(schedule.epochs), desc="epochs", unit="ep", leave=False, disable=not progress
+    )
+    for epoch in epochs:
+        model.train()
+        epoch_weights = weights if epoch >= objective.weights_from_epoch else None
+        order = objective.sampler(labels, generator)
+        running = torch.zeros((), device=device)  # summed on the device: no sync per step
+        for step, (uint8_batch, targets) in enumerate(
+            source.batches(order, settings.batch_size, steps)
+        ):
+            batch = augment(uint8_batch, generator)
+            lr = schedule.lr(epoch * steps + step, settings.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_multiplier"]
+            with autocast(device):
+                features = backbone(on_device(batch))
+                logits = model.head(features)
+            loss = objective.loss.fn(logits.float(), targets, epoch_weights)
+            if objective.metric is not None:
+                embeddings = model.embed(features).float()
+                loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach()
+        train_loss = float(running) / steps
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
+            )
+        record = {"epoch": epoch + 1, "train_loss": train_loss}
+        record.update(
+            _validation_scores(model, train, val, on_device, device, backbone, rules, epoch + 1)
+        )
+        history.append(record)
+        epochs.set_postfix(
+            loss=f"{train_loss:.3f}", val_bacc=f"{record['val_balanced_accuracy']:.3f}"
+        )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record["val_balanced_accuracy"])
+        final = epoch + 1 == schedule.epochs
+        keeping = [name for name in keeper.observe(history) if rules[name].copies_weights or final]
+        if keeping:  # the final weights are the model's own, unless other rules reload it
+            shared = final and not also_watch
+            state = model.state_dict() if shared else copy.deepcopy(model.state_dict())
+            saved.update({name: Checkpoint(epoch + 1, state) for name in keeping})
+    model.load_state_dict(saved[settings.checkpoint].state_dict)
+    compiled = backbone.state if isinstance(backbone, CompiledBackbone) else ""
+    if compiled == "compiled":
+        tqdm.write("stage 1: compiled")
+    kept = saved[settings.checkpoint].epoch
+    return TrainingOutcome(model, normalizer, kept, schedule, history, saved, compiled)
+
+
+def _validation_scores(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    normalizer: Normalizer,
+    device: torch.device,
+    backbone: Callable[[torch.Tensor], torch.Tensor],
+    rules: dict[str, CheckpointRule],
+    epoch: int,
+) -> dict[str, float]:
+    """The stage-1 head's validation balanced accuracy and, when a rule needs it, that of the
+    nearest class mean of the training features; non-finite validation logits raise."""
+    val_features, val_logits = predict(model, val[0], normalizer, device, backbone=backbone)
+    if not bool(torch.isfinite(val_logits).all()):
+        raise TrainingDiverged(f"stage 1 diverged in epoch {epoch}: non-finite validation logits")
+    scores = {
+        "val_balanced_accuracy": balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
+    }
+    if any(rule.needs_ncm for rule in rules.values()):
+        train_features, _ = predict(model, train[0], normalizer, device, backbone=backbone)
+        means = class_means(train_features, train[1], val_logits.shape[1])
+        predicted = class_mean_logits(val_features, means).argmax(1)
+        scores[NCM_SCORE] = balanced_accuracy(val[1].numpy(), predicted.numpy())
+    return scores

@@ -1,0 +1,283 @@
+"""Stage 2: re-balancing the classifier on top of a frozen stage-1 network.
+
+cRT re-trains a fresh linear head and LWS learns one positive scale per class on the stage-1
+head, both with class-balanced sampling (Kang et al., ICLR 2020), for 10 epochs but at least
+2000 optimisation steps (about what cRT takes on ImageNet-LT: 10 epochs of 116k images at batch
+512), keeping the last step.
+τ-normalisation rescales the head's class weights by ‖w_j‖^−τ and post-hoc logit adjustment
+subtracts τ·log π_j (Menon et al., ICLR 2021), each τ picked on validation over 0..2 in steps
+of 0.1. Nearest class mean scores cosine similarity to the train-set class means
+of normalised features. The test split never informs any choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.components.class_means import class_mean_logits, class_means
+from bench.components.losses import log_prior
+from bench.components.metrics import balanced_accuracy
+from bench.components.samplers import class_balanced_order
+from bench.core.errors import TrainingDiverged
+from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range
+from bench.stage1.schedule import lr_at
+from bench.stage2.feature_sources import FeatureSource
+
+TAU_GRID = tuple(round(0.1 * k, 1) for k in range(21))
+TAIL = 0.05  # share of a head fit's last steps whose mean loss is recorded
+
+
+@dataclass(frozen=True)
+class HeadWeights:
+    """The stage-1 classification head: weight (C×D), bias, and its kind and logit scale."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    kind: str = "linear"
+    scale: float = 1.0
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head applied to features, as in stage 1."""
+        if self.kind == "cosine":
+            return self.scale * F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).T
+        out = features @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+
+@dataclass(frozen=True)
+class Stage2Context:
+    """Everything a stage-2 method may use: features, labels of each split, the stage-1 head.
+
+    `labels["train"]` labels the un-augmented train split; the source's `train_labels` label its
+    training rows (which may hold several augmented views of each image).
+    """
+
+    source: FeatureSource
+    labels: dict[str, torch.Tensor]
+    head: HeadWeights
+    class_counts: np.ndarray
+    seed: int
+    device: torch.device
+
+
+@dataclass
+class Stage2Outcome:
+    """Val and test logits after stage 2, and what was chosen on validation."""
+
+    logits: dict[str, torch.Tensor]
+    choices: dict[str, Any] = field(default_factory=dict)
+
+
+def _score(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return balanced_accuracy(labels.numpy(), logits.argmax(1).numpy())
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """How a stage-2 head was fitted (recorded in `run.json`): the steps taken, the mean
+    training loss over the last `TAIL` of them, and the validation balanced accuracy of the
+    fitted head (reported, not used to choose anything)."""
+
+    steps: int
+    final_train_loss: float
+    val_balanced_accuracy: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recorded form."""
+        return dataclasses.asdict(self)
+
+
+def schedule_steps(n_rows: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    """Optimisation steps of a head fit: `epochs` passes over the rows, but at least
+    `min_steps`, so that a small dataset still gets enough updates."""
+    return max(epochs * max(1, n_rows // batch_size), min_steps, 1)
+
+
+def fit_head(
+    head: nn.Module,
+    context: Stage2Context,
+    *,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> HeadFit:
+    """Train `head` on class-balanced batches for `schedule_steps` steps, the learning rate
+    decaying to zero on a cosine, and keep the last step: the fit is convex on cached
+    features (or nearly so) and runs to convergence, so no step is picked on validation."""
+    source, labels = context.source, context.source.train_labels
+    generator = torch.Generator().manual_seed(context.seed)
+    optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    total = schedule_steps(len(labels), batch_size, epochs, min_steps)
+    order = torch.empty(0, dtype=torch.long)
+    tail, summed = [], torch.zeros((), device=context.device)
+    for step in range(total):
+        if len(order) < batch_size:  # a fresh class-balanced draw when the last one runs out
+            order = torch.cat([order, class_balanced_order(labels, generator)])
+        index, order = order[:batch_size], order[batch_size:]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, 0, lr)
+        features = source.train_batch(index).to(context.device)
+        loss = F.cross_entropy(head(features), labels[index].to(context.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        summed += loss.detach()
+        if step >= min(total - 1, int(total * (1 - TAIL))):
+            tail.append(loss.detach())
+    if not math.isfinite(float(summed)):
+        raise TrainingDiverged(f"stage 2 diverged: a training loss over {total} steps was {summed}")
+    with torch.no_grad():
+        score = _score(head(source.split("val").to(context.device)).cpu(), context.labels["val"])
+    return HeadFit(total, round(float(torch.stack(tail).mean()), 6), score)
+
+
+def _evaluate(
+    head: Callable[[torch.Tensor], torch.Tensor], context: Stage2Context
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {
+            name: head(context.source.split(name).to(context.device)).float().cpu()
+            for name in ("val", "test")
+        }
+
+
+def crt(
+    context: Stage2Context,
+    *,
+    epochs: Annotated[int, NON_NEGATIVE] = 10,
+    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
+    lr: Annotated[float, POSITIVE] = 0.05,
+    batch_size: Annotated[int, Range(low=1)] = 128,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
+) -> Stage2Outcome:
+    """Classifier re-training: a re-initialised linear head on class-balanced batches."""
+    torch.manual_seed(context.seed)
+    in_features = context.head.weight.shape[1]
+    head = nn.Linear(in_features, len(context.class_counts)).to(context.device)
+    fit = fit_head(
+        head,
+        context,
+        epochs=epochs,
+        min_steps=min_steps,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+    )
+    return Stage2Outcome(_evaluate(head, context), fit.as_dict())
+
+
+class ScaledHead(nn.Module):
+    """The frozen stage-1 head with a positive scale per class (LWS), s_j = exp(v_j).
+
+    Parametrised in log space so a scale can never reach zero or turn a class's logit
+    around; weight decay on v_j pulls each scale towards 1, the stage-1 head.
+    """
+
+    def __init__(self, frozen: HeadWeights, device: torch.device) -> None:
+        super().__init__()
+        self.frozen = HeadWeights(
+            frozen.weight.to(device),
+            None if frozen.bias is None else frozen.bias.to(device),
+            frozen.kind,
+            frozen.scale,
+        )
+        self.log_scales = nn.Parameter(torch.zeros(len(frozen.weight), device=device))
+
+    @property
+    def scales(self) -> torch.Tensor:
+        """The per-class scales s_j."""
+        return self.log_scales.exp()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.frozen.logits(features)
+        if self.frozen.bias is not None:  # scale w_j·x, keep the bias as learned in stage 1
+            return self.scales * (logits - self.frozen.bias) + self.frozen.bias
+        return self.scales * logits
+
+
+def lws(
+    context: Stage2Context,
+    *,
+    epochs: Annotated[int, NON_NEGATIVE] = 10,
+    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
+    lr: Annotated[float, POSITIVE] = 0.05,
+    batch_size: Annotated[int, Range(low=1)] = 128,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
+) -> Stage2Outcome:
+    """Learnable weight scaling: per-class scales on the frozen head, class-balanced batches."""
+    head = ScaledHead(context.head, context.device)
+    fit = fit_head(
+        head,
+        context,
+        epochs=epochs,
+        min_steps=min_steps,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+    )
+    scales = [round(s, 6) for s in head.scales.detach().cpu().tolist()]
+    return Stage2Outcome(_evaluate(head, context), {**fit.as_dict(), "scales": scales})
+
+
+def _pick_tau(
+    make_logits: Callable[[float, str], torch.Tensor], context: Stage2Context
+) -> Stage2Outcome:
+    """Score every τ of the grid on val; the first best wins; report val/test at that τ."""
+    scores = {tau: _score(make_logits(tau, "val"), context.labels["val"]) for tau in TAU_GRID}
+    tau = max(scores, key=lambda t: scores[t])
+    return Stage2Outcome(
+        {name: make_logits(tau, name) for name in ("val", "test")},
+        {"tau": tau, "val_balanced_accuracy_by_tau": scores},
+    )
+
+
+def tau_norm(context: Stage2Context) -> Stage2Outcome:
+    """τ-normalised head: w_j / ‖w_j‖^τ, no bias (Kang et al.); τ picked on val."""
+    weight = context.head.weight
+    norms = weight.norm(dim=1, keepdim=True)
+
+    def logits(tau: float, split: str) -> torch.Tensor:
+        features = context.source.split(split)
+        if context.head.kind == "cosine":  # already unit-norm rows: τ changes nothing
+            return context.head.logits(features)
+        return features @ (weight / norms.pow(tau)).T
+
+    return _pick_tau(logits, context)
+
+
+def logit_adjustment(context: Stage2Context) -> Stage2Outcome:
+    """Post-hoc logit adjustment: stage-1 logits − τ·log π_j; τ picked on val."""
+    prior = log_prior(context.class_counts)
+    base = {name: context.head.logits(context.source.split(name)) for name in ("val", "test")}
+    return _pick_tau(lambda tau, split: base[split] - tau * prior, context)
+
+
+def nearest_class_mean(context: Stage2Context) -> Stage2Outcome:
+    """Cosine similarity to each class's mean normalised train feature."""
+    means = class_means(
+        context.source.split("train"), context.labels["train"], len(context.class_counts)
+    )
+    return Stage2Outcome(
+        {name: class_mean_logits(context.source.split(name), means) for name in ("val", "test")}
+    )
+
+
+STAGE2_METHODS: dict[str, Callable[..., Stage2Outcome]] = {
+    "crt": crt,
+    "lws": lws,
+    "tau-norm": tau_norm,
+    "ncm": nearest_class_mean,
+    "logit-adjustment": logit_adjustment,
+}
+TRAINABLE = frozenset({"crt", "lws"})
