@@ -19,8 +19,8 @@ from bench.core.errors import BenchError
 from bench.data.specs import get_spec
 from bench.experiment.experiment import settings_for
 from bench.recipes.methods import MethodRegistry
-from bench.stage1.batches import BatchSource, fits_on_device
 from bench.stage1 import training
+from bench.stage1.batches import BatchSource, fits_on_device
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main as cli
+from bench.cli.main import main
 from bench.report.outliers import OUTLIER_GAP, find_outliers
 from bench.report.summary import HEADLINE, format_table, outlier_lines, summarise, write_summary
+from bench.run import runner
 from bench.run.runner import RunOutcome
 
 
@@ -138,8 +139,8 @@ def test_bench_run_prints_one_line_per_outlier_below_its_table(
 ) -> None:
     runs = _runs()
     outcome = RunOutcome(summarise(runs), (), len(runs), find_outliers(runs))
-    monkeypatch.setattr(cli, "run_benchmark", lambda *args, **kwargs: outcome)
-    assert cli.main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
+    monkeypatch.setattr(runner, "run_benchmark", lambda *args, **kwargs: outcome)
+    assert main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == (
         "outlier: ce+crt data seed 0 train seed 1 (run ce+crt-d0-s1): BAcc 65.3, 10.1 below "
@@ -148,6 +149,6 @@ def test_bench_run_prints_one_line_per_outlier_below_its_table(
     assert printed[-2].startswith("| two-stage | supcon+crt |")  # the table's last row
 
     quiet = RunOutcome(summarise(runs.iloc[:1]), (), 1, find_outliers(runs.iloc[:1]))
-    monkeypatch.setattr(cli, "run_benchmark", lambda *args, **kwargs: quiet)
-    assert cli.main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
+    monkeypatch.setattr(runner, "run_benchmark", lambda *args, **kwargs: quiet)
+    assert main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
     assert "outlier" not in capsys.readouterr().out

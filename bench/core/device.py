@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from bench.core.errors import BenchError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an explicit choice must be available."""
+    import torch  # here, so that the command line's choices come without it
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -248,3 +248,25 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
     return value
+
+
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float, unit: str = "s") -> float:
+    """Seconds in a duration a user wrote: a number (in `unit`), a number with s, m, h or d
+    (`90s`, `30m`, `2h`, `1d`), or h:mm:ss; finite and not negative."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if not math.isfinite(text) or text < 0:
+            raise BenchError(f"duration {text!r}: give a finite number, 0 or more.")
+        return float(text) * SECONDS[unit]
+    written = str(text).strip()
+    if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", written):
+        return float(match.group(1)) * SECONDS[match.group(2) or unit]
+    if match := re.fullmatch(r"(\d+):(\d\d):(\d\d)", written):
+        hours, minutes, seconds = (int(g) for g in match.groups())
+        return 3600 * hours + 60 * minutes + seconds
+    raise BenchError(
+        f"duration {written!r}: use a number ({unit}), or one with s, m, h or d (30m, 2h), "
+        "or h:mm:ss."
+    )

@@ -82,14 +82,6 @@ class SweepOptions:
     worker: str | None = None  # the tag of one of several workers started by one `bench sweep`
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in `90`, `90s`, `30m` or `2h`."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match:
-        raise BenchError(f"duration {text!r}: use seconds or a number with s, m or h (e.g. 2h).")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
 def masked(text: str, url: str | None = None) -> str:
     """`text` with the password of a database URL (`url`, else one in `text`) replaced by
     `***` — in `user:password@host`, up to the host's `@`, and in a `password=` parameter — so

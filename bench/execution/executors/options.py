@@ -4,35 +4,25 @@ writes once (`--executor-config`), over the defaults."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.validation import Field, check_fields, read_toml
+from bench.core.validation import Field, check_fields, parse_duration, read_toml
 
 EXECUTORS = ("local", "slurm")
 MAX_MINUTES = 365 * 1440  # a time limit beyond a year is a typo
 
 
 def parse_minutes(text: str | int | float) -> int:
-    """Minutes in `90`, `90m`, `2h`, `1d` or `1:30:00` (SLURM's h:mm:ss)."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        minutes = float(text)
-        if not math.isfinite(minutes):
-            raise BenchError(f"time {text!r}: give a finite number of minutes.")
-    else:
-        text = str(text).strip()
-        if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*([mhd]?)", text):
-            minutes = float(match.group(1)) * {"": 1, "m": 1, "h": 60, "d": 1440}[match.group(2)]
-        elif match := re.fullmatch(r"(\d+):(\d\d):(\d\d)", text):
-            hours, mins, secs = (int(g) for g in match.groups())
-            minutes = 60 * hours + mins + secs / 60
-        else:
-            raise BenchError(f"time {text!r}: use minutes, or 30m, 4h, 1d, or h:mm:ss.")
+    """Minutes in `90`, `90m`, `2h`, `1d` or `1:30:00` (SLURM's h:mm:ss), within SLURM's
+    bounds."""
+    try:
+        minutes = parse_duration(text, unit="m") / 60
+    except BenchError as error:
+        raise BenchError(f"time {text!r}: {error}") from None
     if minutes < 1:
         raise BenchError(f"time {text!r}: SLURM's smallest time limit is 1 minute.")
     if minutes > MAX_MINUTES:

@@ -3,8 +3,8 @@
 States are read from `squeue` while jobs are queued or running and from each job's own result
 file once it ends (`bench.execution.jobs`); a job that ended without one is looked up with
 `scontrol` (which remembers ended jobs for the cluster's `MinJobAge`) and, where accounting is
-set up, `sacct` — so no accounting database is needed. Before the first real jobs on a results folder,
-a probe job checks that the compute nodes see it (and the cache) as this machine does.
+set up, `sacct` — so no accounting database is needed. Before the first real jobs on a results
+folder, a probe job checks that the compute nodes see it (and the cache) as this machine does.
 """
 
 from __future__ import annotations

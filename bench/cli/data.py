@@ -1,0 +1,72 @@
+"""`bench data`: locate, inspect or download a dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.cli import options
+
+if TYPE_CHECKING:
+    from bench.data.specs import DatasetSpec
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """`bench data info|download` and their options."""
+    parser = commands.add_parser("data", help="locate, inspect or download a dataset")
+    actions = parser.add_subparsers(dest="action", required=True)
+    info = actions.add_parser(
+        "info", help="where a dataset was looked for, what was found, its classes and splits"
+    )
+    info.add_argument("name", help="dataset name, imagefolder:PATH or csv:FILE")
+    info.add_argument("--data-root", type=Path, help="look here first (as `bench run` does)")
+    download = actions.add_parser(
+        "download", help="fetch a dataset's public files (resumable, checksum-verified)"
+    )
+    download.add_argument("name", help="dataset name")
+    download.add_argument("--source", help="which of the dataset's downloads (default: the first)")
+    download.add_argument(
+        "--to", type=Path, help="folder to save into (default: <cache>/data/<dataset>)"
+    )
+    download.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    for sub in (info, download):
+        options.add_cache_dir(sub)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Describe the dataset, or download its files."""
+    from bench.data.inventory import describe
+    from bench.data.specs import get_spec
+
+    spec = get_spec(args.name)
+    if args.action == "download":
+        _download(spec, args)
+    else:
+        print(describe(spec, args.data_root))
+    return 0
+
+
+def _download(spec: DatasetSpec, args: argparse.Namespace) -> None:
+    """Fetch the files of one of the dataset's downloads (`--source`) and say where they are."""
+    from bench.core.errors import BenchError, unknown_name
+    from bench.data.download import fetch
+    from bench.data.loading import data_home
+
+    remotes = spec.downloads
+    if not remotes:
+        raise BenchError(
+            f"{spec.name}: no public direct download is known; place the files by hand "
+            f"(`bench data info {spec.name}` shows where they are looked for)."
+        )
+    source = args.source or next(iter(remotes))
+    if source not in remotes:
+        raise unknown_name(f"{spec.name} download", source, list(remotes))
+    folder = args.to or data_home() / spec.name
+    for remote in remotes[source]:
+        path = fetch(remote, folder, progress=not args.no_progress)
+        check = f"{remote.algorithm} verified" if remote.digest else "no published checksum"
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, {check})")
+    where = "--data-root" if args.to else "no --data-root: the cache is searched"
+    print(f"{spec.name}: {source} is in {folder} (to use it: {where}).")
