@@ -113,7 +113,7 @@ def search_space(method: Method, override: Path | None = None) -> list[Dimension
             if override
             else f"{method.name}: no [search] table in its recipe(s)"
         )
-        raise BenchError(f"{problem}; add entries (see README, Sweeps) or give --space FILE.")
+        raise BenchError(f"{problem}; add entries (see docs/sweeps.md) or give --space FILE.")
     return space
 
 
