@@ -26,7 +26,7 @@ from bench.components.samplers import SAMPLERS
 from bench.experiment.settings import TrainingSettings
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.schedule import lr_at
-from bench.stage1.training import Objective, autocast, eval_batch_size, train_stage1
+from bench.stage1.training import Objective, Training, autocast, eval_batch_size, train_stage1
 
 
 def _sync(device: torch.device) -> None:
@@ -95,7 +95,7 @@ def harness(
     objective = Objective(LOSSES["ce"](counts), SAMPLERS["instance"])
     _sync(device)
     started = time.perf_counter()
-    train_stage1(model, train, val, objective, settings, device, seed=0, progress=False)
+    train_stage1(Training(model, train, val, objective, settings, device, progress=False))
     _sync(device)
     return time.perf_counter() - started
 

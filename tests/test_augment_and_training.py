@@ -16,7 +16,7 @@ from bench.recipes.methods import parse_recipe
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.job import build_objective
 from bench.stage1.schedule import lr_at
-from bench.stage1.training import build_optimizer, train_stage1
+from bench.stage1.training import Training, build_optimizer, train_stage1
 
 IDENTITY = Augment(
     max_rotation_deg=0, scale=(1, 1), max_shift=0, brightness=0, contrast=0, saturation=0
@@ -105,16 +105,10 @@ def test_a_recipe_sets_the_multiplier_and_drops_weight_decay_of_loss_parameters(
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.optim.SGD, "step", recording_step)
-        train_stage1(
-            model,
-            (images, labels),
-            (images, labels),
-            objective,
-            TrainingSettings(epochs=1, batch_size=4, lr=0.2, warmup_epochs=0, min_steps=0),
-            torch.device("cpu"),
-            seed=0,
-            progress=False,
-        )
+        settings = TrainingSettings(epochs=1, batch_size=4, lr=0.2, warmup_epochs=0, min_steps=0)
+        data = (images, labels)
+        cpu = torch.device("cpu")
+        train_stage1(Training(model, data, data, objective, settings, cpu, progress=False))
     assert seen and all(centre == pytest.approx(10 * net) for net, centre in seen)
 
 

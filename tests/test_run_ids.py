@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from bench.data.specs import get_spec
+from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
 from bench.run.plan import RunOptions, plan
 
@@ -29,7 +30,7 @@ def test_the_main_jobs_run_ids_are_unchanged(tmp_path: Path) -> None:
     planned = plan(options, get_spec("synthetic"), methods, torch.device("cpu"))
     ids = {run.run_id for run in planned}
     assert len(ids) == 18 and ids >= PINNED
-    other = dataclasses.replace(options, overrides={"checkpoint": "best"})
+    other = dataclasses.replace(options, conditions=Conditions(overrides={"checkpoint": "best"}))
     changed = {
         run.run_id for run in plan(other, get_spec("synthetic"), methods[:1], torch.device("cpu"))
     }

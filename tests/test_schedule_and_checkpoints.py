@@ -22,7 +22,7 @@ from bench.core.errors import BenchError
 from bench.experiment.settings import TrainingSettings, check_settings
 from bench.stage1.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch
 from bench.stage1.schedule import Schedule, lr_at
-from bench.stage1.training import Objective, train_stage1
+from bench.stage1.training import Objective, Training, train_stage1
 
 # Issue 19's SupCon stage 1 (seed 1): one spike at epoch 7, above every later epoch.
 SPIKE = [0.14, 0.16, 0.24, 0.26, 0.24, 0.25, 0.50, 0.35, 0.43]
@@ -110,10 +110,10 @@ def test_the_trainer_loads_the_weights_of_the_epoch_its_rule_keeps(
 
     settings = TrainingSettings(epochs=18, batch_size=4, min_steps=0, checkpoint=rule)
     objective = Objective(LOSSES["ce"](np.array([4, 4])), SAMPLERS["instance"])
+    data, cpu = (images, labels), torch.device("cpu")
     outcome = train_stage1(
-        model, (images, labels), (images, labels), objective, settings, torch.device("cpu"),
-        seed=0, progress=False, on_epoch=snapshot,
-    )  # fmt: skip
+        Training(model, data, data, objective, settings, cpu, progress=False, on_epoch=snapshot)
+    )
     assert outcome.kept_epoch == expected and outcome.schedule.epochs == 18
     kept = outcome.model.state_dict()
     assert all(torch.equal(kept[k], snapshots[expected][k]) for k in kept)
@@ -136,9 +136,12 @@ def test_every_watched_rule_keeps_its_own_weights(monkeypatch: pytest.MonkeyPatc
 
     settings = TrainingSettings(epochs=18, batch_size=4, min_steps=0)
     objective = Objective(LOSSES["ce"](np.array([4, 4])), SAMPLERS["instance"])
+    data, cpu = (images, labels), torch.device("cpu")
     outcome = train_stage1(
-        model, (images, labels), (images, labels), objective, settings, torch.device("cpu"),
-        seed=0, progress=False, on_epoch=snapshot, also_watch=("best", "smoothed"),
+        Training(
+            model, data, data, objective, settings, cpu,
+            progress=False, on_epoch=snapshot, also_watch=("best", "smoothed"),
+        )
     )  # fmt: skip
     kept = {rule: checkpoint.epoch for rule, checkpoint in outcome.checkpoints.items()}
     assert kept == {"last": 18, "best": 7, "smoothed": 18}

@@ -220,7 +220,14 @@ def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
         for lr in (0.01, 0.3):
             study.enqueue_trial({"stage2.lr": lr, "stage2.min_steps": 500})
         cache = ArtefactCache(Path(os.environ["BENCH_CACHE_DIR"]) / f"v{len(values)}")
-        experiment = Experiment(spec, variant, split, settings, torch.device("cpu"), cache)
+        experiment = Experiment(
+            spec=spec,
+            imageset=variant,
+            split=split,
+            settings=settings,
+            device=torch.device("cpu"),
+            cache=cache,
+        )
         objective = make_objective([experiment], method, space, 2)
         study.optimize(objective, n_trials=2)
         values.append([t.value for t in study.trials])

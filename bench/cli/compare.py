@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         datasets,
         methods,
         registry,
-        options.overrides(args),
-        args.profile,
+        options.conditions(args),
         skip_stale=not args.datasets,
     )
     comparison = analyse(scores, registry, args.rope)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from bench.core.device import DEVICE_CHOICES
 from bench.core.errors import BenchError
@@ -17,6 +17,7 @@ from bench.execution.executors.options import (
     parse_minutes,
     resolve_options,
 )
+from bench.experiment.conditions import Conditions
 from bench.experiment.settings import SETTING_NAMES
 from bench.stage1.checkpoints import CHECKPOINT_RULES
 
@@ -117,9 +118,17 @@ def add_settings(parser: argparse.ArgumentParser, meaning: str) -> None:
     )
 
 
-def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The training settings given on the command line (None: not given)."""
-    return {name: getattr(args, name, None) for name in SETTING_NAMES}
+def conditions(args: argparse.Namespace) -> Conditions:
+    """The conditions of a command's runs: the training settings given on the command line
+    (None: not given), the profile, and the device, compile and data options it has."""
+    return Conditions(
+        overrides={name: getattr(args, name, None) for name in SETTING_NAMES},
+        profile=args.profile,
+        device=getattr(args, "device", "auto"),
+        compile=getattr(args, "compile", False),
+        data_root=getattr(args, "data_root", None),
+        skip_bad=getattr(args, "skip_bad", False),
+    )
 
 
 def add_training_place(parser: argparse.ArgumentParser) -> None:

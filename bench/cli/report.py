@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     elif not args.all_settings:
         runs = ResultsStore(results_dir, spec.name).runs_table()
         names = methods or (list(runs["method"].unique()) if not runs.empty else [])
-        overrides = options.overrides(args)
+        overrides = options.conditions(args).overrides
         settings_ids = current_settings_ids(spec, registry, names, overrides, args.profile)
     if (results_dir / name).is_dir():
         ensure_writable(results_dir / name, "the results folder", "choose it with --results-dir")

@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
             print("note: jobs are still queued or running; the tables will miss their runs.")
         runs = store.runs_table()
         methods = list(runs["method"].unique()) if not runs.empty else []
-        overrides = options.overrides(args)
-        finalize(store, spec, MethodRegistry(), methods, overrides, profile=args.profile)
+        finalize(store, spec, MethodRegistry(), methods, options.conditions(args))
         print(f"written: {store.root / 'runs.csv'}, {store.root / 'summary.md'}")
     return 0

@@ -99,13 +99,9 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 heartbeat=args.heartbeat,
                 results_dir=args.results_dir,
-                data_root=args.data_root,
-                device=args.device,
                 progress=not args.no_progress,
                 data_seeds=args.data_seeds,
-                overrides=options.overrides(args),
-                profile=args.profile,
-                compile=args.compile,
+                conditions=options.conditions(args),
             )
         )
         if not any(t.state == TrialState.COMPLETE for t in study.trials):

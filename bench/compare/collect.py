@@ -15,6 +15,7 @@ from bench.core.errors import BenchError
 from bench.core.files import stable_hash
 from bench.core.store import ResultsStore, runs_at_settings
 from bench.data.specs import all_specs, get_spec
+from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
 
@@ -86,15 +87,17 @@ def collect(
     datasets: list[str],
     methods: list[str] | None,
     registry: MethodRegistry,
-    overrides: dict[str, Any] | None = None,
-    profile: str | None = None,
+    conditions: Conditions | None = None,
     skip_stale: bool = False,
 ) -> list[DatasetScores]:
     """Each dataset's scores for `methods` (default: those run on every dataset), on the
-    blocks all of them have, at the current settings with `overrides` and `profile`. With
-    `skip_stale`, a dataset without runs at those settings is left out (and said)."""
+    blocks all of them have, at the current settings under `conditions` (their overrides and
+    profile). With `skip_stale`, a dataset without runs at those settings is left out (and
+    said)."""
+    conditions = conditions or Conditions()
     runs = {
-        name: _done_runs(results_dir, name, registry, overrides or {}, profile) for name in datasets
+        name: _done_runs(results_dir, name, registry, conditions.overrides, conditions.profile)
+        for name in datasets
     }
     if skip_stale:
         for name in [n for n, table in runs.items() if table.empty]:

@@ -82,7 +82,7 @@ def settings_id(spec: DatasetSpec, settings: TrainingSettings) -> str:
     return stable_hash({"dataset": dataset_block(spec), "training": training_block(settings)}, 8)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Experiment:
     """Where methods are evaluated: a dataset at one split, training settings, a device and
     the stage-1 cache."""

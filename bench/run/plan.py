@@ -24,6 +24,7 @@ from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec
 from bench.data.split import Split, write_manifest
+from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, settings_for, settings_id
 from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import Method
@@ -33,23 +34,18 @@ from bench.stage1.schedule import Schedule
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What `bench run` was asked: names, seeds, and command-line overrides of the training
-    settings (`None`: not given)."""
+    """What `bench run` was asked: names, seeds, the conditions of its runs, and where the
+    results go."""
 
     dataset: str
     methods: str = "all"
     seeds: tuple[int, ...] = (0, 1, 2)
     data_seeds: tuple[int, ...] = (0,)
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    device: str = "auto"
+    conditions: Conditions = dataclasses.field(default_factory=Conditions)
     results_dir: Path | None = None
-    data_root: Path | None = None
-    skip_bad: bool = False
     report: bool = True
     methods_dir: Path | None = None
     progress: bool = True
-    profile: str | None = None
-    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,10 @@ def plan(
 ) -> list[PlannedRun]:
     """Every (method, data seed, train seed) asked, each in the experiment of its settings
     (image sets are loaded once per image size, splits drawn once per data seed)."""
-    resolved = {m.name: settings_for(spec, m, options.overrides, options.profile) for m in methods}
+    conditions = options.conditions
+    resolved = {
+        m.name: settings_for(spec, m, conditions.overrides, conditions.profile) for m in methods
+    }
     for note in (n for r in resolved.values() for n in r.notes):
         tqdm.write(note)
     store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
@@ -103,7 +102,7 @@ def plan(
     imagesets: dict[int, ImageSet] = {}
     for size in dict.fromkeys(r.settings.image_size for r in resolved.values()):
         imagesets[size] = load_imageset(
-            spec, size, options.data_root, options.progress, options.skip_bad
+            spec, size, conditions.data_root, options.progress, conditions.skip_bad
         )
         if skipped := imagesets[size].provenance.get("skipped"):
             tqdm.write(
@@ -122,14 +121,14 @@ def plan(
             settings = resolved[method.name].settings
             split, manifest = splits[settings.image_size]
             experiment = Experiment(
-                spec,
-                imagesets[settings.image_size],
-                split,
-                settings,
-                device,
-                cache,
-                options.progress,
-                options.compile,
+                spec=spec,
+                imageset=imagesets[settings.image_size],
+                split=split,
+                settings=settings,
+                device=device,
+                cache=cache,
+                progress=options.progress,
+                compile=conditions.compile,
             )
             planned += [plan_run(experiment, method, seed, manifest) for seed in options.seeds]
     for method in methods:
@@ -189,14 +188,9 @@ class WorkUnit:
     methods: tuple[Method, ...]
     run_ids: tuple[str, ...]
     manifest: Path
-    device: str
+    conditions: Conditions  # as workers need them (`Conditions.for_workers`)
     results_dir: Path
     cache_dir: Path
-    data_root: Path | None
-    skip_bad: bool
-    overrides: dict[str, Any]
-    profile: str | None
-    compile: bool
     cost: float
     cached: bool
 
@@ -243,14 +237,9 @@ def group_units(
                 methods=tuple(run.method for run in members),
                 run_ids=tuple(run.run_id for run in members),
                 manifest=first.manifest,
-                device=experiment.device.type,
+                conditions=options.conditions.for_workers(experiment.device.type),
                 results_dir=results_dir,
                 cache_dir=cache_dir,
-                data_root=options.data_root.resolve() if options.data_root else None,
-                skip_bad=options.skip_bad,
-                overrides={k: v for k, v in options.overrides.items() if v is not None},
-                profile=options.profile,
-                compile=options.compile,
                 cost=train_cost + 0.01 * pixels * len(members),
                 cached=cached,
             )

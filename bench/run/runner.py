@@ -24,6 +24,7 @@ from bench.data.cache import cache_root
 from bench.data.specs import DatasetSpec, get_spec
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.execution.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
+from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
 from bench.report.build import build_report
@@ -51,13 +52,14 @@ def device_for(options: RunOptions, execution: ExecutorOptions) -> torch.device:
     """The device type every run is planned for, resolved once by the submitting process: on
     a cluster, what the jobs ask for (a login node without a GPU may submit to GPU nodes);
     here, what this machine has."""
+    device = options.conditions.device
     if execution.name == "slurm":
-        if options.device == "auto":
+        if device == "auto":
             return torch.device("cuda" if execution.slurm_gpus else "cpu")
-        if options.device == "cuda" and not execution.slurm_gpus:
+        if device == "cuda" and not execution.slurm_gpus:
             raise BenchError("--device cuda on SLURM needs GPUs for the jobs: add --slurm-gpus 1.")
-        return torch.device(options.device)
-    return resolve_device(options.device)
+        return torch.device(device)
+    return resolve_device(device)
 
 
 def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None) -> RunOutcome:
@@ -110,10 +112,9 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
         spec,
         registry,
         [m.name for m in methods],
-        options.overrides,
+        options.conditions,
         report=options.report,
         settings_ids={run.method.name: run.settings_id for run in planned},
-        profile=options.profile,
     )
     if not asked.empty:
         asked = asked[asked["run_id"].isin([run.run_id for run in planned])]
@@ -125,13 +126,7 @@ def _run_here(
     todo: list[PlannedRun], store: ResultsStore, options: RunOptions, execution: ExecutorOptions
 ) -> list[RunResult]:
     """The runs in this process, a stage 1 and its runs after another."""
-    context = RecordContext(
-        {k: v for k, v in options.overrides.items() if v is not None},
-        options.skip_bad,
-        {"name": "local", "workers": 1, "job": None},
-        options.profile,
-        options.compile,
-    )
+    context = RecordContext(options.conditions, {"name": "local", "workers": 1, "job": None})
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress or not todo)
     results = []
     for runs in by_stage1(todo).values():
@@ -249,10 +244,9 @@ def finalize(
     spec: DatasetSpec,
     registry: MethodRegistry,
     methods: list[str],
-    overrides: dict,
+    conditions: Conditions,
     report: bool = True,
     settings_ids: dict[str, str] | None = None,
-    profile: str | None = None,
 ) -> pd.DataFrame:
     """Write `runs.csv`, the summary and (when `report`) the report of `methods` from the run
     folders: once, by the submitting process (or `bench status --finalize`). Returns the
@@ -261,7 +255,8 @@ def finalize(
     if runs.empty:
         return runs
     order = methods + list(registry.lists.get("all", []))
-    ids = current_settings_ids(spec, registry, runs["method"].unique(), overrides, profile)
+    names = runs["method"].unique()
+    ids = current_settings_ids(spec, registry, names, conditions.overrides, conditions.profile)
     current = runs_at_settings(runs, ids)
     write_summary(
         summarise(current, order),

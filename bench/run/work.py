@@ -34,6 +34,7 @@ from bench.core.layout import project_root
 from bench.core.store import ResultsStore
 from bench.data.loading import load_imageset
 from bench.execution.executors.options import job_threads
+from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, evaluate
 from bench.experiment.settings import DEFAULT_PROFILE
 from bench.run.plan import PlannedRun, WorkUnit, plan_run
@@ -93,14 +94,11 @@ def device_name(device: torch.device) -> str:
 
 @dataclass(frozen=True)
 class RecordContext:
-    """What every record of an invocation adds: the command-line overrides, whether unreadable
-    images were skipped, and where the runs executed."""
+    """What every record of an invocation adds: its conditions (the overrides given, the
+    profile, compile, whether unreadable images were skipped) and where the runs executed."""
 
-    overrides: dict[str, Any]
-    skip_bad: bool
+    conditions: Conditions
     executor: dict[str, Any]
-    profile: str | None = None
-    compile: bool = False
 
 
 def execute_runs(
@@ -140,11 +138,11 @@ def _execute(
         "variant": run.variant,
         "settings_id": run.settings_id,
         "config": run.config,
-        "overrides": context.overrides,
-        "profile": context.profile or DEFAULT_PROFILE,
-        "compile": context.compile,
+        "overrides": context.conditions.given(),
+        "profile": context.conditions.profile or DEFAULT_PROFILE,
+        "compile": context.conditions.compile,
         "split_manifest": str(run.manifest),
-        "data": {**run.experiment.imageset.provenance, "skip_bad": context.skip_bad},
+        "data": {**run.experiment.imageset.provenance, "skip_bad": context.conditions.skip_bad},
         "device_name": device_name(run.experiment.device),
         **environs,
         "executor": context.executor,
@@ -179,20 +177,21 @@ def _execute(
 def rebuild_runs(unit: WorkUnit, progress: bool = False) -> list[PlannedRun]:
     """The unit's runs, re-planned from its resolved settings on this machine's copy of the
     data; raises when an id differs from the submitter's (other data or code here)."""
+    conditions = unit.conditions
     imageset = load_imageset(
-        unit.spec, unit.settings.image_size, unit.data_root, progress, unit.skip_bad
+        unit.spec, unit.settings.image_size, conditions.data_root, progress, conditions.skip_bad
     )
     spec = unit.spec
     split = spec.split(imageset, unit.data_seed)
     experiment = Experiment(
-        spec,
-        imageset,
-        split,
-        unit.settings,
-        torch.device(unit.device),
-        ArtefactCache(unit.cache_dir),
-        progress,
-        unit.compile,
+        spec=spec,
+        imageset=imageset,
+        split=split,
+        settings=unit.settings,
+        device=torch.device(conditions.device),
+        cache=ArtefactCache(unit.cache_dir),
+        progress=progress,
+        compile=conditions.compile,
     )
     runs = [plan_run(experiment, method, unit.train_seed, unit.manifest) for method in unit.methods]
     for run, expected in zip(runs, unit.run_ids, strict=True):
@@ -241,7 +240,7 @@ def execute_unit(
     join(store.root)
     join(unit.cache_dir)
     runs = [r for r in rebuild_runs(unit, progress) if not store.is_done(r.run_id)]
-    context = RecordContext(unit.overrides, unit.skip_bad, executor, unit.profile, unit.compile)
+    context = RecordContext(unit.conditions, executor)
     results = execute_runs(runs, store, context)
     return UnitReport(
         unit.name,

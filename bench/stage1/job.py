@@ -24,7 +24,7 @@ from bench.recipes.methods import Recipe
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.schedule import Schedule
-from bench.stage1.training import Objective, predict, train_stage1
+from bench.stage1.training import Objective, Training, predict, train_stage1
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -115,17 +115,19 @@ def train_artefacts(
     torch.manual_seed(job.seed)
     model = build_classifier(**spec)
     outcome = train_stage1(
-        model,
-        (job.images("train"), job.labels("train")),
-        (job.images("val"), job.labels("val")),
-        objective,
-        job.settings,
-        job.device,
-        seed=job.seed,
-        progress=progress,
-        on_epoch=on_epoch,
-        compile_model=job.compile,
-        also_watch=also_watch,
+        Training(
+            model,
+            (job.images("train"), job.labels("train")),
+            (job.images("val"), job.labels("val")),
+            objective,
+            job.settings,
+            job.device,
+            seed=job.seed,
+            progress=progress,
+            on_epoch=on_epoch,
+            compile_model=job.compile,
+            also_watch=also_watch,
+        )
     )
     artefacts = {}
     for rule, checkpoint in outcome.checkpoints.items():

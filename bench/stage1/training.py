@@ -169,131 +169,163 @@ class CompiledBackbone:
         return self.backbone(batch)
 
 
-def train_stage1(
-    model: Classifier,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    objective: Objective,
-    settings: TrainingSettings,
-    device: torch.device,
-    seed: int,
-    augment: Augment | None = None,
-    progress: bool = True,
-    on_epoch: Callable[[int, float], None] | None = None,
-    compile_model: bool = False,
-    also_watch: tuple[str, ...] = (),
-) -> TrainingOutcome:
-    """Train `model` on `train` over `Schedule.plan` and load the epoch that the settings'
-    checkpoint rule keeps.
+@dataclass
+class Training:
+    """One stage-1 training: the model, its data and objective at its settings and seed, the
+    device, and how to watch it. `seed` drives sampling and augmentation (the caller seeds
+    initialisation the same way). `on_epoch(epoch, val_balanced_accuracy)` is called after
+    each epoch (a sweep reports to its pruner there, and may stop the training by raising).
+    `compile_model`: train and evaluate through a compiled backbone (`CompiledBackbone`).
+    `also_watch`: more checkpoint rules whose kept weights are returned too (to compare rules
+    on one training)."""
 
-    `seed` drives sampling and augmentation (the caller seeds initialisation the same way).
-    A non-finite training loss or validation output stops training with `TrainingDiverged`
-    (checked once per epoch, from a sum kept on the device).
-    `on_epoch(epoch, val_balanced_accuracy)` is called after each epoch (a sweep reports to
-    its pruner there, and may stop the training by raising). `compile_model`: train and
-    evaluate through a compiled backbone (see `CompiledBackbone`). `also_watch`: more
-    checkpoint rules whose kept weights are returned too (to compare rules on one training).
-    """
-    images, labels = train
-    augment = augment or Augment()
-    normalizer = Normalizer.fit(images)
-    generator = torch.Generator().manual_seed(seed)
+    model: Classifier
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    objective: Objective
+    settings: TrainingSettings
+    device: torch.device
+    seed: int = 0
+    augment: Augment = field(default_factory=Augment)
+    progress: bool = True
+    on_epoch: Callable[[int, float], None] | None = None
+    compile_model: bool = False
+    also_watch: tuple[str, ...] = ()
+
+
+@dataclass
+class _Loop:
+    """What every epoch of a training uses, set up once."""
+
+    source: BatchSource
+    normalizer: Normalizer  # fitted to the training images (returned with the model)
+    on_device: Normalizer  # the same, on the training device
+    backbone: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    generator: torch.Generator
+    class_weights: torch.Tensor | None
+
+
+def _set_up(training: Training) -> _Loop:
+    images, labels = training.train
+    device, model = training.device, training.model
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # autotuned convolutions for the fixed shapes
-    source = BatchSource.on(images, labels, device)
-    on_device = normalizer.to(device)
     backbone: Callable[[torch.Tensor], torch.Tensor] = model.backbone
-    if compile_model:
+    if training.compile_model:
         backbone = CompiledBackbone(model.backbone)
-    optimizer = build_optimizer(model, objective, settings)
-    schedule = Schedule.plan(len(labels), settings)
-    steps = schedule.steps_per_epoch
-    rules = {name: CHECKPOINT_RULES[name] for name in (settings.checkpoint, *also_watch)}
-    keeper = CheckpointKeeper(rules, schedule.epochs)
-    weights = (
-        None
-        if objective.class_weights is None
-        else torch.tensor(objective.class_weights, dtype=torch.float32, device=device)
+    weights = training.objective.class_weights
+    normalizer = Normalizer.fit(images)
+    return _Loop(
+        source=BatchSource.on(images, labels, device),
+        normalizer=normalizer,
+        on_device=normalizer.to(device),
+        backbone=backbone,
+        optimizer=build_optimizer(model, training.objective, training.settings),
+        schedule=Schedule.plan(len(labels), training.settings),
+        generator=torch.Generator().manual_seed(training.seed),
+        class_weights=None
+        if weights is None
+        else torch.tensor(weights, dtype=torch.float32, device=device),
     )
+
+
+def _train_epoch(training: Training, loop: _Loop, epoch: int) -> float:
+    """One epoch of optimiser steps; the mean training loss (summed on the device: no sync
+    per step)."""
+    model, objective, settings = training.model, training.objective, training.settings
+    model.train()
+    weights = loop.class_weights if epoch >= objective.weights_from_epoch else None
+    order = objective.sampler(training.train[1], loop.generator)
+    steps = loop.schedule.steps_per_epoch
+    running = torch.zeros((), device=training.device)
+    for step, (uint8_batch, targets) in enumerate(
+        loop.source.batches(order, settings.batch_size, steps)
+    ):
+        batch = training.augment(uint8_batch, loop.generator)
+        lr = loop.schedule.lr(epoch * steps + step, settings.lr)
+        for group in loop.optimizer.param_groups:
+            group["lr"] = lr * group["lr_multiplier"]
+        with autocast(training.device):
+            features = loop.backbone(loop.on_device(batch))
+            logits = model.head(features)
+        loss = objective.loss.fn(logits.float(), targets, weights)
+        if objective.metric is not None:
+            embeddings = model.embed(features).float()
+            loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optimizer.step()
+        running += loss.detach()
+    train_loss = float(running) / steps
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(
+            f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
+        )
+    return train_loss
+
+
+def train_stage1(training: Training) -> TrainingOutcome:
+    """Train over `Schedule.plan` and load the epoch that the settings' checkpoint rule keeps.
+
+    A non-finite training loss or validation output stops training with `TrainingDiverged`
+    (checked once per epoch, from a sum kept on the device).
+    """
+    model, settings = training.model, training.settings
+    loop = _set_up(training)
+    rules = {name: CHECKPOINT_RULES[name] for name in (settings.checkpoint, *training.also_watch)}
+    keeper = CheckpointKeeper(rules, loop.schedule.epochs)
     saved: dict[str, Checkpoint] = {}
     history: list[dict[str, float]] = []
     epochs = tqdm(
-        range(schedule.epochs), desc="epochs", unit="ep", leave=False, disable=not progress
+        range(loop.schedule.epochs),
+        desc="epochs",
+        unit="ep",
+        leave=False,
+        disable=not training.progress,
     )
     for epoch in epochs:
-        model.train()
-        epoch_weights = weights if epoch >= objective.weights_from_epoch else None
-        order = objective.sampler(labels, generator)
-        running = torch.zeros((), device=device)  # summed on the device: no sync per step
-        for step, (uint8_batch, targets) in enumerate(
-            source.batches(order, settings.batch_size, steps)
-        ):
-            batch = augment(uint8_batch, generator)
-            lr = schedule.lr(epoch * steps + step, settings.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_multiplier"]
-            with autocast(device):
-                features = backbone(on_device(batch))
-                logits = model.head(features)
-            loss = objective.loss.fn(logits.float(), targets, epoch_weights)
-            if objective.metric is not None:
-                embeddings = model.embed(features).float()
-                loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
-        train_loss = float(running) / steps
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"stage 1 diverged in epoch {epoch + 1}: mean training loss {train_loss}"
-            )
-        record = {"epoch": epoch + 1, "train_loss": train_loss}
-        record.update(
-            _validation_scores(model, train, val, on_device, device, backbone, rules, epoch + 1)
-        )
+        record = {"epoch": epoch + 1, "train_loss": _train_epoch(training, loop, epoch)}
+        record.update(_validation_scores(training, loop, rules, epoch + 1))
         history.append(record)
         epochs.set_postfix(
-            loss=f"{train_loss:.3f}", val_bacc=f"{record['val_balanced_accuracy']:.3f}"
+            loss=f"{record['train_loss']:.3f}", val_bacc=f"{record['val_balanced_accuracy']:.3f}"
         )
-        if on_epoch is not None:
-            on_epoch(epoch + 1, record["val_balanced_accuracy"])
-        final = epoch + 1 == schedule.epochs
+        if training.on_epoch is not None:
+            training.on_epoch(epoch + 1, record["val_balanced_accuracy"])
+        final = epoch + 1 == loop.schedule.epochs
         keeping = [name for name in keeper.observe(history) if rules[name].copies_weights or final]
         if keeping:  # the final weights are the model's own, unless other rules reload it
-            shared = final and not also_watch
+            shared = final and not training.also_watch
             state = model.state_dict() if shared else copy.deepcopy(model.state_dict())
             saved.update({name: Checkpoint(epoch + 1, state) for name in keeping})
     model.load_state_dict(saved[settings.checkpoint].state_dict)
-    compiled = backbone.state if isinstance(backbone, CompiledBackbone) else ""
+    compiled = loop.backbone.state if isinstance(loop.backbone, CompiledBackbone) else ""
     if compiled == "compiled":
         tqdm.write("stage 1: compiled")
     kept = saved[settings.checkpoint].epoch
-    return TrainingOutcome(model, normalizer, kept, schedule, history, saved, compiled)
+    return TrainingOutcome(model, loop.normalizer, kept, loop.schedule, history, saved, compiled)
 
 
 def _validation_scores(
-    model: Classifier,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    normalizer: Normalizer,
-    device: torch.device,
-    backbone: Callable[[torch.Tensor], torch.Tensor],
-    rules: dict[str, CheckpointRule],
-    epoch: int,
+    training: Training, loop: _Loop, rules: dict[str, CheckpointRule], epoch: int
 ) -> dict[str, float]:
     """The stage-1 head's validation balanced accuracy and, when a rule needs it, that of the
     nearest class mean of the training features; non-finite validation logits raise."""
-    val_features, val_logits = predict(model, val[0], normalizer, device, backbone=backbone)
+    model, device, backbone = training.model, training.device, loop.backbone
+    (train_images, train_labels), (val_images, val_labels) = training.train, training.val
+    normalizer = loop.on_device
+    val_features, val_logits = predict(model, val_images, normalizer, device, backbone=backbone)
     if not bool(torch.isfinite(val_logits).all()):
         raise TrainingDiverged(f"stage 1 diverged in epoch {epoch}: non-finite validation logits")
     scores = {
-        "val_balanced_accuracy": balanced_accuracy(val[1].numpy(), val_logits.argmax(1).numpy())
+        "val_balanced_accuracy": balanced_accuracy(val_labels.numpy(), val_logits.argmax(1).numpy())
     }
     if any(rule.needs_ncm for rule in rules.values()):
-        train_features, _ = predict(model, train[0], normalizer, device, backbone=backbone)
-        means = class_means(train_features, train[1], val_logits.shape[1])
+        train_features, _ = predict(model, train_images, normalizer, device, backbone=backbone)
+        means = class_means(train_features, train_labels, val_logits.shape[1])
         predicted = class_mean_logits(val_features, means).argmax(1)
-        scores[NCM_SCORE] = balanced_accuracy(val[1].numpy(), predicted.numpy())
+        scores[NCM_SCORE] = balanced_accuracy(val_labels.numpy(), predicted.numpy())
     return scores

@@ -41,6 +41,7 @@ from bench.data.cache import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import Split, write_manifest
+from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, evaluate, settings_for
 from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import TUNED, Method, MethodRegistry
@@ -70,15 +71,11 @@ class SweepOptions:
     space: Path | None = None
     seed: int | None = None
     data_seeds: tuple[int, ...] = (0,)
-    overrides: dict[str, Any] = field(default_factory=dict)
+    conditions: Conditions = field(default_factory=Conditions)
     heartbeat: int = 60
     results_dir: Path | None = None
-    data_root: Path | None = None
     methods_dir: Path | None = None
-    device: str = "auto"
     progress: bool = True
-    profile: str | None = None
-    compile: bool = False
     worker: str | None = None  # the tag of one of several workers started by one `bench sweep`
 
 
@@ -338,7 +335,7 @@ def open_study(options: SweepOptions) -> OpenStudy:
     if method.name.startswith(TUNED):
         raise BenchError(f"{method.name} is already tuned; sweep the method it came from.")
     space = search_space(method, options.space)
-    resolved = settings_for(spec, method, options.overrides, options.profile)
+    resolved = settings_for(spec, method, options.conditions.overrides, options.conditions.profile)
     for note in resolved.notes:
         tqdm.write(note)
     settings = resolved.settings
@@ -372,7 +369,8 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
     study, storage, folder = opened.study, opened.storage, opened.folder
     method, space, settings = opened.method, opened.space, opened.settings
     spec = get_spec(options.dataset)
-    device = resolve_device(options.device)
+    conditions = options.conditions
+    device = resolve_device(conditions.device)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     todo = max(0, options.n_trials - finished)
     tqdm.write(
@@ -380,7 +378,7 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
         f"{todo} to go (objective: validation balanced accuracy)"
     )
     if todo:
-        imageset = load_imageset(spec, settings.image_size, options.data_root, options.progress)
+        imageset = load_imageset(spec, settings.image_size, conditions.data_root, options.progress)
         splits = [spec.split(imageset, data_seed) for data_seed in options.data_seeds]
         _settle_splits(study, splits)
         # Trials report every epoch the schedule runs, which the step floor may stretch.
@@ -390,7 +388,15 @@ def run_sweep(options: SweepOptions) -> tuple[optuna.Study, Path]:
             write_manifest(split, imageset, store.splits_dir)
         cache = ArtefactCache()
         experiments = [
-            Experiment(spec, imageset, split, settings, device, cache, compile=options.compile)
+            Experiment(
+                spec=spec,
+                imageset=imageset,
+                split=split,
+                settings=settings,
+                device=device,
+                cache=cache,
+                compile=conditions.compile,
+            )
             for split in splits
         ]
         objective = make_objective(

@@ -84,7 +84,7 @@ def run_sweep_workers(
     options = dataclasses.replace(
         options,
         results_dir=results_dir,
-        data_root=options.data_root.resolve() if options.data_root else None,
+        conditions=options.conditions.for_workers(options.conditions.device),
         space=options.space.resolve() if options.space else None,
         methods_dir=(options.methods_dir or methods_dir()).resolve(),
     )
