@@ -20,9 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.components.losses import LOSSES
+from bench.components.catalogue import LOSSES, SAMPLERS
 from bench.components.models import build_classifier
-from bench.components.samplers import SAMPLERS
 from bench.experiment.settings import TrainingSettings
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.schedule import lr_at

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.components.losses import LOSSES, ldam_margins, log_prior
+from bench.components.catalogue import LOSSES
+from bench.components.losses import ldam_margins, log_prior
 from bench.components.weighting import effective_number, inverse_frequency, sqrt_inverse_frequency
 
 COUNTS = np.array([50, 20, 5])

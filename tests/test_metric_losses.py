@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.components.metric_losses import METRIC_LOSSES, CentreLoss, ClassCentreTripletLoss
+from bench.components.catalogue import METRIC_LOSSES
+from bench.components.metric_losses import CentreLoss, ClassCentreTripletLoss
 
 
 def _embeddings(n: int = 12, dim: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

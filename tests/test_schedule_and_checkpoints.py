@@ -15,9 +15,8 @@ from PIL import Image
 
 import bench.stage1.training
 from bench.cli.main import main
-from bench.components.losses import LOSSES
+from bench.components.catalogue import LOSSES, SAMPLERS
 from bench.components.models import build_classifier
-from bench.components.samplers import SAMPLERS
 from bench.core.errors import BenchError
 from bench.experiment.settings import TrainingSettings, check_settings
 from bench.stage1.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.components.catalogue import STAGE2_METHODS
 from bench.components.losses import log_prior
 from bench.stage2.feature_sources import CachedFeatures
 from bench.stage2.methods import (
-    STAGE2_METHODS,
     TAU_GRID,
     HeadWeights,
     Stage2Context,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
+from bench.components.catalogue import BACKBONES
 from bench.core.device import DEVICE_CHOICES
 from bench.core.errors import BenchError
 from bench.core.validation import finite_float, non_negative_int, parse_duration, positive_int
@@ -78,7 +79,7 @@ def add_settings(parser: argparse.ArgumentParser, meaning: str) -> None:
     )
     knobs.add_argument("--epochs", type=positive_int)
     knobs.add_argument("--image-size", type=positive_int)
-    knobs.add_argument("--backbone", help="resnet-compact, resnet-compact-wide, resnet18, resnet50")
+    knobs.add_argument("--backbone", help=", ".join(BACKBONES))
     knobs.add_argument("--batch-size", type=positive_int)
     knobs.add_argument("--lr", type=finite_float, help="peak learning rate")
     knobs.add_argument(

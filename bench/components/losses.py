@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from bench.core.ranges import NON_NEGATIVE, POSITIVE
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -84,11 +81,13 @@ def offset_cross_entropy(
     return F.cross_entropy(logits + offsets.to(logits), targets, weight=class_weights)
 
 
-def _ce(counts: np.ndarray) -> Loss:
+def build_ce(counts: np.ndarray) -> Loss:
+    """Cross-entropy."""
     return Loss(cross_entropy)
 
 
-def _focal(counts: np.ndarray, *, gamma: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
+def build_focal(counts: np.ndarray, *, gamma: float) -> Loss:
+    """Focal loss (Lin et al., ICCV 2017)."""
     return Loss(lambda z, y, w: focal_loss(z, y, w, gamma=gamma))
 
 
@@ -98,12 +97,8 @@ def ldam_margins(counts: np.ndarray, max_margin: float) -> torch.Tensor:
     return torch.tensor(raw * (max_margin / raw.max()), dtype=torch.float32)
 
 
-def _ldam(
-    counts: np.ndarray,
-    *,
-    max_margin: Annotated[float, POSITIVE] = 0.5,
-    scale: Annotated[float, POSITIVE] = 30.0,
-) -> Loss:
+def build_ldam(counts: np.ndarray, *, max_margin: float, scale: float) -> Loss:
+    """LDAM: margins ∝ n_j^(-1/4) on a cosine head (Cao et al., NeurIPS 2019)."""
     # The cosine head already multiplies by `scale`, so the margin is scaled alike.
     margins = ldam_margins(counts, max_margin) * scale
     return Loss(
@@ -119,20 +114,13 @@ def log_prior(counts: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
 
 
-def _balanced_softmax(counts: np.ndarray) -> Loss:
+def build_balanced_softmax(counts: np.ndarray) -> Loss:
+    """Balanced softmax: logits offset by the log prior (Ren et al., NeurIPS 2020)."""
     offsets = log_prior(counts)
     return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
 
 
-def _logit_adjusted(counts: np.ndarray, *, tau: Annotated[float, NON_NEGATIVE] = 1.0) -> Loss:
+def build_logit_adjusted(counts: np.ndarray, *, tau: float) -> Loss:
+    """Logit-adjusted loss: offsets τ·log π_j (Menon et al., ICLR 2021)."""
     offsets = tau * log_prior(counts)
     return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
-
-
-LOSSES: dict[str, Callable[..., Loss]] = {
-    "ce": _ce,
-    "focal": _focal,
-    "ldam": _ldam,
-    "balanced-softmax": _balanced_softmax,
-    "logit-adjusted": _logit_adjusted,
-}

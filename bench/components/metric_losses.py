@@ -9,16 +9,10 @@ with the network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
-
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners
 from torch import nn
-
-from bench.core.errors import BenchError
-from bench.core.ranges import FRACTION, NON_NEGATIVE, POSITIVE, Range
 
 
 class MinedTripletLoss(nn.Module):
@@ -102,60 +96,28 @@ class CentreLoss(nn.Module):
         self.centres -= self.alpha * delta
 
 
-def _supcon(
-    num_classes: int, dim: int, *, temperature: Annotated[float, POSITIVE] = 0.1
-) -> nn.Module:
+def build_supcon(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+    """Supervised contrastive loss (Khosla et al., NeurIPS 2020)."""
     return losses.SupConLoss(temperature=temperature)
 
 
-def _triplet(
-    num_classes: int, dim: int, *, margin: Annotated[float, NON_NEGATIVE] = 0.2
-) -> nn.Module:
+def build_triplet(num_classes: int, dim: int, *, margin: float) -> nn.Module:
+    """Triplet loss on mined triplets (`MinedTripletLoss`)."""
     return MinedTripletLoss(margin)
 
 
-def _proxy_anchor(
-    num_classes: int,
-    dim: int,
-    *,
-    margin: Annotated[float, NON_NEGATIVE] = 0.1,
-    alpha: Annotated[float, POSITIVE] = 32.0,
-) -> nn.Module:
+def build_proxy_anchor(num_classes: int, dim: int, *, margin: float, alpha: float) -> nn.Module:
+    """Proxy-anchor loss (Kim et al., CVPR 2020)."""
     return losses.ProxyAnchorLoss(num_classes, dim, margin=margin, alpha=alpha)
 
 
-def _centre_triplet(
-    num_classes: int,
-    dim: int,
-    *,
-    margin: Annotated[float, NON_NEGATIVE] = 0.2,
-    centres: str = "running",
-    momentum: Annotated[float, FRACTION] = 0.9,
+def build_centre_triplet(
+    num_classes: int, dim: int, *, margin: float, centres: str, momentum: float
 ) -> nn.Module:
-    if centres not in ("running", "learned"):
-        raise BenchError(
-            f"class-centre triplet: centres must be 'running' or 'learned', got {centres!r}."
-        )
+    """Class-centre triplet loss (`ClassCentreTripletLoss`)."""
     return ClassCentreTripletLoss(num_classes, dim, margin, centres, momentum)
 
 
-def _centre(
-    num_classes: int,
-    dim: int,
-    *,
-    alpha: Annotated[float, Range(low=0, high=1, low_open=True)] = 0.5,
-) -> nn.Module:
+def build_centre(num_classes: int, dim: int, *, alpha: float) -> nn.Module:
+    """Centre loss (Wen et al., ECCV 2016)."""
     return CentreLoss(num_classes, dim, alpha)
-
-
-# Learning-rate multiplier of a loss's own parameters where its paper sets one: proxy-anchor's
-# proxies learn 100 times faster than the network (Kim et al., CVPR 2020). Others: 1.
-LR_MULTIPLIERS: dict[str, float] = {"proxy-anchor": 100.0}
-
-METRIC_LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "supcon": _supcon,
-    "triplet": _triplet,
-    "proxy-anchor": _proxy_anchor,
-    "centre-triplet": _centre_triplet,
-    "centre": _centre,
-}

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from bench.components.catalogue import BACKBONES
 from bench.core.errors import BenchError, unknown_name
 from bench.core.validation import WEIGHTS_LIMIT, first_line, regular_file
 
@@ -140,30 +141,25 @@ def _compact(widths: tuple[int, ...], blocks: int) -> Callable[[bool, str], tupl
     return build
 
 
-BACKBONES: dict[str, Callable[[bool, str], tuple[nn.Module, int]]] = {
-    "resnet-compact": _compact((16, 32, 64), 1),
-    "resnet-compact-wide": _compact((32, 64, 128), 1),
-    "resnet18": _torchvision_resnet("resnet18"),
-    "resnet50": _torchvision_resnet("resnet50"),
-}
-
-# The smallest input each backbone takes (the torchvision ResNets downsample 32 times).
-MIN_IMAGE_SIZE = {"resnet18": 32, "resnet50": 32}
-DEFAULT_MIN_IMAGE_SIZE = 8
+# The backbones `catalogue.BACKBONES` names: each builds (body, feature size) from
+# (pretrained, weights file).
+resnet_compact = _compact((16, 32, 64), 1)
+resnet_compact_wide = _compact((32, 64, 128), 1)
+resnet18 = _torchvision_resnet("resnet18")
+resnet50 = _torchvision_resnet("resnet50")
 
 
 def check_backbone(name: str, image_size: int, pretrained: bool, weights_file: str = "") -> None:
     """Refuse, before any training, a backbone that is unknown, an image size below its
     minimum, or pretrained weights that are not available offline (nothing is downloaded):
     the hub cache's ImageNet weights, or the state dict in `weights_file`."""
-    if name not in BACKBONES:
-        raise unknown_name("backbone", name, BACKBONES)
-    smallest = MIN_IMAGE_SIZE.get(name, DEFAULT_MIN_IMAGE_SIZE)
+    info = BACKBONES.meta(name)
+    smallest = info.min_image_size
     if image_size < smallest:
         raise BenchError(f"{name} needs images of at least {smallest} px; got {image_size}.")
     if not pretrained:
         return
-    if name not in MIN_IMAGE_SIZE:
+    if not info.pretrained:
         remedy = "drop --weights" if weights_file else "use --no-pretrained"
         raise BenchError(
             f"{name} has no pretrained weights; {remedy}, or choose --backbone resnet18 / resnet50."
@@ -238,9 +234,7 @@ def build_classifier(
     `embedding_dim` when one is given (for metric learning); its convolutions are kept in
     channels-last memory order (measured 1.5× faster training of the compact ResNet on two
     CPU cores; `nox -s perf`)."""
-    if backbone not in BACKBONES:
-        raise unknown_name("backbone", backbone, BACKBONES)
-    body, features = BACKBONES[backbone](pretrained, weights_file)
+    body, features = BACKBONES.builder(backbone)(pretrained, weights_file)
     projection = None if embedding_dim is None else projection_head(features, embedding_dim)
     if head == "linear":
         model = Classifier(body, nn.Linear(features, num_classes), projection)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
-
 import torch
-
-from bench.core.ranges import Range
 
 
 def instance_order(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -41,9 +36,7 @@ def class_balanced_order(labels: torch.Tensor, generator: torch.Generator) -> to
     return _item_of_each(labels, classes, generator)
 
 
-def m_per_class_order(
-    labels: torch.Tensor, generator: torch.Generator, *, m: Annotated[int, Range(low=1)] = 4
-) -> torch.Tensor:
+def m_per_class_order(labels: torch.Tensor, generator: torch.Generator, *, m: int) -> torch.Tensor:
     """N indices in blocks of `m` items of one class, each block's class drawn uniformly.
 
     A batch whose size is a multiple of `m` holds several items of each class it contains, as
@@ -54,11 +47,3 @@ def m_per_class_order(
         raise ValueError(f"m must be positive, got {m}")
     blocks = _uniform_classes(labels, -(-len(labels) // m), generator)
     return _item_of_each(labels, blocks.repeat_interleave(m), generator)[: len(labels)]
-
-
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
-    "instance": instance_order,
-    "class-balanced": class_balanced_order,
-    "m-per-class": m_per_class_order,
-}
-REBALANCING_SAMPLERS = frozenset({"class-balanced", "m-per-class"})

@@ -6,14 +6,7 @@ which keeps the loss scale comparable to unweighted training.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
-
 import numpy as np
-
-from bench.core.ranges import Range
-
-OPEN_UNIT = Range(low=0, high=1, low_open=True, high_open=True)  # (0, 1)
 
 
 def _normalised(raw: np.ndarray) -> np.ndarray:
@@ -30,15 +23,6 @@ def sqrt_inverse_frequency(counts: np.ndarray) -> np.ndarray:
     return _normalised(1.0 / np.sqrt(counts.astype(float)))
 
 
-def effective_number(
-    counts: np.ndarray, *, beta: Annotated[float, OPEN_UNIT] = 0.9999
-) -> np.ndarray:
+def effective_number(counts: np.ndarray, *, beta: float) -> np.ndarray:
     """w_j ∝ (1 − β) / (1 − β^n_j), the inverse effective number of samples (Cui et al. 2019)."""
     return _normalised((1.0 - beta) / (1.0 - np.power(beta, counts.astype(float))))
-
-
-WEIGHTINGS: dict[str, Callable[..., np.ndarray]] = {
-    "inverse": inverse_frequency,
-    "sqrt-inverse": sqrt_inverse_frequency,
-    "effective-number": effective_number,
-}

@@ -1,18 +1,12 @@
-"""Valid ranges declared beside a builder's keyword parameters, read when a recipe is parsed.
-
-A builder writes `gamma: Annotated[float, Range(low=0)] = 1.0`; `declared_ranges(builder)`
-finds every such range, and the recipe reader checks each value against it, so a bad value
-is a one-line error naming the file and field before any training (the way scikit-learn
-declares parameter constraints beside the estimator).
-"""
+"""Intervals of valid numbers, declared with each registered parameter
+(`bench.components.catalogue`) and checked when a recipe is parsed, so a bad value is a
+one-line error naming the file and field before any training (the way scikit-learn declares
+parameter constraints beside each estimator)."""
 
 from __future__ import annotations
 
 import math
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,15 +38,3 @@ class Range:
 POSITIVE = Range(low=0, low_open=True)
 NON_NEGATIVE = Range(low=0)
 FRACTION = Range(low=0, high=1, high_open=True)  # [0, 1)
-
-
-def declared_ranges(builder: Callable[..., Any]) -> dict[str, Range]:
-    """The `Range` declared on each annotated parameter of `builder`."""
-    hints = typing.get_type_hints(builder, include_extras=True)
-    return {
-        name: meta
-        for name, hint in hints.items()
-        if typing.get_origin(hint) is typing.Annotated
-        for meta in hint.__metadata__
-        if isinstance(meta, Range)
-    }

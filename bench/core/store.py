@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.components.samplers import REBALANCING_SAMPLERS
+from bench.components.catalogue import SAMPLERS
 from bench.core.files import write_atomic, write_json_atomic, write_text_atomic
 
 RUN_FILE, METRICS_FILE, PREDICTIONS_FILE = "run.json", "metrics.json", "predictions.npz"
@@ -105,7 +105,7 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         "method": config["method"]["name"],
         "family": config["method"]["family"],
         "stage2_mode": (config["method"].get("stage2") or {}).get("mode", ""),
-        "rebalancing_sampler": config["method"]["sampler"]["name"] in REBALANCING_SAMPLERS,
+        "rebalancing_sampler": _rebalances(config["method"]["sampler"]["name"]),
         "variant": record.get("variant", record.get("setting")),  # older records: `setting`
         "settings_id": record.get("settings_id", ""),  # empty in records older than it
         "data_seed": config["split"]["data_seed"],
@@ -126,3 +126,8 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         classes = config["dataset"]["classes"]  # dataset order, not JSON's sorted keys
         row.update({f"recall_{c}": test["per_class"][c]["recall"] for c in classes})
     return row
+
+
+def _rebalances(sampler: str) -> bool:
+    """Whether a recorded run's sampler re-balances (a sampler since removed: no)."""
+    return sampler in SAMPLERS and SAMPLERS.meta(sampler).rebalancing

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.components.catalogue import SAMPLERS
 from bench.components.metrics import classification_metrics
 from bench.components.models import check_backbone
-from bench.components.samplers import REBALANCING_SAMPLERS
 from bench.core.errors import BenchError, TrainingDiverged
 from bench.core.files import stable_hash
 from bench.data.imageset import ImageSet
@@ -200,7 +200,7 @@ def evaluate(
             "reused": reused,
             "train_s": artefact.train_seconds,
             "compiled": artefact.compiled,
-            "rebalancing_sampler": method.stage1.sampler.name in REBALANCING_SAMPLERS,
+            "rebalancing_sampler": SAMPLERS.meta(method.stage1.sampler.name).rebalancing,
         },
         "stage2": stage2,
         "timings": {

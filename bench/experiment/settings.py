@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.components.catalogue import BACKBONES
 from bench.core.errors import BenchError
-from bench.core.validation import Field, check_fields, unknown_value
+from bench.core.validation import Field, check_fields
 from bench.stage1.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
 
 
@@ -54,9 +55,7 @@ SETTING_NAMES = tuple(f.name for f in dataclasses.fields(TrainingSettings))
 # line). Upper bounds only catch typos (10**13 steps would never end).
 SETTING_FIELDS: dict[str, Field] = {
     "image_size": Field(int, 8, 1024, advice="use 8 to 1024 pixels"),
-    "backbone": Field(
-        str
-    ),  # its names: `bench.components.models.BACKBONES`, looked up when checked
+    "backbone": Field(str, choices=tuple(BACKBONES)),
     "pretrained": Field(bool),
     "epochs": Field(int, 1, 10_000),
     "batch_size": Field(int, 2, 65_536),
@@ -74,13 +73,7 @@ assert set(SETTING_FIELDS) == set(SETTING_NAMES)
 def check_settings(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate a table of settings (names, types, ranges, backbone names); errors name
     `where` and the field."""
-    checked = check_fields(dict(table), SETTING_FIELDS, where)
-    if "backbone" in checked:
-        from bench.components.models import BACKBONES  # torch: only when a backbone is named
-
-        if checked["backbone"] not in BACKBONES:
-            raise unknown_value(f"{where}: 'backbone'", checked["backbone"], BACKBONES)
-    return checked
+    return check_fields(dict(table), SETTING_FIELDS, where)
 
 
 DEFAULT_PROFILE = "cpu"  # the dataset spec's [training] table itself

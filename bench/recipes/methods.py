@@ -9,20 +9,22 @@ are data, not code.
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.components.losses import LOSSES
-from bench.components.metric_losses import LR_MULTIPLIERS, METRIC_LOSSES
-from bench.components.samplers import REBALANCING_SAMPLERS, SAMPLERS
-from bench.components.weighting import WEIGHTINGS
+from bench.components.catalogue import (
+    LOSSES,
+    METRIC_LOSSES,
+    SAMPLERS,
+    STAGE2_METHODS,
+    WEIGHTINGS,
+)
 from bench.core.errors import BenchError, unknown_name
 from bench.core.layout import methods_dir
-from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range, declared_ranges
+from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range
+from bench.core.registry import Param, Registry
 from bench.core.validation import (
     Field,
     check_fields,
@@ -32,7 +34,6 @@ from bench.core.validation import (
     table_at,
 )
 from bench.experiment.settings import check_settings
-from bench.stage2.methods import STAGE2_METHODS, TRAINABLE
 
 LISTS_FILE = "_lists.toml"
 STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}
@@ -129,7 +130,7 @@ class Recipe:
             when = f" from {self.weighting_start:.0%} of epochs" if self.weighting_start else ""
             parts.append(f"weights {self.weighting.describe()}{when}")
         if self.sampler.name != "instance":
-            rebalances = " (re-balances)" if self.sampler.name in REBALANCING_SAMPLERS else ""
+            rebalances = " (re-balances)" if SAMPLERS.meta(self.sampler.name).rebalancing else ""
             parts.append(f"sampler {self.sampler.describe()}{rebalances}")
         return "; ".join(parts)
 
@@ -153,7 +154,9 @@ class Stage2Recipe:
     def summary(self) -> str:
         """One line: the method, its parameters and its mode."""
         views = f", {self.views} augmented views" if self.views else ""
-        trained = f" [{self.mode}{views}]" if self.method.name in TRAINABLE else ""
+        trained = (
+            f" [{self.mode}{views}]" if STAGE2_METHODS.meta(self.method.name).trainable else ""
+        )
         return f"{self.method.describe()}{trained}"
 
 
@@ -220,49 +223,51 @@ def _check_value(value: Any, default: Any, where: str) -> Any:
 def _component(
     raw: Any,
     table: str,
-    registry: dict[str, Callable[..., Any]],
+    registry: Registry[Any],
     path: Path,
     extra: tuple[str, ...] = (),
 ) -> tuple[Component, dict[str, Any]]:
-    """Validate one `[table]` against the registered builder's keyword-only parameters and
-    the ranges they declare (`bench.core.ranges`).
+    """Validate one `[table]` against the parameters its registry entry declares (type of the
+    default, range or choices); the component gets every parameter, defaults filled in.
 
     Fields named in `extra` are not builder parameters; they are returned apart.
     """
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise BenchError(
-            f"{path}: [{table}] needs a string field 'name' (one of {', '.join(sorted(registry))})."
+            f"{path}: [{table}] needs a string field 'name' (one of {', '.join(registry)})."
         )
     name = raw["name"]
     if name not in registry:
         raise BenchError(f"{path}: [{table}] {unknown_name(table, name, registry)}")
-    accepted = {
-        p.name: p.default
-        for p in inspect.signature(registry[name]).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    entry = registry.entry(name)
     params, extras = {}, {}
     for key, value in raw.items():
         if key == "name":
             continue
         if key in extra:
             extras[key] = value
-        elif key not in accepted:
-            allowed = ", ".join([*accepted, *extra]) or "none"
+        elif key not in entry.params:
+            allowed = ", ".join([*entry.params, *extra]) or "none"
             raise BenchError(
                 f"{path}: [{table}] field {key!r} is not a parameter of {name!r} "
                 f"(accepted: {allowed})."
             )
         else:
-            params[key] = _check_value(value, accepted[key], f"{path}: [{table}] field {key!r}")
-    for key, valid in declared_ranges(registry[name]).items():
-        if key in params and params[key] not in valid:
-            raise BenchError(
-                f"{path}: [{table}] field {key!r} = {params[key]!r} is out of range for "
-                f"{name!r}: use a value {valid}."
-            )
-    defaults = {k: v for k, v in accepted.items() if v is not inspect.Parameter.empty}
-    return Component(name, {**defaults, **params}), extras
+            where = f"{path}: [{table}] field {key!r}"
+            params[key] = _check_param(value, entry.params[key], where, name)
+    return Component(name, {**entry.defaults(), **params}), extras
+
+
+def _check_param(value: Any, param: Param, where: str, name: str) -> Any:
+    """`value` checked against the type of the parameter's default, its range or choices."""
+    value = _check_value(value, param.default, where)
+    if param.range is not None and value not in param.range:
+        raise BenchError(
+            f"{where} = {value!r} is out of range for {name!r}: use a value {param.range}."
+        )
+    if param.choices and value not in param.choices:
+        raise BenchError(f"{where} = {value!r}: {name!r} takes one of {', '.join(param.choices)}.")
+    return value
 
 
 def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
@@ -274,7 +279,7 @@ def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
 
 METRIC_TERM_FIELDS = ("weight", "embedding_dim", "lr_multiplier", "weight_decay")
 # The registries whose builders' parameters a recipe table sets, by table.
-TABLE_REGISTRIES: dict[str, dict[str, Callable[..., Any]]] = {
+TABLE_REGISTRIES: dict[str, Registry[Any]] = {
     "loss": LOSSES,
     "weighting": WEIGHTINGS,
     "sampler": SAMPLERS,
@@ -291,18 +296,19 @@ def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
     registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
     if registry is None or component not in registry:
         return None
-    return declared_ranges(registry[component]).get(field)
+    param = registry.entry(component).params.get(field)
+    return param.range if param else None
 
 
 def _metric_term(raw: Any, path: Path) -> MetricTerm:
     """The `[metric]` table: a registered loss with its parameters, plus the term's weight,
     embedding size and the optimiser settings of the loss's own parameters (proxies,
-    learned centres): an lr multiplier (default per loss, see `LR_MULTIPLIERS`) and whether
+    learned centres): an lr multiplier (default per loss, `MetricLossInfo`) and whether
     they get weight decay."""
     loss, extras = _component(raw, "metric", METRIC_LOSSES, path, METRIC_TERM_FIELDS)
     weight = _check_value(extras.get("weight", 1.0), 1.0, f"{path}: [metric] field 'weight'")
     dim = _check_value(extras.get("embedding_dim", 128), 128, f"{path}: [metric] 'embedding_dim'")
-    default_multiplier = LR_MULTIPLIERS.get(loss.name, 1.0)
+    default_multiplier = METRIC_LOSSES.meta(loss.name).lr_multiplier
     multiplier = _check_value(
         extras.get("lr_multiplier", default_multiplier),
         1.0,
@@ -354,10 +360,11 @@ def parse_stage2_recipe(path: Path, raw: dict[str, Any] | None = None) -> Stage2
         raise BenchError(
             f"{path}: [stage2] field 'mode' must be one of {', '.join(STAGE2_MODES)}, got {mode!r}."
         )
-    if (mode != "features" or views) and method.name not in TRAINABLE:
+    trainable = [name for name in STAGE2_METHODS if STAGE2_METHODS.meta(name).trainable]
+    if (mode != "features" or views) and method.name not in trainable:
         raise BenchError(
             f"{path}: [stage2] 'mode' and 'views' apply to methods that train a "
-            f"head ({', '.join(sorted(TRAINABLE))}), not {method.name!r}."
+            f"head ({', '.join(trainable)}), not {method.name!r}."
         )
     if not isinstance(views, int) or views < 0 or (views and mode != "features"):
         raise BenchError(

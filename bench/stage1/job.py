@@ -11,11 +11,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from bench.components.losses import LOSSES
-from bench.components.metric_losses import METRIC_LOSSES
+from bench.components.catalogue import LOSSES, METRIC_LOSSES, SAMPLERS, WEIGHTINGS
 from bench.components.models import Classifier, build_classifier
-from bench.components.samplers import SAMPLERS
-from bench.components.weighting import WEIGHTINGS
 from bench.core.claims import wait_for_claim
 from bench.data.imageset import ImageSet
 from bench.data.split import Split

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from bench.components.catalogue import STAGE2_METHODS
 from bench.recipes.methods import Stage2Recipe
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 from bench.stage1.augment import Normalizer
 from bench.stage1.job import SPLIT_NAMES, Stage1Job, augmented_view_features, rebuild
 from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures, FeatureSource
-from bench.stage2.methods import STAGE2_METHODS, HeadWeights, Stage2Context, Stage2Outcome
+from bench.stage2.methods import HeadWeights, Stage2Context, Stage2Outcome
 
 
 def head_weights(artefact: Stage1Artefact) -> HeadWeights:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ from bench.components.losses import log_prior
 from bench.components.metrics import balanced_accuracy
 from bench.components.samplers import class_balanced_order
 from bench.core.errors import TrainingDiverged
-from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range
 from bench.stage1.schedule import lr_at
 from bench.stage2.feature_sources import FeatureSource
 
@@ -155,11 +154,11 @@ def _evaluate(
 def crt(
     context: Stage2Context,
     *,
-    epochs: Annotated[int, NON_NEGATIVE] = 10,
-    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
-    lr: Annotated[float, POSITIVE] = 0.05,
-    batch_size: Annotated[int, Range(low=1)] = 128,
-    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
 ) -> Stage2Outcome:
     """Classifier re-training: a re-initialised linear head on class-balanced batches."""
     torch.manual_seed(context.seed)
@@ -209,11 +208,11 @@ class ScaledHead(nn.Module):
 def lws(
     context: Stage2Context,
     *,
-    epochs: Annotated[int, NON_NEGATIVE] = 10,
-    min_steps: Annotated[int, NON_NEGATIVE] = 2000,
-    lr: Annotated[float, POSITIVE] = 0.05,
-    batch_size: Annotated[int, Range(low=1)] = 128,
-    weight_decay: Annotated[float, NON_NEGATIVE] = 5e-4,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
 ) -> Stage2Outcome:
     """Learnable weight scaling: per-class scales on the frozen head, class-balanced batches."""
     head = ScaledHead(context.head, context.device)
@@ -271,13 +270,3 @@ def nearest_class_mean(context: Stage2Context) -> Stage2Outcome:
     return Stage2Outcome(
         {name: class_mean_logits(context.source.split(name), means) for name in ("val", "test")}
     )
-
-
-STAGE2_METHODS: dict[str, Callable[..., Stage2Outcome]] = {
-    "crt": crt,
-    "lws": lws,
-    "tau-norm": tau_norm,
-    "ncm": nearest_class_mean,
-    "logit-adjustment": logit_adjustment,
-}
-TRAINABLE = frozenset({"crt", "lws"})
