@@ -18,6 +18,10 @@
 6. The seconds `bench run` spends outside stage-1 training (loading data and artefacts, stage
    2, scoring, writing; no report): the `quick` list at seed 0 on `synthetic` at its
    defaults, a third of the main job, from an empty cache.
+7. Start-up of the command line: `bench --help` and `bench list methods`, median of 5 wall
+   times, against the interpreter alone (`python -c pass`) and `python -c "import torch"`
+   (what every command paid before the commands imported their libraries lazily).
+   `python benchmarks/perf.py startup` runs this item alone.
 """
 
 from __future__ import annotations
@@ -173,7 +177,35 @@ def outside_training() -> None:
     )
 
 
+def median_wall(command: list[str], repeats: int = 5) -> float:
+    """The median wall time of `command` over `repeats` runs, in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def startup() -> None:
+    """Item 7: how long the command line takes to answer."""
+    python = [sys.executable]
+    baseline = median_wall([*python, "-c", "pass"])
+    torch_import = median_wall([*python, "-c", "import torch"])
+    for args in (["--help"], ["list", "methods"]):
+        wall = median_wall([*python, "-m", "bench.cli.main", *args])
+        print(
+            f"bench {' '.join(args)}: {wall:.2f} s (median of 5; the interpreter alone "
+            f"{baseline:.2f} s, import torch {torch_import:.2f} s) -> bench / import torch = "
+            f"{wall / torch_import:.2f}x"
+        )
+
+
 def main() -> None:
+    if sys.argv[1:] == ["startup"]:
+        startup()
+        return
+    startup()
     images, labels = synthetic.generate(synthetic.class_counts(1200, 58.3), 28, seed=0)
     fast, slow = augmentation(images[:512])
     print(
