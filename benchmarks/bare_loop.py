@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from bench.components.catalogue import LOSSES, SAMPLERS
 from bench.components.models import build_classifier
-from bench.experiment.settings import TrainingSettings
+from bench.components.settings import TrainingSettings
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.schedule import lr_at
 from bench.stage1.training import Objective, Training, autocast, eval_batch_size, train_stage1

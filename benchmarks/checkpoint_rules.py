@@ -6,10 +6,10 @@
 
 For each data seed (splits the study never uses) and each stage-1 recipe of `ce`, `ce+crt`,
 `supcon+crt`, `triplet+crt` and `centre-triplet+crt`, stage 1 trains once at train seed 0 under
-the dataset's default settings while every rule of `bench.stage1.checkpoints` watches; each rule's
-kept weights then give features, cRT runs on them, and the row records validation and test
-balanced accuracy after stage 2 (for `ce`, of the stage-1 head). Rows are appended to the CSV
-as each training ends, so an interrupted measurement resumes where it stopped.
+the dataset's default settings while every rule of `bench.components.checkpoints` watches;
+each rule's kept weights then give features, cRT runs on them, and the row records validation
+and test balanced accuracy after stage 2 (for `ce`, of the stage-1 head). Rows are appended to
+the CSV as each training ends, so an interrupted measurement resumes where it stopped.
 `--summarise` prints the table the docs show (`--markdown`: as they show it): per method and
 rule, mean, std and worst validation balanced accuracy, how often the rule kept an epoch
 before 75 % of training, and the test numbers beside them.
@@ -25,13 +25,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from bench.components.checkpoints import CHECKPOINT_RULES
 from bench.components.metrics import balanced_accuracy
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.experiment.experiment import settings_for
 from bench.recipes.methods import MethodRegistry
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
-from bench.stage1.checkpoints import CHECKPOINT_RULES
 from bench.stage1.job import Stage1Job, train_artefacts
 from bench.stage2.decoupled import run_stage2
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from bare_loop import compare
 
-from bench.experiment.settings import TrainingSettings
+from bench.components.settings import TrainingSettings
 from bench.run.work import device_name
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"

@@ -41,10 +41,10 @@ import torchvision.transforms.v2 as T
 from bare_loop import compare
 
 from bench.components.models import build_classifier
+from bench.components.settings import TrainingSettings
 from bench.data import synthetic
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
-from bench.experiment.settings import TrainingSettings
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.training import predict
 from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures

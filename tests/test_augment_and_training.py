@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from bench.components.models import build_classifier
+from bench.components.settings import TrainingSettings
 from bench.core.errors import BenchError
-from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import parse_recipe
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.job import build_objective

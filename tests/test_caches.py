@@ -105,6 +105,7 @@ def test_cache_list_shows_every_entry_and_clear_takes_images_too(
     assert [p.name for p in (cache / "stage1").iterdir()] == ["k.claim"]
 
 
+@pytest.mark.slow
 def test_a_run_over_a_corrupt_artefact_says_so_and_trains_again(
     tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -48,6 +48,7 @@ def test_the_closure_holds_the_training_and_data_path_and_no_pure_io(closure: li
     assert "bench.report.build" not in closure and "bench.run.runner" not in closure
 
 
+@pytest.mark.slow
 def test_editing_any_module_of_the_closure_changes_the_key(
     tmp_path: Path, closure: list[str]
 ) -> None:

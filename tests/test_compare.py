@@ -191,6 +191,7 @@ def _scores(name: str, gain: float) -> DatasetScores:
     return DatasetScores(name, blocks, test_sets=5)
 
 
+@pytest.mark.slow
 def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_shows() -> None:
     comparison = analyse([_scores("a", 5.0), _scores("bb", 0.0)], MethodRegistry(), rope=1.0)
     [pair] = comparison.pairs

@@ -69,7 +69,8 @@ def server() -> Iterator[Served]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     served.url = f"http://127.0.0.1:{httpd.server_port}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # Polled often, so that shutting it down takes milliseconds, not the default half second.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield served
     httpd.shutdown()

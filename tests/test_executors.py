@@ -19,12 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import HEARTBEAT
+from conftest import age_dead_claims, tiny_environment
 from optuna.trial import TrialState
 
 from bench.cli.main import main
 from bench.core.errors import BenchError
 from bench.data.specs import get_spec
+from bench.execution.executors import options as executor_options
 from bench.execution.executors import processes, slurm
 from bench.execution.executors.options import (
     ExecutorOptions,
@@ -146,14 +147,26 @@ def test_the_probe_refuses_a_folder_that_is_not_the_submitters(tmp_path: Path) -
         probe_visibility((str(token), "theirs", str(tmp_path / "cache")))
 
 
+@pytest.fixture(scope="module")
+def local_ce_crt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The metrics of ce,ce+crt at seeds 0 and 1 run in this process, by run id: the reference
+    of the worker and SLURM runs, computed once, in the environment those tests run in
+    (`tiny_project`, `one_thread`, an isolated cache)."""
+    folder = tmp_path_factory.mktemp("local")
+    with tiny_environment(folder):
+        assert main(_argv(folder / "results", "ce,ce+crt")) == 0
+    runs = _runs(folder / "results")
+    assert len(runs) == 4
+    return runs
+
+
 @pytest.mark.slow
 def test_jobs_2_gives_the_metrics_of_a_local_run_each_run_once(
-    tiny_project: Path, tmp_path: Path, one_thread: None
+    tiny_project: Path, tmp_path: Path, one_thread: None, local_ce_crt: dict[str, dict]
 ) -> None:
-    assert main(_argv(tmp_path / "local", "ce,ce+crt")) == 0
     assert main(_argv(tmp_path / "jobs", "ce,ce+crt", "--jobs", "2")) == 0
-    local, jobs = _runs(tmp_path / "local"), _runs(tmp_path / "jobs")
-    assert len(jobs) == 4 and jobs == local  # same ids, same metrics
+    jobs = _runs(tmp_path / "jobs")
+    assert len(jobs) == 4 and jobs == local_ce_crt  # same ids, same metrics
     record = json.loads(next((tmp_path / "jobs" / "tiny" / "runs").glob("*/run.json")).read_text())
     assert record["executor"]["name"] == "local" and record["executor"]["workers"] == 2
     assert record["torch_threads"] == 1
@@ -193,11 +206,13 @@ def test_a_killed_worker_fails_its_job_only_and_a_rerun_completes(
     assert "killed by SIGKILL" in err + out and "bench status" in err
     survivors = _runs(results)  # the other job went on
     assert 1 <= len(survivors) < 3
-    time.sleep(6 * HEARTBEAT + 0.5)  # the dead worker's claims are now stale
+    # The dead worker's claims, stale as after STALE_AFTER (its submitter has ended too).
+    assert age_dead_claims(results, cache, Path(os.environ["BENCH_CACHE_DIR"]))
     assert main(_argv(results, methods, *slow, "--jobs", "2")) == 0
     assert _runs(results) == _runs(tmp_path / "local")  # all 3, each once, same metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "sweep"])
 def test_local_workers_end_with_their_command_whatever_ended_it(
     tiny_project: Path,
@@ -229,11 +244,14 @@ def test_local_workers_end_with_their_command_whatever_ended_it(
 @pytest.mark.slow
 @needs_cluster
 def test_slurm_run_gives_the_metrics_of_a_local_run(
-    tiny_project: Path, tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+    tiny_project: Path,
+    tmp_path: Path,
+    one_thread: None,
+    local_ce_crt: dict[str, dict],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(_argv(tmp_path / "local", "ce,ce+crt")) == 0
     assert main(_argv(tmp_path / "slurm", "ce,ce+crt", "--executor", "slurm")) == 0
-    assert _runs(tmp_path / "slurm") == _runs(tmp_path / "local")
+    assert _runs(tmp_path / "slurm") == local_ce_crt
     jobs = tmp_path / "slurm" / "tiny" / "jobs"
     assert (jobs / ".probe-ok").exists() and len(list(jobs.glob("probes/*/batch.json"))) == 1
     capsys.readouterr()
@@ -366,11 +384,19 @@ def test_a_worker_refuses_a_unit_whose_run_ids_it_cannot_reproduce(
         rebuild_runs(other)
 
 
-def test_threads_default_to_the_cpus_a_worker_is_given() -> None:
+def test_threads_default_to_the_cpus_a_worker_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine of 64 CPUs of which this process may run on 12 (a cgroup's or taskset's mask).
+    monkeypatch.setattr(executor_options.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(
+        executor_options.os, "sched_getaffinity", lambda pid: set(range(12)), raising=False
+    )
+    assert usable_cpus() == 12
+    workers = {jobs: ExecutorOptions(jobs=jobs).threads_per_worker() for jobs in (2, 3, 5, 12, 16)}
+    assert workers == {2: 6, 3: 4, 5: 2, 12: 1, 16: 1}  # shared out, never below one
     assert ExecutorOptions().threads_per_worker() is None  # this process: torch's default
     assert ExecutorOptions(name="slurm", jobs=32).threads_per_worker() is None  # the job's CPUs
-    assert ExecutorOptions(jobs=2).threads_per_worker() == max(1, usable_cpus() // 2)
     assert ExecutorOptions(jobs=2, threads=3).threads_per_worker() == 3
+    assert ExecutorOptions(name="slurm", jobs=2, threads=3).threads_per_worker() == 3
 
 
 def test_each_local_worker_slot_gets_its_own_gpu_of_those_visible(
@@ -429,6 +455,8 @@ def test_a_slurm_job_gone_without_a_result_fails_after_a_grace_and_a_failing_squ
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = Job(0, "unit", "8_0", tmp_path / "log", tmp_path / "result.json")
+    clock = [0.0]
+    monkeypatch.setattr(slurm.time, "monotonic", lambda: clock[0])
     watcher = SlurmWatcher(time_limit=60, grace=0.3)
     _fake_slurm(monkeypatch, {"8_0": "PENDING"}, {})
     assert watcher.states([job])[job.uid].state == "pending"
@@ -436,7 +464,9 @@ def test_a_slurm_job_gone_without_a_result_fails_after_a_grace_and_a_failing_squ
     assert watcher.states([job])[job.uid].state == "pending"
     _fake_slurm(monkeypatch, {}, {})  # gone, unknown to scontrol: its result may yet show
     assert watcher.states([job])[job.uid].state == "running"
-    time.sleep(0.4)
+    clock[0] = 0.25  # within the grace
+    assert watcher.states([job])[job.uid].state == "running"
+    clock[0] = 0.4  # past it
     state = watcher.states([job])[job.uid]
     assert state.state == "failed" and "without writing a result" in state.detail
     # A rerun follows only what the queue still lists, never a job it cannot see.

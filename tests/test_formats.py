@@ -329,6 +329,7 @@ def test_class_with_too_few_groups_for_the_splits(tmp_path: Path) -> None:
         make_split(load_imageset(spec, 8), 0.2, 0.2, 0)
 
 
+@pytest.mark.slow
 def test_unreadable_image_stops_or_is_skipped_and_recorded(
     tiny_project: Path, tmp_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ def test_every_batch_mode_serves_the_same_batches() -> None:
     assert fits_on_device(4 * 2**30, 12 * 2**30) and not fits_on_device(6 * 2**30, 12 * 2**30)
 
 
+@pytest.mark.slow
 def test_compile_falls_back_with_a_reason_and_never_changes_the_run_id(
     tiny_project: Path,
     tmp_path: Path,
@@ -94,6 +95,7 @@ def test_compile_falls_back_with_a_reason_and_never_changes_the_run_id(
     assert _record(tmp_path / "compiled-ok")["stage1"]["compiled"] == "compiled"
 
 
+@pytest.mark.slow
 def test_a_profile_layers_its_settings_and_is_recorded(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,6 +136,7 @@ def test_a_profile_named_cpu_or_with_a_misspelt_setting_is_refused(tiny_project:
         get_spec("tiny")
 
 
+@pytest.mark.slow
 def test_weights_from_a_file_are_loaded_checked_and_part_of_the_run_id(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +168,7 @@ def test_weights_from_a_file_are_loaded_checked_and_part_of_the_run_id(
         read_weights(path, "resnet18")
 
 
+@pytest.mark.slow
 def test_no_pretrained_overrides_a_pretrained_profile_and_is_recorded(
     tiny_project: Path, tmp_path: Path
 ) -> None:

@@ -120,6 +120,7 @@ def test_wrong_columns_and_undecodable_image(tmp_path: Path) -> None:
         load_imageset(get_spec("skin"), 16, root)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_HAM.is_dir(), reason="needs ../shared/data/ham10000")
 def test_real_ham10000_split_keeps_each_lesion_on_one_side() -> None:
     imageset = load_imageset(get_spec("skin"), 8, SHARED_HAM)

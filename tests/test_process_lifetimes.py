@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HEARTBEAT
+from conftest import age_dead_claims
 
 from bench.cli.main import main
 from bench.core import claims
@@ -145,7 +145,8 @@ def test_a_submitter_ended_by_any_signal_takes_its_workers_with_it(
     assert _gone(worker, within=5.0), "the worker outlived its submitter"
     if signum == signal.SIGKILL:
         assert submitter.returncode == -signal.SIGKILL
-        time.sleep(6 * HEARTBEAT + 0.5)  # the dead processes' claims are now stale
+        # The dead processes' claims, stale as after STALE_AFTER.
+        assert age_dead_claims(results, Path(f"{results}-cache"))
         reference = tmp_path / "reference"
         assert main(_argv(reference, "--epochs", "200")) == 0
         assert main(_argv(results, *slow)) == 0  # the rerun completes what was lost

@@ -16,9 +16,9 @@ from scipy import stats
 
 from bench.cli.main import main
 from bench.components.metrics import classification_metrics
-from bench.core.store import ResultsStore
 from bench.report import plots
 from bench.report.build import build_report
+from bench.run.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 
 # Label-index order differs from alphabetical and from training-frequency order on purpose.
@@ -141,6 +141,7 @@ def test_default_reference_is_chosen_on_validation(tmp_path: Path) -> None:
     assert "reference by validation balanced accuracy" in significance
 
 
+@pytest.mark.slow
 def test_every_figure_is_written_and_non_empty(tmp_path: Path) -> None:
     write_results(tmp_path)
     report = build_report(tmp_path, "toy", pdf=True)
@@ -171,6 +172,7 @@ def test_report_command_and_missing_artefacts_are_noted(
     assert "supcon+crt" not in (report.folder / "main.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_far_below_its_methods_median_is_listed_under_the_main_table(
     tmp_path: Path,
 ) -> None:
@@ -218,6 +220,7 @@ def test_a_run_far_below_its_methods_median_is_listed_under_the_main_table(
     assert "<td>ce+crt-s3</td>" in page
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)"
 )

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_tiny
 
 from bench.cli.main import main
-from bench.core.store import ResultsStore
 from bench.run import work
+from bench.run.store import ResultsStore
 
 pytestmark = pytest.mark.slow
 

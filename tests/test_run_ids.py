@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.data.specs import get_spec
@@ -24,6 +25,7 @@ PINNED = {
 }
 
 
+@pytest.mark.slow
 def test_the_main_jobs_run_ids_are_unchanged(tmp_path: Path) -> None:
     options = RunOptions("synthetic", seeds=(0, 1, 2), results_dir=tmp_path, progress=False)
     methods = MethodRegistry().expand("ce,ce+crt,ce+lws,rs-cb,supcon+crt,centre-triplet+crt")

@@ -16,10 +16,10 @@ from PIL import Image
 import bench.stage1.training
 from bench.cli.main import main
 from bench.components.catalogue import LOSSES, SAMPLERS
+from bench.components.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch
 from bench.components.models import build_classifier
+from bench.components.settings import TrainingSettings, check_settings
 from bench.core.errors import BenchError
-from bench.experiment.settings import TrainingSettings, check_settings
-from bench.stage1.checkpoints import CHECKPOINT_RULES, HEAD_SCORE, NCM_SCORE, kept_epoch
 from bench.stage1.schedule import Schedule, lr_at
 from bench.stage1.training import Objective, Training, train_stage1
 
@@ -170,6 +170,7 @@ def _disc_or_ring_folder(root: Path, counts: dict[str, int], size: int = 32) -> 
     return root
 
 
+@pytest.mark.slow
 def test_plain_ce_at_the_defaults_learns_a_small_imbalanced_folder(
     tmp_path: Path, one_thread: None
 ) -> None:

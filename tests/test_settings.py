@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from bench.components.settings import TrainingSettings, check_settings, resolve_settings
 from bench.core.errors import BenchError
-from bench.experiment.settings import TrainingSettings, check_settings, resolve_settings
 
 
 def test_layers_apply_in_order_and_none_means_not_given() -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -23,14 +24,15 @@ from conftest import run_tiny
 from optuna.trial import TrialState
 
 from bench.cli.main import main
+from bench.components.settings import TrainingSettings
 from bench.core.errors import BenchError
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.experiment.experiment import Experiment, settings_for
-from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import MethodRegistry, Tuning
 from bench.run.plan import tuning_notes
 from bench.stage1.artefacts import ArtefactCache
+from bench.sweep import command
 from bench.sweep.command import (
     BEFORE_RULES,
     SweepOptions,
@@ -87,6 +89,7 @@ def test_bad_search_table_names_the_file(tiny_project: Path, table: str, message
     assert "ce.toml" in str(error.value)
 
 
+@pytest.mark.slow
 def test_three_trial_sweep_exports_a_recipe_that_runs(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,6 +138,36 @@ def _completed_trials(db: Path) -> int:
         return 0
 
 
+def _running_trials(db: Path) -> int:
+    """Running trials in a study database, read as `_completed_trials` reads."""
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            query = "SELECT count(*) FROM trials WHERE state = 'RUNNING'"
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _age_running_trials(db: Path) -> int:
+    """Move the start and the last heartbeat of every running trial in a SQLite study an hour
+    back, as if its worker had created it and beaten last then: what waiting out the grace
+    does to a dead worker's trials, at once. Returns how many trials were aged."""
+    running = "SELECT trial_id FROM trials WHERE state = 'RUNNING'"
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        aged = connection.execute(
+            f"UPDATE trials SET datetime_start = datetime(datetime_start, '-1 hour') "
+            f"WHERE trial_id IN ({running})"
+        ).rowcount
+        connection.execute(
+            f"UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') "
+            f"WHERE trial_id IN ({running})"
+        )
+    return aged
+
+
+@pytest.mark.slow
 def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -> None:
     (tiny_project / "space.toml").write_text(SPACE)
     results = tmp_path / "results"
@@ -144,24 +177,34 @@ def test_resume_after_the_worker_is_killed(tiny_project: Path, tmp_path: Path) -
     argv += ["--heartbeat", "1"]
     storage = f"sqlite:///{results}/tiny/sweeps/ce+crt.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    db = results / "tiny" / "sweeps" / "ce+crt.db"
     worker = subprocess.Popen([sys.executable, "-m", "bench.cli.main", *argv], env=env)
+    # Killed in a trial, after at least one: stopped while its database is looked at, so that
+    # what is seen is what the kill leaves (between two trials none is running).
     deadline = time.monotonic() + 300
     completed = 0
-    while time.monotonic() < deadline and worker.poll() is None and not completed:
-        time.sleep(0.1)
-        completed = _completed_trials(results / "tiny" / "sweeps" / "ce+crt.db")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    try:
+        while time.monotonic() < deadline and worker.poll() is None:
+            worker.send_signal(signal.SIGSTOP)
+            completed = _completed_trials(db)
+            if completed and _running_trials(db):
+                break
+            worker.send_signal(signal.SIGCONT)
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
     assert 1 <= completed < 25
     at_kill = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
     interrupted = [t.number for t in at_kill if t.state == TrialState.RUNNING]
-    time.sleep(3)  # past the 2-second grace: the killed worker's trial is now stale
+    assert len(interrupted) == 1  # one worker, one trial at a time
+    assert _age_running_trials(db) == 1  # as past the 2-second grace: the trial is stale
     assert main(argv) == 0
     trials = optuna.load_study(study_name="tiny/ce+crt", storage=storage).trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 25
     assert TrialState.RUNNING not in states
-    assert all(trials[n].state == TrialState.FAIL for n in interrupted)  # failed, not lost
+    assert trials[interrupted[0]].state == TrialState.FAIL  # failed, not lost
 
 
 def test_a_worker_killed_as_its_trial_begins_leaves_a_trial_that_is_failed(tmp_path: Path) -> None:
@@ -172,7 +215,7 @@ def test_a_worker_killed_as_its_trial_begins_leaves_a_trial_that_is_failed(tmp_p
     begun = study.ask()
     mark_begun(begun, "killed", storage)
     study.ask()  # killed before its objective began
-    time.sleep(3.2)  # past the 2-second grace, at the database clock's 1-second resolution
+    assert _age_running_trials(tmp_path / "study.db") == 2  # as past the 2-second grace
     live = study.ask()
     mark_begun(live, "alive", storage)
     fail_dead_trials(study, storage, heartbeat=1)
@@ -182,7 +225,7 @@ def test_a_worker_killed_as_its_trial_begins_leaves_a_trial_that_is_failed(tmp_p
 
 
 def test_in_a_journal_an_unbegun_trial_is_failed_and_a_requeued_worker_fails_its_own(
-    tiny_project: Path, tmp_path: Path
+    tiny_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A journal has no heartbeats: a trial created by a worker killed before the objective's
     # first step names no worker, and once waited for ever; a job requeued under its tag
@@ -195,7 +238,13 @@ def test_in_a_journal_an_unbegun_trial_is_failed_and_a_requeued_worker_fails_its
     own, others = study.ask(), study.ask()
     mark_begun(own, "batch/0", storage)
     mark_begun(others, "batch/1", storage)
-    time.sleep(2.2)  # past the 2-second grace of a 1-second heartbeat
+
+    class AnHourLater(datetime):  # a journal keeps its own times: the sweep's clock moves on
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(tz) + timedelta(hours=1)
+
+    monkeypatch.setattr(command, "datetime", AnHourLater)  # well past the 2-second grace
     fail_dead_trials(study, storage, heartbeat=1)
     running = TrialState.RUNNING
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, running, running]
@@ -203,6 +252,7 @@ def test_in_a_journal_an_unbegun_trial_is_failed_and_a_requeued_worker_fails_its
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL, running]
 
 
+@pytest.mark.slow
 def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
     spec = get_spec("tiny")
     method = MethodRegistry().get("ce+crt")
@@ -235,6 +285,7 @@ def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
     assert not torch.equal(variants[0].labels[split.test], variants[1].labels[split.test])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     "BENCH_TEST_POSTGRES" not in os.environ,
     reason="needs a PostgreSQL server: .ci/run starts one and sets BENCH_TEST_POSTGRES",
@@ -270,6 +321,7 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     assert len(numbers) == len(set(numbers))
 
 
+@pytest.mark.slow
 def test_several_methods_one_study_each_in_a_journal(tiny_project: Path, tmp_path: Path) -> None:
     (tiny_project / "space.toml").write_text(SPACE)  # stage2.lr: a field of crt and of lws
     results = tmp_path / "results"
@@ -286,6 +338,7 @@ def test_several_methods_one_study_each_in_a_journal(tiny_project: Path, tmp_pat
         assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
 
 
+@pytest.mark.slow
 def test_a_sweep_tunes_at_the_run_settings_and_its_export_records_them(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -322,6 +375,7 @@ def _manifest(folder: Path, digest: str) -> dict:
     return json.loads((folder / f"split-{digest}.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_study_is_bound_to_its_splits_and_runs_count_test_items_it_was_tuned_on(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -420,6 +474,7 @@ def test_a_refused_database_connection_never_shows_the_password(
     assert "hunter2" not in err and "bench:***@127.0.0.1:1/db" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_diverging_trials_fail_and_the_sweep_stops_with_exit_1(
     tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from bench.components.catalogue import BACKBONES
+from bench.components.checkpoints import CHECKPOINT_RULES
+from bench.components.settings import SETTING_NAMES
 from bench.core.device import DEVICE_CHOICES
 from bench.core.errors import BenchError
 from bench.core.validation import finite_float, non_negative_int, parse_duration, positive_int
@@ -19,8 +21,6 @@ from bench.execution.executors.options import (
     resolve_options,
 )
 from bench.experiment.conditions import Conditions
-from bench.experiment.settings import SETTING_NAMES
-from bench.stage1.checkpoints import CHECKPOINT_RULES
 
 MAX_SEEDS = 1000  # per option: far more runs than any study needs
 
@@ -92,7 +92,7 @@ def add_settings(parser: argparse.ArgumentParser, meaning: str) -> None:
         "--checkpoint",
         choices=list(CHECKPOINT_RULES),
         help="the stage-1 epoch kept: last (default), best, smoothed or ncm "
-        "(see bench/stage1/checkpoints.py)",
+        "(see bench/components/checkpoints.py)",
     )
     knobs.add_argument(
         "--pretrained",

@@ -46,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
     """Build the report and say where it is."""
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
-    from bench.core.store import ResultsStore
     from bench.data.specs import results_spec
     from bench.experiment.experiment import current_settings_ids
     from bench.recipes.methods import MethodRegistry
     from bench.report.build import build_report
+    from bench.run.store import ResultsStore
 
     results_dir = args.results_dir or default_results_dir()
     # A results folder is reported on by its name; otherwise the name may be an alias.

@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from bench.core.errors import BenchError
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
-    from bench.core.store import ResultsStore
     from bench.data.specs import results_spec
     from bench.recipes.methods import MethodRegistry
     from bench.run.runner import finalize
     from bench.run.status import describe
+    from bench.run.store import ResultsStore
 
     results_dir = args.results_dir or default_results_dir()
     spec = results_spec(args.dataset, results_dir)

@@ -13,11 +13,11 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.files import stable_hash
-from bench.core.store import ResultsStore, runs_at_settings
 from bench.data.specs import all_specs, get_spec
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
+from bench.run.store import ResultsStore, runs_at_settings
 
 
 @dataclass(frozen=True)

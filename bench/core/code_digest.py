@@ -14,10 +14,12 @@ import ast
 import functools
 import hashlib
 import importlib.metadata
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = "bench"
+TARGET = re.compile(r"(bench(?:\.\w+)+):\w+")  # `module:function`, as registries name builders
 
 # Modules that take no part in computing numbers, with why (the import closure stops there).
 PURE_IO = {
@@ -52,7 +54,8 @@ def module_path(module: str, package_dir: Path) -> Path:
 
 def _imported(module: str, tree: ast.Module, package_dir: Path) -> set[str]:
     """The `bench` modules a module imports (`from bench.x import name` counts `bench.x`, or
-    `bench.x.name` when that is a module), with the packages that contain them."""
+    `bench.x.name` when that is a module; a string `bench.x:function` counts `bench.x`), with
+    the packages that contain them."""
     found: set[str] = set()
     for node in ast.walk(tree):
         names: list[str] = []
@@ -61,6 +64,14 @@ def _imported(module: str, tree: ast.Module, package_dir: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
             names += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and (target := TARGET.fullmatch(node.value))
+        ):
+            # A builder named by import path (`bench.x:function`, the registry's targets) is
+            # imported when it builds: its module counts as imported.
+            names = [target.group(1)]
         for name in names:
             if (name == PACKAGE or name.startswith(PACKAGE + ".")) and module_path(
                 name, package_dir

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.components.settings import DEFAULT_PROFILE, check_settings
 from bench.core.errors import BenchError, unknown_name
 from bench.core.files import stable_hash
 from bench.core.layout import datasets_dir
@@ -16,7 +17,6 @@ from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
 from bench.data.split import KEPT_SPLITS, Split, make_split
-from bench.experiment.settings import DEFAULT_PROFILE, check_settings
 
 AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
 

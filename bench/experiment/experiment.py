@@ -24,12 +24,12 @@ import torch
 from bench.components.catalogue import SAMPLERS
 from bench.components.metrics import classification_metrics
 from bench.components.models import check_backbone
+from bench.components.settings import ResolvedSettings, TrainingSettings, resolve_settings
 from bench.core.errors import BenchError, TrainingDiverged
 from bench.core.files import stable_hash
 from bench.data.imageset import ImageSet
 from bench.data.specs import DatasetSpec
 from bench.data.split import KEPT_SPLITS, Split
-from bench.experiment.settings import ResolvedSettings, TrainingSettings, resolve_settings
 from bench.recipes.methods import Method, MethodRegistry
 from bench.stage1.artefacts import ArtefactCache, stage1_key
 from bench.stage1.augment import Augment

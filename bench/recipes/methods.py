@@ -21,6 +21,7 @@ from bench.components.catalogue import (
     STAGE2_METHODS,
     WEIGHTINGS,
 )
+from bench.components.settings import check_settings
 from bench.core.errors import BenchError, unknown_name
 from bench.core.layout import methods_dir
 from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range
@@ -33,7 +34,6 @@ from bench.core.validation import (
     reject_unknown,
     table_at,
 )
-from bench.experiment.settings import check_settings
 
 LISTS_FILE = "_lists.toml"
 STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}

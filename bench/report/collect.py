@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.store import (
+from bench.run.store import (
     METRICS_FILE,
     PREDICTIONS_FILE,
     RUN_FILE,

@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.components.settings import TrainingSettings
 from bench.core.files import stable_hash
 from bench.core.layout import default_results_dir
-from bench.core.store import ResultsStore
 from bench.data.imageset import ImageSet
 from bench.data.loading import load_imageset
 from bench.data.specs import DatasetSpec
 from bench.data.split import Split, write_manifest
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, settings_for, settings_id
-from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import Method
+from bench.run.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 from bench.stage1.schedule import Schedule
 

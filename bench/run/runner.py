@@ -19,7 +19,6 @@ from bench.core.errors import BenchError, Interrupted
 from bench.core.files import ensure_writable
 from bench.core.layout import default_results_dir
 from bench.core.signals import stopped_by
-from bench.core.store import RUN_FILE, ResultsStore, runs_at_settings, status
 from bench.data.cache import cache_root
 from bench.data.specs import DatasetSpec, get_spec
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
@@ -31,6 +30,7 @@ from bench.report.build import build_report
 from bench.report.outliers import find_outliers
 from bench.report.summary import summarise, write_summary
 from bench.run.plan import PlannedRun, RunOptions, WorkUnit, by_stage1, group_units, plan
+from bench.run.store import RUN_FILE, ResultsStore, runs_at_settings, status
 from bench.run.work import RecordContext, RunResult, UnitTask, execute_runs, perform_unit
 
 __all__ = ["RunOptions", "RunOutcome", "finalize", "run_benchmark"]

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 from bench.core.claims import is_live
-from bench.core.store import ResultsStore
 from bench.execution.jobs import (
     DONE,
     FAILED,
@@ -27,6 +26,7 @@ from bench.execution.jobs import (
     batches,
     ended_state,
 )
+from bench.run.store import ResultsStore
 
 UNKNOWN = "unknown"
 

@@ -28,16 +28,16 @@ import torchvision
 from tqdm import tqdm
 
 import bench
+from bench.components.settings import DEFAULT_PROFILE
 from bench.core.claims import join, wait_for_claim
 from bench.core.errors import BenchError, TrainingDiverged
 from bench.core.layout import project_root
-from bench.core.store import ResultsStore
 from bench.data.loading import load_imageset
 from bench.execution.executors.options import job_threads
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, evaluate
-from bench.experiment.settings import DEFAULT_PROFILE
 from bench.run.plan import PlannedRun, WorkUnit, plan_run
+from bench.run.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 
 

@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from bench.components.catalogue import LOSSES, METRIC_LOSSES, SAMPLERS, WEIGHTINGS
 from bench.components.models import Classifier, build_classifier
+from bench.components.settings import TrainingSettings
 from bench.core.claims import wait_for_claim
 from bench.data.imageset import ImageSet
 from bench.data.split import Split
-from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import Recipe
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 from bench.stage1.augment import Augment, Normalizer

@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.experiment.settings import TrainingSettings
+from bench.components.settings import TrainingSettings
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:

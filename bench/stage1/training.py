@@ -1,6 +1,6 @@
 """Stage-1 training: SGD with warm-up and cosine decay over at least a floor of steps
 (`bench.stage1.schedule`), batched augmentation on the device, and the checkpoint a rule keeps
-(`bench.stage1.checkpoints`: the last epoch by default).
+(`bench.components.checkpoints`: the last epoch by default).
 
 Built for throughput on a GPU as on the CPU: images arrive as uint8 batches already on the
 device (`bench.stage1.batches`), the models are channels-last, matrix work runs in bfloat16 autocast
@@ -21,15 +21,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.components.checkpoints import (
+    CHECKPOINT_RULES,
+    NCM_SCORE,
+    CheckpointKeeper,
+    CheckpointRule,
+)
 from bench.components.class_means import class_mean_logits, class_means
 from bench.components.losses import Loss
 from bench.components.metrics import balanced_accuracy
 from bench.components.models import Classifier
+from bench.components.settings import TrainingSettings
 from bench.core.errors import TrainingDiverged
-from bench.experiment.settings import TrainingSettings
 from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.batches import BatchSource
-from bench.stage1.checkpoints import CHECKPOINT_RULES, NCM_SCORE, CheckpointKeeper, CheckpointRule
 from bench.stage1.schedule import Schedule
 
 Sampler = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

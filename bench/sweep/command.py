@@ -31,20 +31,20 @@ from optuna.trial import TrialState
 from optuna.visualization import matplotlib as views
 from tqdm import tqdm
 
+from bench.components.settings import TrainingSettings
 from bench.core.claims import join
 from bench.core.device import resolve_device
 from bench.core.errors import BenchError, TrainingDiverged
 from bench.core.files import SESSION, ensure_writable, toml_text, write_text_atomic
 from bench.core.layout import default_results_dir
-from bench.core.store import ResultsStore
 from bench.data.cache import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import Split, write_manifest
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, evaluate, settings_for
-from bench.experiment.settings import TrainingSettings
 from bench.recipes.methods import TUNED, Method, MethodRegistry
+from bench.run.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 from bench.stage1.schedule import Schedule
 from bench.sweep.space import Dimension, applied, apply, search_space

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.components.catalogue import BACKBONES
+from bench.components.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
 from bench.core.errors import BenchError
 from bench.core.validation import Field, check_fields
-from bench.stage1.checkpoints import CHECKPOINT_RULES, DEFAULT_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TrainingSettings:
     # (Yang et al., Sci Data 2023) trains its benchmark models 100 epochs at batch 128, which
     # gives its smallest 2D training set (BreastMNIST, 546 images) 500 steps, its fewest.
     min_steps: int = 500
-    checkpoint: str = DEFAULT_CHECKPOINT  # the stage-1 epoch kept (`bench.stage1.checkpoints`)
+    checkpoint: str = DEFAULT_CHECKPOINT  # the stage-1 epoch kept (`bench.components.checkpoints`)
     weights: str = ""  # a torchvision state dict file; empty: torch's hub cache
 
     def as_dict(self) -> dict[str, Any]:
