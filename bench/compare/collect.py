@@ -79,7 +79,7 @@ def _done_runs(
 
 def datasets_with_runs(results_dir: Path) -> list[str]:
     """The named dataset specs with a results folder holding runs."""
-    return [name for name in all_specs() if (results_dir / name / "runs").is_dir()]
+    return [name for name in all_specs() if ResultsStore(results_dir, name).runs_dir.is_dir()]
 
 
 def collect(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,6 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.run.store import (
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    RUN_FILE,
     ResultsStore,
     runs_at_settings,
 )
@@ -38,30 +34,26 @@ class Results:
     missing: list[str]
     other_settings: int = 0
 
-    def run_dir(self, run_id: str) -> Path:
-        """The folder of one run."""
-        return self.folder / "runs" / run_id
+    @property
+    def store(self) -> ResultsStore:
+        """The results folder the runs were read from (its layout: `bench.run.store`)."""
+        return ResultsStore(self.folder.parent, self.folder.name)
 
     def metrics(self, run_id: str) -> dict[str, Any]:
         """The run's `metrics.json`."""
-        return _read_json(self.run_dir(run_id) / METRICS_FILE)
+        return self.store.metrics(run_id)
 
     def record(self, run_id: str) -> dict[str, Any]:
         """The run's `run.json`."""
-        return _read_json(self.run_dir(run_id) / RUN_FILE)
+        return self.store.record(run_id)
 
     def predictions(self, run_id: str) -> dict[str, np.ndarray]:
         """The run's logits and labels of val and test."""
-        with np.load(self.run_dir(run_id) / PREDICTIONS_FILE) as stored:
-            return {name: stored[name] for name in stored.files}
+        return self.store.predictions(run_id)
 
     def of(self, label: str) -> pd.DataFrame:
         """The runs of one method label."""
         return self.runs[self.runs["label"] == label]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def load_results(
@@ -108,8 +100,8 @@ def load_results(
     runs["rank"] = runs["method"].map(lambda m: rank.get(m, len(rank)))
     runs = runs.sort_values(["rank", "method", "variant", "data_seed", "train_seed"])
     runs = runs.drop(columns="rank").reset_index(drop=True)
-    first_run = store.runs_dir / runs["run_id"].iloc[0]
-    first = _read_json(first_run / METRICS_FILE)["test"]
+    first_id = str(runs["run_id"].iloc[0])
+    first = store.metrics(first_id)["test"]
     counts = {c: int(v["train_count"]) for c, v in first["per_class"].items()}
     classes = sorted(counts, key=lambda c: (-counts[c], c))
     return Results(
@@ -118,7 +110,7 @@ def load_results(
         runs=runs,
         labels=list(dict.fromkeys(runs["label"])),
         classes=classes,
-        class_index_order=list(_read_json(first_run / RUN_FILE)["config"]["dataset"]["classes"]),
+        class_index_order=list(store.record(first_id)["config"]["dataset"]["classes"]),
         train_counts=counts,
         missing=missing,
         other_settings=other_settings,

@@ -66,6 +66,19 @@ class ResultsStore:
             rows.append(_flatten(record, metrics if state == "done" else None))
         return pd.DataFrame(rows)
 
+    def metrics(self, run_id: str) -> dict[str, Any]:
+        """A recorded run's `metrics.json`."""
+        return json.loads((self.run_dir(run_id) / METRICS_FILE).read_text())
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        """A recorded run's `run.json`."""
+        return json.loads((self.run_dir(run_id) / RUN_FILE).read_text())
+
+    def predictions(self, run_id: str) -> dict[str, np.ndarray]:
+        """A recorded run's logits and labels of val and test."""
+        with np.load(self.run_dir(run_id) / PREDICTIONS_FILE) as stored:
+            return {name: stored[name] for name in stored.files}
+
     def write_runs_csv(self) -> pd.DataFrame:
         """Rebuild `runs.csv` from the run folders (so it never duplicates or loses a run)."""
         table = self.runs_table()
