@@ -169,7 +169,10 @@ def test_a_non_utf8_dataset_spec_is_one_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (_run("--jobs", "abc"), "argument --jobs: expected a positive integer, got 'abc'"),
+        (
+            _run("--jobs", "abc"),
+            "argument --jobs: expected an integer from 1 to 1000000, got 'abc'",
+        ),
         (_run("--jobs", "0"), "expected an integer from 1 to 1000000"),
         (_run("--min-steps", "x"), "expected an integer of 0 or more, got 'x'"),
         (_run("--min-steps", "99999999999"), "'min_steps' = 99999999999 is out of range"),

@@ -215,28 +215,25 @@ def confined_name(name: str, what: str) -> str:
     return name
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of 1 or more (at most 10**6, which no flag needs)."""
+def _whole_number(text: str, low: int, high: int | None) -> int:
+    bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= 10**6:
-        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 1000000, got {text}")
+        raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (at most 10**6, which no flag needs)."""
+    return _whole_number(text, 1, 10**6)
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number of 0 or more (the setting it feeds checks its range)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer of 0 or more, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text}")
-    return value
+    return _whole_number(text, 0, None)
 
 
 def finite_float(text: str) -> float:
