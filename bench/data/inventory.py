@@ -12,8 +12,8 @@ from bench.data.table import SPLIT_NAMES, counts_by_class
 
 def describe(spec: DatasetSpec, data_root: Path | None) -> str:
     """A readable account of the search, the format and root found, classes, groups, splits."""
-    if spec.formats == ("synthetic",):
-        return f"{spec.name}: generated in memory from a seed; nothing to look for."
+    if spec.formats and FORMATS[spec.formats[0]].GENERATED:
+        return f"{spec.name}: {FORMATS[spec.formats[0]].LAYOUT_HELP}"
     aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
     lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
     result = search(spec, data_root)

@@ -11,7 +11,6 @@ import torch
 from bench.core.code_digest import data_code
 from bench.core.errors import BenchError
 from bench.core.files import stable_hash
-from bench.data import synthetic
 from bench.data.cache import cache_root, cached_imageset
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
@@ -99,9 +98,10 @@ def load_imageset(
 ) -> ImageSet:
     """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached,
     keyed by the source files' content, the item table and the size)."""
-    if spec.formats == ("synthetic",):  # generated once per size, then cached (workers share it)
-        key = stable_hash({"synthetic": spec.params, "size": image_size, "code": data_code()})
-        return cached_imageset(key, lambda: _load_synthetic(spec, image_size))
+    generator = FORMATS[spec.formats[0]] if spec.formats else None
+    if generator is not None and generator.GENERATED:  # once per size, then cached (shared)
+        key = stable_hash({spec.formats[0]: spec.params, "size": image_size, "code": data_code()})
+        return cached_imageset(key, lambda: generator.load(spec, image_size))
     source = locate(spec, data_root)
     present = sorted(set(source.table["label"]))
     if len(present) < 2:
@@ -158,34 +158,4 @@ def _decode(
         fingerprint=fingerprint,
         given_splits=given,
         provenance={"skipped": decoded.skipped} if decoded.skipped else {},
-    )
-
-
-def _load_synthetic(spec: DatasetSpec, image_size: int) -> ImageSet:
-    if spec.classes and tuple(spec.classes) != synthetic.HAM10000_CLASSES:
-        raise BenchError(
-            f"{spec.path or spec.name}: the synthetic generator draws HAM10000's seven classes; "
-            f"set classes = {list(synthetic.HAM10000_CLASSES)} (or leave them out)."
-        )
-    params = spec.params
-    counts = synthetic.class_counts(
-        int(params.get("n_images", 2400)), float(params.get("imbalance_ratio", 58.3))
-    )
-    seed, difficulty = int(params.get("seed", 0)), float(params.get("difficulty", 1.0))
-    images, labels = synthetic.generate(counts, image_size, seed, difficulty)
-    ids = [f"syn-{i:06d}" for i in range(len(labels))]
-    return ImageSet(
-        name=spec.name,
-        images=images,
-        labels=labels,
-        item_ids=ids,
-        groups=ids,
-        class_names=synthetic.HAM10000_CLASSES,
-        fingerprint=synthetic.fingerprint(images, labels),
-        provenance={
-            "generator": "bench.data.synthetic",
-            "counts": counts,
-            "seed": seed,
-            "difficulty": difficulty,
-        },
     )

@@ -12,7 +12,6 @@ from bench.core.errors import BenchError, unknown_name
 from bench.core.files import stable_hash
 from bench.core.layout import datasets_dir
 from bench.core.validation import read_toml, reject_unknown
-from bench.data import synthetic
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
@@ -97,7 +96,7 @@ def parse_spec(path: Path) -> DatasetSpec:
         if not isinstance(raw.get(key, {}), dict):
             raise BenchError(f"{path}: [{key}] must be a table, got {raw[key]!r}.")
     formats = tuple(_require(raw, "formats", list, path))
-    known = ("synthetic", *FORMATS)
+    known = tuple(FORMATS)
     for fmt in formats:
         if fmt not in known:
             raise BenchError(
@@ -179,9 +178,7 @@ def parse_spec(path: Path) -> DatasetSpec:
 def format_params(formats: tuple[str, ...]) -> tuple[str, ...]:
     """The `[params]` keys a spec of these formats may set: `folder` (the sub-folder looked for
     under a data root) and each format's own."""
-    own = [
-        p for f in formats for p in (synthetic.PARAMS if f == "synthetic" else FORMATS[f].PARAMS)
-    ]
+    own = [p for f in formats for p in FORMATS[f].PARAMS]
     return tuple(dict.fromkeys(["folder", *own]))
 
 

@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+
+if TYPE_CHECKING:
+    from bench.data.specs import DatasetSpec
 
 # The spec parameters of the synthetic format (`[params]`).
+# As a format (`bench.data.formats`): generated, not read; the `[params]` a spec may set.
+GENERATED = True
 PARAMS = ("n_images", "imbalance_ratio", "difficulty", "seed")
+LAYOUT_HELP = "generated in memory from a seed; nothing to look for."
 HAM10000_CLASSES = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")
 HAM10000_COUNTS = (6705, 1113, 1099, 514, 327, 142, 115)
 
@@ -213,3 +221,34 @@ def _render(
     image = image * light[:, None] + 0.02 * torch.randn(image.shape, generator=generator)
     image = F.avg_pool2d(image.clamp(0, 1), 2)
     return (image * 255).round().to(torch.uint8)
+
+
+def load(spec: DatasetSpec, image_size: int) -> ImageSet:
+    """The image set a `synthetic` spec describes (its `[params]`), at `image_size` px."""
+    if spec.classes and tuple(spec.classes) != HAM10000_CLASSES:
+        raise BenchError(
+            f"{spec.path or spec.name}: the synthetic generator draws HAM10000's seven classes; "
+            f"set classes = {list(HAM10000_CLASSES)} (or leave them out)."
+        )
+    params = spec.params
+    counts = class_counts(
+        int(params.get("n_images", 2400)), float(params.get("imbalance_ratio", 58.3))
+    )
+    seed, difficulty = int(params.get("seed", 0)), float(params.get("difficulty", 1.0))
+    images, labels = generate(counts, image_size, seed, difficulty)
+    ids = [f"syn-{i:06d}" for i in range(len(labels))]
+    return ImageSet(
+        name=spec.name,
+        images=images,
+        labels=labels,
+        item_ids=ids,
+        groups=ids,
+        class_names=HAM10000_CLASSES,
+        fingerprint=fingerprint(images, labels),
+        provenance={
+            "generator": "bench.data.synthetic",
+            "counts": counts,
+            "seed": seed,
+            "difficulty": difficulty,
+        },
+    )

@@ -1,11 +1,14 @@
-"""On-disk dataset formats, by name: each module offers `detect(root, params)` and
-`read(root, classes, params, name) -> Source` (their code is part of the decoded-image cache
-key, see `bench.core.code_digest`)."""
+"""Dataset formats, by name. A format read from disk (`GENERATED = False`) offers
+`detect(root, params)` and `read(root, classes, params, name) -> Source`; a generated one
+(`synthetic`) offers `load(spec, image_size) -> ImageSet`. Each names the `[params]` a spec may
+set (`PARAMS`) and says where its data are (`LAYOUT_HELP`). Their code is part of the
+decoded-image cache key (`bench.core.code_digest`)."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
+from bench.data import synthetic
 from bench.data.formats import csvfile, ham10000, imagefolder, isic2018, medmnist
 
 FORMATS: dict[str, ModuleType] = {
@@ -14,4 +17,5 @@ FORMATS: dict[str, ModuleType] = {
     "medmnist": medmnist,
     "imagefolder": imagefolder,
     "csv": csvfile,
+    "synthetic": synthetic,
 }

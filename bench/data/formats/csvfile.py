@@ -25,6 +25,7 @@ from bench.data.table import (
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")
 # The spec parameters this format reads (`[params]`): the listing's file name.
+GENERATED = False  # read from files (`detect`, `read`)
 PARAMS = ("file",)
 LAYOUT_HELP = "Expected a CSV with columns path,label[,group][,split] (`csv:FILE`)."
 

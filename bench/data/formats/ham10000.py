@@ -18,6 +18,7 @@ REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 # Bump when decoding or resizing changes, so cached tensors are rebuilt.
 
 # The spec parameters this format reads (`[params]`): none.
+GENERATED = False  # read from files (`detect`, `read`)
 PARAMS: tuple[str, ...] = ()
 LAYOUT_HELP = (
     "Expected layout (as the Kaggle copy of HAM10000 ships it): "

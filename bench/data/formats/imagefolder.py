@@ -25,6 +25,7 @@ from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # The spec parameters this format reads (`[params]`).
+GENERATED = False  # read from files (`detect`, `read`)
 PARAMS = ("group_pattern",)
 LAYOUT_HELP = (
     "Expected ROOT/<class>/<image> or ROOT/{train,val,test}/<class>/<image>, every class "

@@ -32,6 +32,7 @@ PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
 
 # The spec parameters this format reads (`[params]`): none.
+GENERATED = False  # read from files (`detect`, `read`)
 PARAMS: tuple[str, ...] = ()
 LAYOUT_HELP = (
     "Expected ROOT/ISIC2018_Task3_Training_Input/*.jpg and "

@@ -28,6 +28,7 @@ from bench.data.table import SPLIT_NAMES, canonical_labels, check_table
 
 SIZES = (28, 64, 128, 224)
 # The spec parameters this format reads: the `[params.medmnist]` table.
+GENERATED = False  # read from files (`detect`, `read`)
 PARAMS = ("medmnist",)
 SETTINGS = {"file", "labels"}  # the keys of [params.medmnist]
 LAYOUT_HELP = "Expected ROOT/NAME.npz or ROOT/NAME_{64,128,224}.npz as MedMNIST ships them."
