@@ -30,6 +30,12 @@ name = "ce"
 """
 
 
+@pytest.fixture(autouse=True)
+def in_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relative results folder `r` of these commands lands in the test's own folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -198,7 +198,8 @@ def test_a_synthetic_spec_with_other_classes_is_refused(
         'classes = ["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"]', 'classes = ["nv"]'
     )
     (tiny_project / "datasets" / "tiny.toml").write_text(spec)
-    err = _error(["run", "--dataset", "tiny", "--methods", "ce", "--results-dir", "r"], capsys)
+    results = str(tiny_project / "r")
+    err = _error(["run", "--dataset", "tiny", "--methods", "ce", "--results-dir", results], capsys)
     assert "the synthetic generator draws HAM10000's seven classes" in err
 
 
@@ -219,6 +220,7 @@ def test_non_finite_weights_and_search_ranges_outside_a_field_are_refused(
     (tiny_project / "methods" / "bad.toml").write_text(
         'description = "x"\n[loss]\nname = "ce"\n' + table
     )
-    argv = ["sweep", "--method", "bad+crt", "--dataset", "tiny", "--results-dir", "r"]
+    argv = ["sweep", "--method", "bad+crt", "--dataset", "tiny"]
+    argv += ["--results-dir", str(tiny_project / "r")]
     err = _error(argv, capsys)
     assert message in err and "bad.toml" in err
