@@ -14,6 +14,7 @@ from bench.data.specs import get_spec
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
 from bench.run.plan import RunOptions, plan
+from bench.run.store import ResultsStore
 
 PINNED = {
     "ce-d0-s1-7ed988e258",
@@ -37,3 +38,12 @@ def test_the_main_jobs_run_ids_are_unchanged(tmp_path: Path) -> None:
         run.run_id for run in plan(other, get_spec("synthetic"), methods[:1], torch.device("cpu"))
     }
     assert not changed & ids  # the ids do depend on what a run computes
+
+
+def test_current_settings_are_decided_in_one_place_and_skip_unknown_methods(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path, "synthetic")
+    spec, registry = get_spec("synthetic"), MethodRegistry()
+    ids = store.current_ids(spec, registry, Conditions(), ["ce", "ce+crt", "tuned/gone"])
+    assert set(ids) == {"ce", "ce+crt"} and ids["ce"] == ids["ce+crt"]  # one stage 1, one id
+    other = store.current_ids(spec, registry, Conditions(overrides={"epochs": 3}), ["ce"])
+    assert other["ce"] != ids["ce"]

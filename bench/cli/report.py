@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
     from bench.data.specs import results_spec
-    from bench.experiment.experiment import current_settings_ids
     from bench.recipes.methods import MethodRegistry
     from bench.report.build import build_report
     from bench.run.store import ResultsStore
@@ -65,10 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if spec is None:
         print(f"note: no dataset spec named {name!r}: every run is shown, whatever its settings")
     elif not args.all_settings:
-        runs = ResultsStore(results_dir, spec.name).runs_table()
-        names = methods or (list(runs["method"].unique()) if not runs.empty else [])
-        overrides = options.conditions(args).overrides
-        settings_ids = current_settings_ids(spec, registry, names, overrides, args.profile)
+        store = ResultsStore(results_dir, spec.name)
+        settings_ids = store.current_ids(spec, registry, options.conditions(args), methods)
     if (results_dir / name).is_dir():
         ensure_writable(results_dir / name, "the results folder", "choose it with --results-dir")
     report = build_report(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -15,9 +14,8 @@ from bench.core.errors import BenchError
 from bench.core.files import stable_hash
 from bench.data.specs import all_specs, get_spec
 from bench.experiment.conditions import Conditions
-from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
-from bench.run.store import ResultsStore, runs_at_settings
+from bench.run.store import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -55,26 +53,11 @@ def _test_set(splits_dir: Path, split: str) -> str:
 
 
 def _done_runs(
-    results_dir: Path,
-    name: str,
-    registry: MethodRegistry,
-    overrides: dict[str, Any],
-    profile: str | None,
+    results_dir: Path, name: str, registry: MethodRegistry, conditions: Conditions
 ) -> pd.DataFrame:
-    """The finished runs of dataset `name` at their methods' current settings (with the
-    command line's `overrides` and `profile`)."""
-    runs = ResultsStore(results_dir, name).runs_table()
-    if runs.empty:
-        return runs
-    runs = runs[runs["status"] == "done"]
-    spec = get_spec(name)
-    ids: dict[str, str] = {}
-    for method in runs["method"].unique():
-        try:  # a method whose settings cannot be resolved (a clashing profile) is not current
-            ids |= current_settings_ids(spec, registry, [method], overrides, profile)
-        except BenchError:
-            continue
-    return runs_at_settings(runs, ids)
+    """The finished runs of dataset `name` at their methods' current settings."""
+    runs = ResultsStore(results_dir, name).current_runs(get_spec(name), registry, conditions)
+    return runs[runs["status"] == "done"] if not runs.empty else runs
 
 
 def datasets_with_runs(results_dir: Path) -> list[str]:
@@ -95,10 +78,7 @@ def collect(
     profile). With `skip_stale`, a dataset without runs at those settings is left out (and
     said)."""
     conditions = conditions or Conditions()
-    runs = {
-        name: _done_runs(results_dir, name, registry, conditions.overrides, conditions.profile)
-        for name in datasets
-    }
+    runs = {name: _done_runs(results_dir, name, registry, conditions) for name in datasets}
     if skip_stale:
         for name in [n for n, table in runs.items() if table.empty]:
             print(f"note: {name} left out: no finished runs at the current settings")

@@ -24,7 +24,6 @@ from bench.data.specs import DatasetSpec, get_spec
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.execution.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
 from bench.experiment.conditions import Conditions
-from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
 from bench.report.build import build_report
 from bench.report.outliers import find_outliers
@@ -255,8 +254,7 @@ def finalize(
     if runs.empty:
         return runs
     order = methods + list(registry.lists.get("all", []))
-    names = runs["method"].unique()
-    ids = current_settings_ids(spec, registry, names, conditions.overrides, conditions.profile)
+    ids = store.current_ids(spec, registry, conditions)
     current = runs_at_settings(runs, ids)
     write_summary(
         summarise(current, order),

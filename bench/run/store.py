@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from bench.components.catalogue import SAMPLERS
+from bench.core.errors import BenchError
 from bench.core.files import write_atomic, write_json_atomic, write_text_atomic
+from bench.data.specs import DatasetSpec
+from bench.experiment.conditions import Conditions
+from bench.experiment.experiment import current_settings_ids
+from bench.recipes.methods import MethodRegistry
 
 RUN_FILE, METRICS_FILE, PREDICTIONS_FILE = "run.json", "metrics.json", "predictions.npz"
 
@@ -78,6 +84,39 @@ class ResultsStore:
         """A recorded run's logits and labels of val and test."""
         with np.load(self.run_dir(run_id) / PREDICTIONS_FILE) as stored:
             return {name: stored[name] for name in stored.files}
+
+    def current_ids(
+        self,
+        spec: DatasetSpec,
+        registry: MethodRegistry,
+        conditions: Conditions,
+        names: Iterable[str] | None = None,
+    ) -> dict[str, str]:
+        """The settings id each method (`names`, default: every method recorded here) has now
+        under `conditions`: the one meaning of "current" that run, status, report and compare
+        share. A method whose settings cannot be resolved here (a removed tuned recipe, a
+        profile that clashes with its tuning) has none, so none of its runs is current."""
+        if names is None:
+            runs = self.runs_table()
+            names = list(runs["method"].unique()) if not runs.empty else []
+        ids: dict[str, str] = {}
+        for name in names:
+            try:
+                ids |= current_settings_ids(
+                    spec, registry, [name], conditions.overrides, conditions.profile
+                )
+            except BenchError:
+                continue
+        return ids
+
+    def current_runs(
+        self, spec: DatasetSpec, registry: MethodRegistry, conditions: Conditions
+    ) -> pd.DataFrame:
+        """The recorded runs (any status) made at their method's current settings."""
+        runs = self.runs_table()
+        if runs.empty:
+            return runs
+        return runs_at_settings(runs, self.current_ids(spec, registry, conditions))
 
     def write_runs_csv(self) -> pd.DataFrame:
         """Rebuild `runs.csv` from the run folders (so it never duplicates or loses a run)."""
