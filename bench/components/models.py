@@ -177,6 +177,14 @@ def check_backbone(name: str, image_size: int, pretrained: bool, weights_file: s
         )
 
 
+HEAD_KINDS = ("linear", "cosine")  # the stage-1 heads a loss may ask for (`Loss.head`)
+
+
+def cosine_logits(features: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """scale · cos(feature, class weight): the cosine head's logits, in stage 1 and stage 2."""
+    return scale * F.normalize(features, dim=1) @ F.normalize(weight, dim=1).T
+
+
 class CosineHead(nn.Module):
     """Logits = scale · cos(feature, class weight), as LDAM's normalised classifier."""
 
@@ -186,7 +194,7 @@ class CosineHead(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
+        return cosine_logits(x, self.weight, self.scale)
 
 
 class Classifier(nn.Module):
@@ -241,5 +249,5 @@ def build_classifier(
     elif head == "cosine":
         model = Classifier(body, CosineHead(features, num_classes, head_scale), projection)
     else:
-        raise unknown_name("head", head, ("linear", "cosine"))
+        raise unknown_name("head", head, HEAD_KINDS)
     return model.to(memory_format=torch.channels_last)
