@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from bench.components.catalogue import BACKBONES
 from bench.components.checkpoints import CHECKPOINT_RULES
-from bench.components.settings import SETTING_NAMES
+from bench.components.settings import SETTING_NAMES, TrainingSettings
 from bench.core.device import DEVICE_CHOICES
 from bench.core.errors import BenchError
 from bench.core.validation import finite_float, non_negative_int, parse_duration, positive_int
@@ -23,6 +23,7 @@ from bench.execution.executors.options import (
 from bench.experiment.conditions import Conditions
 
 MAX_SEEDS = 1000  # per option: far more runs than any study needs
+DEFAULTS = TrainingSettings()  # the built-in defaults the help quotes
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -86,13 +87,13 @@ def add_settings(parser: argparse.ArgumentParser, meaning: str) -> None:
         "--min-steps",
         type=non_negative_int,
         help="stage 1 runs at least this many optimiser steps, more epochs when the epochs "
-        "fall short (default 500; 0: the epochs alone)",
+        f"fall short (default {DEFAULTS.min_steps}; 0: the epochs alone)",
     )
     knobs.add_argument(
         "--checkpoint",
         choices=list(CHECKPOINT_RULES),
-        help="the stage-1 epoch kept: last (default), best, smoothed or ncm "
-        "(see bench/components/checkpoints.py)",
+        help=f"the stage-1 epoch kept (default {DEFAULTS.checkpoint}; see "
+        "bench/components/checkpoints.py)",
     )
     knobs.add_argument(
         "--pretrained",
@@ -166,8 +167,13 @@ def add_executor(parser: argparse.ArgumentParser, unit: str) -> None:
         "--executor-config", type=Path, help="TOML file with an [executor] table (see the docs)"
     )
     group.add_argument("--slurm-partition", help="partition to submit to")
-    group.add_argument("--slurm-gpus", type=non_negative_int, help="GPUs per job (default 0)")
-    group.add_argument("--slurm-cpus", type=positive_int, help="CPUs per job (default 1)")
+    slurm = ExecutorOptions()
+    group.add_argument(
+        "--slurm-gpus", type=non_negative_int, help=f"GPUs per job (default {slurm.slurm_gpus})"
+    )
+    group.add_argument(
+        "--slurm-cpus", type=positive_int, help=f"CPUs per job (default {slurm.slurm_cpus})"
+    )
     group.add_argument("--slurm-mem-gb", type=finite_float, help="memory per job, GB")
     group.add_argument("--slurm-time", type=minutes, help="time limit per job: 90, 30m, 4h")
     group.add_argument(
