@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bench.components.catalogue import BACKBONES
 from bench.components.checkpoints import CHECKPOINT_RULES
@@ -21,6 +21,9 @@ from bench.execution.executors.options import (
     resolve_options,
 )
 from bench.experiment.conditions import Conditions
+
+if TYPE_CHECKING:
+    from bench.data.specs import DatasetSpec
 
 MAX_SEEDS = 1000  # per option: far more runs than any study needs
 DEFAULTS = TrainingSettings()  # the built-in defaults the help quotes
@@ -209,6 +212,18 @@ def execution(args: argparse.Namespace) -> ExecutorOptions:
         "slurm_probe": args.slurm_probe,
     }
     return resolve_options(args.executor_config, given)
+
+
+def results_of(args: argparse.Namespace) -> tuple[Path, DatasetSpec | None, str]:
+    """The results folder a command reads, the spec of `--dataset` there (None for a folder
+    no spec names), and the folder's dataset name: a results folder is found by its name,
+    otherwise the name may be an alias."""
+    from bench.core.layout import default_results_dir
+    from bench.data.specs import results_spec
+
+    results_dir = args.results_dir or default_results_dir()
+    spec = results_spec(args.dataset, results_dir)
+    return results_dir, spec, spec.name if spec else args.dataset
 
 
 def add_results_dir(parser: argparse.ArgumentParser) -> None:

@@ -45,16 +45,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the report and say where it is."""
     from bench.core.files import ensure_writable
-    from bench.core.layout import default_results_dir
-    from bench.data.specs import results_spec
     from bench.recipes.methods import MethodRegistry
     from bench.report.build import build_report
     from bench.run.store import ResultsStore
 
-    results_dir = args.results_dir or default_results_dir()
-    # A results folder is reported on by its name; otherwise the name may be an alias.
-    spec = results_spec(args.dataset, results_dir)
-    name = spec.name if spec else args.dataset
+    results_dir, spec, name = options.results_of(args)
     registry = MethodRegistry()
     methods = None
     if args.methods:

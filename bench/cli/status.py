@@ -32,16 +32,12 @@ def run(args: argparse.Namespace) -> int:
     """Print the state of the runs and jobs; with --finalize, write the tables."""
     from bench.core.errors import BenchError
     from bench.core.files import ensure_writable
-    from bench.core.layout import default_results_dir
-    from bench.data.specs import results_spec
     from bench.recipes.methods import MethodRegistry
     from bench.run.runner import finalize
     from bench.run.status import describe
     from bench.run.store import ResultsStore
 
-    results_dir = args.results_dir or default_results_dir()
-    spec = results_spec(args.dataset, results_dir)
-    name = spec.name if spec else args.dataset
+    results_dir, spec, name = options.results_of(args)
     store = ResultsStore(results_dir, name)
     if not store.root.is_dir():
         raise BenchError(

@@ -73,8 +73,8 @@ def hub_weights_file(arch: str) -> Path:
 def read_weights(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """A torchvision state dict of `arch` from `path` (tensors only: nothing in it runs),
     checked against the architecture's keys and shapes."""
-    size = regular_file(path, "--weights", WEIGHTS_LIMIT)  # a FIFO or device is never opened
-    return _read_weights(str(path), arch, size, path.stat().st_mtime)
+    info = regular_file(path, "--weights", WEIGHTS_LIMIT)  # a FIFO or device is never opened
+    return _read_weights(str(path), arch, info.st_size, info.st_mtime)
 
 
 @functools.lru_cache(maxsize=2)  # checked up front and loaded to train: read once

@@ -296,8 +296,10 @@ def is_live(path: Path) -> bool:
 def note_use(root: Path, entry: str) -> None:
     """Record in this process's session claim at `root` (joined if need be) that it uses
     `entry` (a name relative to `root`): `in_use` then knows the entry is being read."""
-    join(root)
-    claim = _joined.get(root.resolve())
+    root = root.resolve()
+    if root not in _joined:  # joining walks the folder for debris: once per process and root
+        join(root)
+    claim = _joined.get(root)
     if claim is None:
         return
     with _lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import os
 import re
 import stat
 import tomllib
@@ -47,9 +48,9 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
-def regular_file(path: Path, what: str, limit: int) -> int:
+def regular_file(path: Path, what: str, limit: int) -> os.stat_result:
     """Check, without opening it, that `path` is a regular file of at most `limit` bytes;
-    returns its size. `what` names the file in errors (`--weights`, `executor config`)."""
+    returns its `stat`. `what` names the file in errors (`--weights`, `executor config`)."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -63,7 +64,7 @@ def regular_file(path: Path, what: str, limit: int) -> int:
             f"{what} {path}: {_size(info.st_size)}, over the {_size(limit)} a {what} may be; "
             "is it the right file?"
         )
-    return info.st_size
+    return info
 
 
 def read_bytes(path: Path, what: str, limit: int) -> bytes:

@@ -254,7 +254,7 @@ def finalize(
     if runs.empty:
         return runs
     order = methods + list(registry.lists.get("all", []))
-    ids = store.current_ids(spec, registry, conditions)
+    ids = store.current_ids(spec, registry, conditions, runs["method"].unique())
     current = runs_at_settings(runs, ids)
     write_summary(
         summarise(current, order),

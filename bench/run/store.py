@@ -116,7 +116,8 @@ class ResultsStore:
         runs = self.runs_table()
         if runs.empty:
             return runs
-        return runs_at_settings(runs, self.current_ids(spec, registry, conditions))
+        ids = self.current_ids(spec, registry, conditions, runs["method"].unique())
+        return runs_at_settings(runs, ids)
 
     def write_runs_csv(self) -> pd.DataFrame:
         """Rebuild `runs.csv` from the run folders (so it never duplicates or loses a run)."""
