@@ -269,7 +269,7 @@ def test_slurm_errors_name_the_cause_and_the_fix(
     assert main(_argv(results, "ce", "--executor", "slurm", "--slurm-partition", "nope")) == 2
     assert "no partition 'nope'" in capsys.readouterr().err
     # A job past its time limit is killed by SLURM (after 1 to 1.5 minutes).
-    argv = _argv(results, "ce", "--executor", "slurm", "--slurm-time", "1", "--epochs", "100000")
+    argv = _argv(results, "ce", "--executor", "slurm", "--slurm-time", "1", "--epochs", "10000")
     assert main([*argv, "--seeds", "0"]) == 1
     err = capsys.readouterr().err
     assert "killed at its time limit (1 min); raise --slurm-time" in err and "log: " in err
