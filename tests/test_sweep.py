@@ -25,28 +25,22 @@ from optuna.trial import TrialState
 
 from bench.cli.main import main
 from bench.components.settings import TrainingSettings
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, TrainingDiverged
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.experiment.experiment import Experiment, settings_for
 from bench.recipes.methods import MethodRegistry, Tuning
 from bench.run.plan import tuning_notes
 from bench.stage1.artefacts import ArtefactCache
-from bench.sweep import command
-from bench.sweep.command import (
-    BEFORE_RULES,
-    SweepOptions,
-    _settle_conditions,
-    fail_dead_trials,
-    make_objective,
-    mark_begun,
-    masked,
-    open_storage,
-    open_study,
-    pruner,
-    recorded_settings,
-)
+from bench.sweep import callbacks
+from bench.sweep.callbacks import StopAfterFailures, WaitForPlace
+from bench.sweep.objective import make_objective, pruner
+from bench.sweep.opening import open_study
+from bench.sweep.options import SweepOptions
+from bench.sweep.records import BEFORE_RULES, recorded_settings, settle_conditions
 from bench.sweep.space import search_space
+from bench.sweep.storage import masked, open_storage
+from bench.sweep.trials import fail_dead_trials, mark_begun
 
 SPACE = '[search]\n"stage2.lr" = { low = 0.01, high = 0.5, log = true }\n'
 
@@ -244,7 +238,8 @@ def test_in_a_journal_an_unbegun_trial_is_failed_and_a_requeued_worker_fails_its
         def now(cls, tz=None):  # type: ignore[override]
             return datetime.now(tz) + timedelta(hours=1)
 
-    monkeypatch.setattr(command, "datetime", AnHourLater)  # well past the 2-second grace
+    # Well past the 2-second grace.
+    monkeypatch.setattr("bench.sweep.trials.datetime", AnHourLater)
     fail_dead_trials(study, storage, heartbeat=1)
     running = TrialState.RUNNING
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, running, running]
@@ -509,6 +504,87 @@ def test_a_study_recorded_before_the_checkpoint_rules_resumes_under_the_old_prot
     study.set_user_attr("settings", old)
     study.set_user_attr("data_seeds", [0])
     assert recorded_settings(study)["checkpoint"] == "best"
-    _settle_conditions(study, TrainingSettings(min_steps=0, checkpoint="best"), (0,))
+    settle_conditions(study, TrainingSettings(min_steps=0, checkpoint="best"), (0,))
     with pytest.raises(BenchError, match=r"'min_steps': 0, 'checkpoint': 'best'"):
-        _settle_conditions(study, TrainingSettings(), (0,))
+        settle_conditions(study, TrainingSettings(), (0,))
+
+
+class _Clock:
+    """`time` for `bench.sweep.callbacks`: a sleep moves the clock on and lets other workers
+    act (`others`, called with the number of the sleep), at once."""
+
+    def __init__(self, others) -> None:  # type: ignore[no-untyped-def]
+        self.now, self.sleeps, self.others = 0.0, 0, others
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+        self.others(self.sleeps)
+
+
+def _study_with(states: list[TrialState]) -> optuna.Study:
+    """An in-memory study whose trials are in `states`, the running ones begun by another
+    worker."""
+    study = optuna.create_study(direction="maximize")
+    for state in states:
+        trial = study.ask()
+        mark_begun(trial, "other", None)
+        if state != TrialState.RUNNING:
+            study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    return study
+
+
+def test_a_worker_waits_for_the_running_trials_of_others_rather_than_start_a_surplus_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Three trials wanted, one finished, two running elsewhere: no place, until one fails.
+    study = _study_with([TrialState.COMPLETE, TrialState.RUNNING, TrialState.RUNNING])
+
+    def others(sleep: int) -> None:  # the second running trial fails after two polls
+        if sleep == 2:
+            study.tell(2, state=TrialState.FAIL)
+
+    clock = _Clock(others)
+    monkeypatch.setattr(callbacks, "time", clock)
+    place = WaitForPlace(3, study._storage, heartbeat=60, deadline=float("inf"))
+    assert place.place_open(study) and clock.sleeps == 2
+    assert len(study.trials) == 3  # nothing created while waiting
+    assert "waiting for 2 running trial(s)" in capsys.readouterr().out
+
+    # Once the others finish the budget, the worker stops without a trial of its own.
+    def finish(sleep: int) -> None:
+        study.tell(1, 0.6)
+
+    monkeypatch.setattr(callbacks, "time", _Clock(finish))
+    stops = []
+    monkeypatch.setattr(study, "stop", lambda: stops.append(True))
+    study.tell(study.ask(), 0.5)  # the place is taken: three finished or running again
+    place(study, study.trials[-1])
+    assert stops == [True]
+
+
+def test_waiting_for_others_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _study_with([TrialState.RUNNING])
+    clock = _Clock(lambda sleep: None)
+    monkeypatch.setattr(callbacks, "time", clock)
+    assert not WaitForPlace(1, study._storage, heartbeat=60, deadline=12.0).place_open(study)
+    assert clock.now == 12.0 and clock.sleeps == 3  # polled every 5 s, the last one shorter
+
+
+def test_a_worker_stops_after_n_failed_trials_in_a_row_only() -> None:
+    outcomes = iter([1.0, "fail", "fail", 2.0, "fail", "fail", "fail", 3.0])
+
+    def objective(trial: optuna.Trial) -> float:
+        outcome = next(outcomes)
+        if outcome == "fail":
+            raise TrainingDiverged("diverged")
+        return float(outcome)
+
+    study = optuna.create_study(direction="maximize")
+    failures = StopAfterFailures(3)
+    study.optimize(objective, catch=(TrainingDiverged,), callbacks=[failures])
+    assert [t.state for t in study.trials].count(TrialState.FAIL) == 5
+    assert len(study.trials) == 7 and failures.reached()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from pathlib import Path
 
 from bench.cli import options
@@ -71,60 +70,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One study per method; 1 when a study has only failed trials."""
-    import torch
-    from optuna.trial import TrialState
+    from bench.sweep.command import sweep_methods
+    from bench.sweep.options import SweepOptions
 
-    from bench.core.errors import BenchError
-    from bench.data.specs import get_spec
-    from bench.recipes.methods import TUNED, MethodRegistry
-    from bench.sweep.command import SweepOptions, export_best, run_sweep, save_plots
-    from bench.sweep.workers import run_sweep_workers
-
-    registry = MethodRegistry()
-    methods = registry.expand(args.method or args.methods)
-    code = 0
-    execution = options.execution(args)
-    if execution.in_process and execution.threads:
-        torch.set_num_threads(execution.threads)
-    sweep = run_sweep if execution.in_process else partial(run_sweep_workers, execution=execution)
-    for method in methods:
-        study, folder = sweep(
-            SweepOptions(
-                dataset=args.dataset,
-                method=method.name,
-                n_trials=args.n_trials,
-                timeout=args.timeout,
-                storage=args.storage,
-                space=args.space,
-                seed=args.seed,
-                heartbeat=args.heartbeat,
-                results_dir=args.results_dir,
-                progress=not args.no_progress,
-                data_seeds=args.data_seeds,
-                conditions=options.conditions(args),
-            )
-        )
-        if not any(t.state == TrialState.COMPLETE for t in study.trials):
-            if args.export:
-                raise BenchError(f"{study.study_name}: no completed trial to export yet.")
-            print(f"{study.study_name}: no completed trial yet.")
-            failed = any(t.state == TrialState.FAIL for t in study.trials)
-            code = 1 if failed else code
-            continue
-        best = study.best_trial
-        print(
-            f"{study.study_name}: best validation BAcc {best.value:.4f} "
-            f"(trial {best.number}) {best.params}"
-        )
-        plots, skipped = save_plots(study, folder / f"{method.slug}-plots")
-        print(
-            f"plots: {', '.join(str(p) for p in plots)}"
-            + "".join(f"\n  not drawn: {s}" for s in skipped)
-        )
-        if args.export:
-            path = export_best(study, method, get_spec(args.dataset).name, registry.folder)
-            print(
-                f"exported: {path}; evaluate it with "
-                f"`bench run --methods {TUNED}{path.stem} --dataset {args.dataset}`"
-            )
-    return code
+    sweep = SweepOptions(
+        dataset=args.dataset,
+        method=args.method or args.methods,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        space=args.space,
+        seed=args.seed,
+        heartbeat=args.heartbeat,
+        results_dir=args.results_dir,
+        progress=not args.no_progress,
+        data_seeds=args.data_seeds,
+        conditions=options.conditions(args),
+    )
+    return sweep_methods(sweep, options.execution(args), export=args.export)

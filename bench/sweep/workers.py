@@ -27,15 +27,10 @@ from bench.data.cache import cache_root
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.execution.executors.options import job_threads
 from bench.execution.jobs import FAILED, Batch, Job, JobState, Task, batches
-from bench.sweep.command import (
-    FINISHED,
-    SUBMITTER,
-    SweepOptions,
-    fail_orphans,
-    fail_trials_of,
-    open_study,
-    run_sweep,
-)
+from bench.sweep.opening import open_study
+from bench.sweep.optimise import run_sweep
+from bench.sweep.options import SweepOptions
+from bench.sweep.trials import FINISHED, SUBMITTER, fail_orphans, fail_trials_of
 
 
 @dataclass(frozen=True)
