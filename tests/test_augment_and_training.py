@@ -117,5 +117,15 @@ def test_metric_term_optimiser_fields_are_validated(tmp_path: Path) -> None:
     path.write_text('description = "x"\n[loss]\nname = "ce"\n[metric]\nname = "supcon"\n')
     assert parse_recipe(path).metric.lr_multiplier == 1.0  # 1 for losses without a paper value
     path.write_text(path.read_text() + "lr_multiplier = 0\n")
-    with pytest.raises(BenchError, match="lr_multiplier > 0"):
+    with pytest.raises(
+        BenchError, match=r"'lr_multiplier' = 0\.0 is out of range; use a finite value > 0"
+    ):
+        parse_recipe(path)
+    path.write_text(path.read_text().replace("= 0\n", "= 2\nweight_decay = 1\n"))
+    with pytest.raises(BenchError, match="'weight_decay' must be true or false, got 1"):
+        parse_recipe(path)
+    path.write_text(
+        path.read_text().replace("= 2\nweight_decay = 1\n", "= 2\nembedding_dim = 1.5\n")
+    )
+    with pytest.raises(BenchError, match=r"'embedding_dim' must be an integer, got 1\.5"):
         parse_recipe(path)

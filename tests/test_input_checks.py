@@ -77,8 +77,14 @@ def test_pretrained_weights_missing_from_the_hub_cache_are_refused_up_front(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[loss]\nname = "focal"\ngamma = -5.0\n', "'gamma' = -5.0 is out of range for 'focal'"),
-        ('[loss]\nname = "ldam"\nscale = 0\n', "'scale' = 0.0 is out of range for 'ldam'"),
+        (
+            '[loss]\nname = "focal"\ngamma = -5.0\n',
+            "[loss] field 'gamma' = -5.0 is out of range; use a finite value of 0 or more",
+        ),
+        (
+            '[loss]\nname = "ldam"\nscale = 0\n',
+            "[loss] field 'scale' = 0.0 is out of range; use a finite value > 0",
+        ),
         ('[loss]\nname = "ce"\n[metric]\nname = "supcon"\ntemperature = 0.0\n', "> 0"),
     ],
 )
@@ -206,7 +212,10 @@ def test_a_synthetic_spec_with_other_classes_is_refused(
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('[metric]\nname = "supcon"\nweight = nan\n', "[metric] needs weight >= 0"),
+        (
+            '[metric]\nname = "supcon"\nweight = nan\n',
+            "[metric] field 'weight' = nan is out of range",
+        ),
         (
             '[metric]\nname = "supcon"\ntemperature = 0.1\n[search]\n'
             '"metric.temperature" = { low = 0.0, high = 1.0 }\n',

@@ -21,10 +21,16 @@ class Interrupted(Exception):
     them (the CLI exits with code 130)."""
 
 
+def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known names closest to a misspelt `name`, best first (the one notion of "did you
+    mean" of every error about an unknown name, value or key)."""
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> BenchError:
     """An error for an unknown registry name that lists the closest known names."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = closest(name, known)
     suggestion = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     listing = f" Known: {', '.join(known)}." if len(known) <= 25 else ""
     return BenchError(

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from bench.core.errors import unknown_name
 from bench.core.ranges import Range
+from bench.core.validation import Field
 
 M = TypeVar("M")
 
@@ -26,11 +27,25 @@ M = TypeVar("M")
 @dataclass(frozen=True)
 class Param:
     """A builder's keyword parameter as a recipe may set it: its default, and its valid
-    `range` (numbers) or `choices` (text)."""
+    `range` (numbers) or `choices` (text); a value is of the default's type (an integer is
+    accepted for a float)."""
 
     default: Any
     range: Range | None = None
     choices: tuple[str, ...] = ()
+
+    def check(self, value: Any, where: str) -> Any:
+        """`value` checked as a `bench.core.validation.Field` of this parameter."""
+        valid = self.range or Range()
+        field = Field(
+            type(self.default),
+            valid.low,
+            valid.high,
+            choices=self.choices,
+            low_open=valid.low_open,
+            high_open=valid.high_open,
+        )
+        return field.check(value, where)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ failure is a `BenchError`, which the CLI prints on one line with exit code 2.
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 import os
 import re
@@ -22,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, closest
+from bench.core.ranges import Range
 
 TOML_LIMIT = 1 << 20  # bytes: a recipe, spec or executor config is a few hundred
 WEIGHTS_LIMIT = 4 << 30  # bytes: a ResNet-152 state dict is 240 MB, a ViT-H 2.5 GB
@@ -106,7 +106,7 @@ def reject_unknown(table: Mapping[str, Any], allowed: Iterable[str], where: str)
     unknown = sorted(set(table) - set(allowed))
     if not unknown:
         return
-    close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
+    close = {k: closest(k, allowed, n=1) for k in unknown}
     hints = "".join(f" ({k!r}: did you mean {c[0]!r}?)" for k, c in close.items() if c)
     raise BenchError(
         f"{where}: unknown key(s) {', '.join(unknown)}{hints}; allowed: "
@@ -125,8 +125,10 @@ def table_at(document: Mapping[str, Any], key: str, where: str) -> dict[str, Any
 @dataclass(frozen=True)
 class Field:
     """What one key of a user's table may hold: a type (`int`, `float`, `bool`, `str` or
-    `list`, whose items are `items`), inclusive bounds for numbers (a float must also be
-    finite), allowed `choices` for text, and `advice` for the message."""
+    `list`, whose items are `items`), bounds for numbers (inclusive unless marked open; a float
+    must also be finite), allowed `choices` for text, and `advice` for the message. The one
+    check of every value a user writes: settings, specs, executor configs and, through
+    `bench.core.registry.Param`, the parameters of registered components."""
 
     kind: type
     low: float | None = None
@@ -134,6 +136,13 @@ class Field:
     choices: tuple[str, ...] = ()
     items: type | None = None
     advice: str = ""
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def range(self) -> Range:
+        """The valid numbers."""
+        return Range(self.low, self.high, self.low_open, self.high_open)
 
     def check(self, value: Any, where: str) -> Any:
         """`value` checked (an int given for a float becomes a float); errors name `where`."""
@@ -157,13 +166,8 @@ class Field:
         for number in numbers:
             if not isinstance(number, int | float) or isinstance(number, bool):
                 continue
-            finite = math.isfinite(number)
-            if (
-                not finite
-                or (self.low is not None and number < self.low)
-                or (self.high is not None and number > self.high)
-            ):
-                advice = self.advice or _bounds(self.low, self.high)
+            if number not in self.range:
+                advice = self.advice or _bounds(self.range)
                 raise BenchError(f"{where} = {number!r} is out of range; {advice}.")
 
 
@@ -179,7 +183,10 @@ def _article(kind: type) -> str:
     )
 
 
-def _bounds(low: float | None, high: float | None) -> str:
+def _bounds(valid: Range) -> str:
+    if valid.low_open or valid.high_open:
+        return f"use a finite value {valid}"
+    low, high = valid.low, valid.high
     if low is not None and high is not None:
         return f"use a finite value from {low:g} to {high:g}"
     if low is not None:
@@ -192,7 +199,7 @@ def _bounds(low: float | None, high: float | None) -> str:
 def unknown_value(where: str, value: Any, choices: Iterable[str]) -> BenchError:
     """An error for a value outside its allowed names, with the closest ones."""
     choices = list(choices)
-    close = difflib.get_close_matches(str(value), choices, n=2, cutoff=0.5)
+    close = closest(str(value), choices, n=2)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return BenchError(f"{where} = {value!r} is not one of {', '.join(choices)}.{hint}")
 

@@ -9,7 +9,6 @@ are data, not code.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -210,16 +209,6 @@ class Method:
         return resolved
 
 
-def _check_value(value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise BenchError(f"{where} must be a string, got {value!r}.")
-        return value
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise BenchError(f"{where} must be a number, got {value!r}.")
-    return float(value) if isinstance(default, float) else value
-
-
 def _component(
     raw: Any,
     table: str,
@@ -254,20 +243,8 @@ def _component(
             )
         else:
             where = f"{path}: [{table}] field {key!r}"
-            params[key] = _check_param(value, entry.params[key], where, name)
+            params[key] = entry.params[key].check(value, where)
     return Component(name, {**entry.defaults(), **params}), extras
-
-
-def _check_param(value: Any, param: Param, where: str, name: str) -> Any:
-    """`value` checked against the type of the parameter's default, its range or choices."""
-    value = _check_value(value, param.default, where)
-    if param.range is not None and value not in param.range:
-        raise BenchError(
-            f"{where} = {value!r} is out of range for {name!r}: use a value {param.range}."
-        )
-    if param.choices and value not in param.choices:
-        raise BenchError(f"{where} = {value!r}: {name!r} takes one of {', '.join(param.choices)}.")
-    return value
 
 
 def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
@@ -277,7 +254,14 @@ def _common(raw: dict[str, Any], path: Path, keys: set[str]) -> tuple[str, str]:
     return raw["description"], str(raw.get("reference", ""))
 
 
-METRIC_TERM_FIELDS = ("weight", "embedding_dim", "lr_multiplier", "weight_decay")
+# The `[metric]` table's own fields beside its loss's parameters (the lr multiplier's default
+# is the loss's, `MetricLossInfo.lr_multiplier`).
+METRIC_TERM = {
+    "weight": Param(1.0, NON_NEGATIVE),
+    "embedding_dim": Param(128, Range(low=1)),
+    "lr_multiplier": Param(1.0, POSITIVE),
+    "weight_decay": Param(True),
+}
 # The registries whose builders' parameters a recipe table sets, by table.
 TABLE_REGISTRIES: dict[str, Registry[Any]] = {
     "loss": LOSSES,
@@ -286,13 +270,12 @@ TABLE_REGISTRIES: dict[str, Registry[Any]] = {
     "metric": METRIC_LOSSES,
     "stage2": STAGE2_METHODS,
 }
-METRIC_TERM_RANGES = {"weight": NON_NEGATIVE, "lr_multiplier": POSITIVE}
 
 
 def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
     """The valid range of `table.field` in a parsed recipe file, where one is declared."""
-    if table == "metric" and field in METRIC_TERM_RANGES:
-        return METRIC_TERM_RANGES[field]
+    if table == "metric" and field in METRIC_TERM:
+        return METRIC_TERM[field].range
     registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
     if registry is None or component not in registry:
         return None
@@ -301,27 +284,21 @@ def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
 
 
 def _metric_term(raw: Any, path: Path) -> MetricTerm:
-    """The `[metric]` table: a registered loss with its parameters, plus the term's weight,
-    embedding size and the optimiser settings of the loss's own parameters (proxies,
-    learned centres): an lr multiplier (default per loss, `MetricLossInfo`) and whether
-    they get weight decay."""
-    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, METRIC_TERM_FIELDS)
-    weight = _check_value(extras.get("weight", 1.0), 1.0, f"{path}: [metric] field 'weight'")
-    dim = _check_value(extras.get("embedding_dim", 128), 128, f"{path}: [metric] 'embedding_dim'")
-    default_multiplier = METRIC_LOSSES.meta(loss.name).lr_multiplier
-    multiplier = _check_value(
-        extras.get("lr_multiplier", default_multiplier),
-        1.0,
-        f"{path}: [metric] field 'lr_multiplier'",
+    """The `[metric]` table: a registered loss with its parameters, plus the term's own
+    fields (`METRIC_TERM`): its weight, embedding size and the optimiser settings of the loss's
+    own parameters (proxies, learned centres): an lr multiplier (default per loss,
+    `MetricLossInfo`) and whether they get weight decay."""
+    loss, extras = _component(raw, "metric", METRIC_LOSSES, path, tuple(METRIC_TERM))
+    given = {
+        key: METRIC_TERM[key].check(value, f"{path}: [metric] field {key!r}")
+        for key, value in extras.items()
+    }
+    defaults = {key: param.default for key, param in METRIC_TERM.items()}
+    defaults["lr_multiplier"] = METRIC_LOSSES.meta(loss.name).lr_multiplier
+    term = defaults | given
+    return MetricTerm(
+        loss, term["weight"], term["embedding_dim"], term["lr_multiplier"], term["weight_decay"]
     )
-    decay = extras.get("weight_decay", True)
-    finite = math.isfinite(weight) and math.isfinite(multiplier)
-    if not finite or weight < 0 or dim < 1 or not multiplier > 0 or not isinstance(decay, bool):
-        raise BenchError(
-            f"{path}: [metric] needs weight >= 0, embedding_dim >= 1, lr_multiplier > 0 "
-            "and weight_decay true or false."
-        )
-    return MetricTerm(loss, weight, dim, multiplier, decay)
 
 
 def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:

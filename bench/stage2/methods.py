@@ -102,23 +102,30 @@ def schedule_steps(n_rows: int, batch_size: int, epochs: int, min_steps: int) ->
     return max(epochs * max(1, n_rows // batch_size), min_steps, 1)
 
 
-def fit_head(
-    head: nn.Module,
-    context: Stage2Context,
-    *,
-    epochs: int,
-    min_steps: int,
-    lr: float,
-    batch_size: int,
-    weight_decay: float,
-) -> HeadFit:
+@dataclass(frozen=True)
+class FitSchedule:
+    """How a trained head is fit (the parameters cRT and LWS declare,
+    `bench.components.catalogue.HEAD_FIT`): epochs over the training rows with a floor of
+    steps, SGD's learning rate and weight decay, the batch size."""
+
+    epochs: int
+    min_steps: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+
+
+def fit_head(head: nn.Module, context: Stage2Context, schedule: FitSchedule) -> HeadFit:
     """Train `head` on class-balanced batches for `schedule_steps` steps, the learning rate
     decaying to zero on a cosine, and keep the last step: the fit is convex on cached
     features (or nearly so) and runs to convergence, so no step is picked on validation."""
     source, labels = context.source, context.source.train_labels
     generator = torch.Generator().manual_seed(context.seed)
-    optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    total = schedule_steps(len(labels), batch_size, epochs, min_steps)
+    lr, batch_size = schedule.lr, schedule.batch_size
+    optimizer = torch.optim.SGD(
+        head.parameters(), lr=lr, momentum=0.9, weight_decay=schedule.weight_decay
+    )
+    total = schedule_steps(len(labels), batch_size, schedule.epochs, schedule.min_steps)
     order = torch.empty(0, dtype=torch.long)
     tail, summed = [], torch.zeros((), device=context.device)
     for step in range(total):
@@ -165,15 +172,7 @@ def crt(
     torch.manual_seed(context.seed)
     in_features = context.head.weight.shape[1]
     head = nn.Linear(in_features, len(context.class_counts)).to(context.device)
-    fit = fit_head(
-        head,
-        context,
-        epochs=epochs,
-        min_steps=min_steps,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-    )
+    fit = fit_head(head, context, FitSchedule(epochs, min_steps, lr, batch_size, weight_decay))
     return Stage2Outcome(_evaluate(head, context), fit.as_dict())
 
 
@@ -217,15 +216,7 @@ def lws(
 ) -> Stage2Outcome:
     """Learnable weight scaling: per-class scales on the frozen head, class-balanced batches."""
     head = ScaledHead(context.head, context.device)
-    fit = fit_head(
-        head,
-        context,
-        epochs=epochs,
-        min_steps=min_steps,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-    )
+    fit = fit_head(head, context, FitSchedule(epochs, min_steps, lr, batch_size, weight_decay))
     scales = [round(s, 6) for s in head.scales.detach().cpu().tolist()]
     return Stage2Outcome(_evaluate(head, context), {**fit.as_dict(), "scales": scales})
 
