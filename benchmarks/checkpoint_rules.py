@@ -27,6 +27,7 @@ import torch
 
 from bench.components.checkpoints import CHECKPOINT_RULES
 from bench.components.metrics import balanced_accuracy
+from bench.core.layout import cache_root
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.experiment.experiment import settings_for
@@ -92,7 +93,13 @@ def measure(args: argparse.Namespace) -> None:
             method = registry.get(names[0])
             settings = settings_for(spec, method, overrides).settings
             if imageset is None:
-                imageset = load_imageset(spec, settings.image_size, args.data_root, False)
+                imageset = load_imageset(
+                    spec,
+                    settings.image_size,
+                    cache_dir=cache_root(),
+                    data_root=args.data_root,
+                    progress=False,
+                )
                 split = spec.split(imageset, data_seed)
             assert split is not None
             job = Stage1Job(

@@ -128,12 +128,16 @@ def memory_formats(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, f
 
 
 def ham10000_loading(root: Path) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["BENCH_CACHE_DIR"] = cache
+    with tempfile.TemporaryDirectory() as folder:
+        cache = Path(folder)
         start = time.perf_counter()
-        load_imageset(get_spec("skin"), 32, root, progress=False)
+        load_imageset(get_spec("skin"), 32, cache_dir=cache, data_root=root, progress=False)
         first = time.perf_counter() - start
-        cached = best_of(lambda: load_imageset(get_spec("skin"), 32, root, progress=False))
+        cached = best_of(
+            lambda: load_imageset(
+                get_spec("skin"), 32, cache_dir=cache, data_root=root, progress=False
+            )
+        )
     return first, cached
 
 

@@ -12,12 +12,17 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from bench.cli.main import main
 from bench.core import claims
+from bench.core.layout import cache_root
+from bench.data.imageset import ImageSet
+from bench.data.loading import load_imageset
+from bench.data.specs import DatasetSpec
 
 REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT = 0.5  # in tests a killed process's claims go stale after 3 s
@@ -164,3 +169,10 @@ def run_tiny(results: Path, methods: str, *extra: str) -> int:
         "--no-progress",
     ]
     return main([*argv, *extra])
+
+
+def load_images(
+    spec: DatasetSpec, image_size: int, data_root: Path | None = None, **options: Any
+) -> ImageSet:
+    """`load_imageset` with the test's cache (`$BENCH_CACHE_DIR`, set per test)."""
+    return load_imageset(spec, image_size, cache_dir=cache_root(), data_root=data_root, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from conftest import run_tiny
 
 from bench.cli.main import main
 from bench.core import safe_store
-from bench.data.cache import cached_imageset, images_folder
+from bench.core.layout import cache_root
+from bench.data.cache import ImageCache
 from bench.data.imageset import ImageSet
 from bench.stage1 import job as stage1_job
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
@@ -85,10 +87,8 @@ def test_cache_list_shows_every_entry_and_clear_takes_images_too(
     orphan.write_bytes(b"left without a description")
     images = ImageSet("x", torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1]),
                       ["a", "b"], ["a", "b"], ("p", "q"), "f")  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BENCH_CACHE_DIR", str(cache))
-        cached_imageset("img", lambda: images)
-        assert (images_folder() / "img.json").exists()
+    ImageCache(cache).get("img", lambda: images)
+    assert (cache / "images" / "img.json").exists()
     capsys.readouterr()
     assert main(["cache", "list", "--cache-dir", str(cache)]) == 0
     listing = capsys.readouterr().out
@@ -103,6 +103,7 @@ def test_cache_list_shows_every_entry_and_clear_takes_images_too(
     (cache / "stage1" / "k.claim").write_text("{}")  # a running process's claim
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
     assert [p.name for p in (cache / "stage1").iterdir()] == ["k.claim"]
+    assert os.environ["BENCH_CACHE_DIR"] != str(cache)  # --cache-dir is passed, not exported
 
 
 @pytest.mark.slow
@@ -111,7 +112,7 @@ def test_a_run_over_a_corrupt_artefact_says_so_and_trains_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     assert run_tiny(tmp_path / "r", "ce", "--no-report") == 0
-    (artefact,) = ArtefactCache().folder.glob("*.pt")
+    (artefact,) = ArtefactCache(cache_root()).folder.glob("*.pt")
     artefact.write_bytes(artefact.read_bytes()[:100])  # truncated
     trained: list[str] = []
     real = stage1_job.train_artefact
@@ -135,8 +136,9 @@ def test_a_corrupt_decoded_image_cache_is_decoded_again(
         built.append(1)
         return images
 
-    cached_imageset("k", build)
-    (images_folder() / "k.pt").write_bytes(b"garbage")
-    assert torch.equal(cached_imageset("k", build).images, images.images)
+    cache = ImageCache(tmp_path)
+    cache.get("k", build)
+    (tmp_path / "images" / "k.pt").write_bytes(b"garbage")
+    assert torch.equal(cache.get("k", build).images, images.images)
     assert built == [1, 1] and "is unusable" in capsys.readouterr().out
-    assert cached_imageset("k", build).fingerprint == "f" and built == [1, 1]
+    assert cache.get("k", build).fingerprint == "f" and built == [1, 1]

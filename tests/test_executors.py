@@ -82,7 +82,7 @@ def test_units_group_the_runs_of_a_stage1_and_put_the_costliest_first(
     methods = MethodRegistry().expand("ce,ce+crt,ce+lws,rs-cb")
     options = RunOptions("tiny", seeds=(0, 1), results_dir=tmp_path, progress=False)
     runs = plan(options, spec, methods, torch.device("cpu"))
-    units = group_units(runs, options, tmp_path, tmp_path / "cache")
+    units = group_units(runs, options, tmp_path)
     assert len(units) == 4  # (ce, rs-cb) × 2 seeds
     by_name = {unit.name: unit for unit in units}
     ce0 = by_name["ce-d0-s0"]
@@ -95,7 +95,7 @@ def test_units_group_the_runs_of_a_stage1_and_put_the_costliest_first(
     cache.folder.mkdir(parents=True, exist_ok=True)
     for suffix in (".pt", ".json"):
         (cache.folder / f"{ce0.stage1_key}{suffix}").write_text("x")
-    regrouped = group_units(runs, options, tmp_path, tmp_path / "cache")
+    regrouped = group_units(runs, options, tmp_path)
     assert regrouped[-1].name == "ce-d0-s0" and regrouped[-1].cached
     assert regrouped[-1].cost < 0.1 * regrouped[0].cost
 
@@ -377,7 +377,7 @@ def test_a_worker_refuses_a_unit_whose_run_ids_it_cannot_reproduce(
 ) -> None:
     options = RunOptions("tiny", seeds=(0,), results_dir=tmp_path, progress=False)
     runs = plan(options, get_spec("tiny"), MethodRegistry().expand("ce"), torch.device("cpu"))
-    [unit] = group_units(runs, options, tmp_path, tmp_path / "cache")
+    [unit] = group_units(runs, options, tmp_path)
     assert [r.run_id for r in rebuild_runs(unit)] == list(unit.run_ids)
     other = dataclasses.replace(unit, run_ids=("ce-d0-s0-0000000000",))  # other data or code
     with pytest.raises(BenchError, match="sees other data or another version of the code"):

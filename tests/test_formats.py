@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_tiny
+from conftest import load_images, run_tiny
 from PIL import Image
 
 from bench.cli.main import main
 from bench.core.errors import BenchError
-from bench.data.loading import load_imageset
 from bench.data.resize import square_resize
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split, write_manifest
@@ -53,7 +52,7 @@ def _isic(root: Path, official: bool = False) -> Path:
 
 
 def test_isic2018_layout_normalises_classes_and_groups_by_lesion(tmp_path: Path) -> None:
-    imageset = load_imageset(get_spec("skin"), 16, _isic(tmp_path / "isic"))
+    imageset = load_images(get_spec("skin"), 16, _isic(tmp_path / "isic"))
     assert imageset.images.shape == (42, 3, 16, 16)
     assert imageset.class_counts().tolist() == [6] * 7  # every spec class matched, any case
     assert imageset.class_names[imageset.labels[0]] == "mel"  # MEL column -> spec's "mel"
@@ -65,7 +64,7 @@ def test_isic2018_layout_normalises_classes_and_groups_by_lesion(tmp_path: Path)
 
 
 def test_isic2018_official_parts_become_val_and_test(tmp_path: Path) -> None:
-    imageset = load_imageset(get_spec("skin"), 16, _isic(tmp_path / "isic", official=True))
+    imageset = load_images(get_spec("skin"), 16, _isic(tmp_path / "isic", official=True))
     split = make_split(imageset, 0.15, 0.15, data_seed=4)
     ids = {name: {imageset.item_ids[i] for i in split.indices(name)} for name in SPLITS}
     assert ids["val"] == {f"ISIC_Va{c}0" for c in range(7)}
@@ -86,7 +85,7 @@ def test_isic2018_bad_ground_truth_row(tmp_path: Path, row: str, message: str) -
     truth = root / "ISIC2018_Task3_Training_GroundTruth" / "ISIC2018_Task3_Training_GroundTruth.csv"
     truth.write_text(truth.read_text() + row + "\n")
     with pytest.raises(BenchError, match=message):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
 
 
 def test_isic2018_wrong_columns(tmp_path: Path) -> None:
@@ -94,7 +93,7 @@ def test_isic2018_wrong_columns(tmp_path: Path) -> None:
     truth = root / "ISIC2018_Task3_Training_GroundTruth" / "ISIC2018_Task3_Training_GroundTruth.csv"
     truth.write_text("image,MEL,NEVUS\nISIC_1,1,0\n")
     with pytest.raises(BenchError, match=r"GroundTruth\.csv: columns must be 'image' and one per"):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
 
 
 def _npz(path: Path, size: int, channels: int, n_classes: int, seed: int = 0) -> dict:
@@ -113,7 +112,7 @@ def test_dermamnist_npz_keeps_its_split_and_picks_the_size(tmp_path: Path) -> No
     root = tmp_path / "derma"
     small = _npz(root / "dermamnist.npz", 28, 3, 7)
     _npz(root / "dermamnist_64.npz", 64, 3, 7, seed=1)
-    at_28 = load_imageset(get_spec("skin7"), 28, root)
+    at_28 = load_images(get_spec("skin7"), 28, root)
     assert torch.equal(at_28.images[0], torch.from_numpy(small["train_images"][0]).permute(2, 0, 1))
     # Index 0 is actinic keratosis (akiec), 5 melanocytic nevi (nv): MedMNIST's label table.
     assert at_28.class_names[at_28.labels[0]] == "akiec"
@@ -121,7 +120,7 @@ def test_dermamnist_npz_keeps_its_split_and_picks_the_size(tmp_path: Path) -> No
     split = make_split(at_28, 0.15, 0.15, data_seed=0)
     assert [len(split.indices(s)) for s in SPLITS] == [21, 7, 14]
     assert [at_28.item_ids[i] for i in split.val] == [f"val-{i:05d}" for i in range(7)]
-    at_48 = load_imageset(get_spec("skin7"), 48, root)  # from the 64 px file, downscaled
+    at_48 = load_images(get_spec("skin7"), 48, root)  # from the 64 px file, downscaled
     large = torch.from_numpy(_npz(tmp_path / "again.npz", 64, 3, 7, seed=1)["train_images"][:1])
     assert torch.equal(at_48.images[:1], square_resize(large.permute(0, 3, 1, 2), 48))
     assert at_48.provenance["format"] == "medmnist"
@@ -132,7 +131,7 @@ def test_npz_label_out_of_range_is_named(tmp_path: Path) -> None:
     arrays["test_labels"][3] = 9
     np.savez(tmp_path / "derma" / "dermamnist.npz", **arrays)
     with pytest.raises(BenchError, match=r"dermamnist\.npz: test_labels\[3\] = 9 is not a class"):
-        load_imageset(get_spec("skin"), 28, tmp_path / "derma")
+        load_images(get_spec("skin"), 28, tmp_path / "derma")
 
 
 def test_npz_with_wrong_shapes_or_mismatched_sizes(tmp_path: Path) -> None:
@@ -142,16 +141,16 @@ def test_npz_with_wrong_shapes_or_mismatched_sizes(tmp_path: Path) -> None:
         bad_labels = _npz(tmp_path / "derma" / "dermamnist_64.npz", 64, 3, 7)
         bad_labels["train_labels"] = bad_labels["train_labels"][::-1].copy()
         np.savez(tmp_path / "derma" / "dermamnist_64.npz", **bad_labels)
-        load_imageset(get_spec("skin"), 64, tmp_path / "derma")
+        load_images(get_spec("skin"), 64, tmp_path / "derma")
     arrays["val_images"] = arrays["val_images"][..., :2]
     np.savez(tmp_path / "derma" / "dermamnist.npz", **arrays)
     with pytest.raises(BenchError, match=r"val_images must be uint8 N×H×W or N×H×W×3"):
-        load_imageset(get_spec("skin"), 28, tmp_path / "derma")
+        load_images(get_spec("skin"), 28, tmp_path / "derma")
 
 
 def test_pneumoniamnist_grayscale_is_replicated_to_three_channels(tmp_path: Path) -> None:
     arrays = _npz(tmp_path / "chest" / "pneumoniamnist.npz", 28, 1, 2)
-    imageset = load_imageset(get_spec("chest"), 28, tmp_path / "chest")
+    imageset = load_images(get_spec("chest"), 28, tmp_path / "chest")
     assert imageset.images.shape == (12, 3, 28, 28)
     first = torch.from_numpy(arrays["train_images"][0])
     assert all(torch.equal(imageset.images[0, c], first) for c in range(3))
@@ -167,7 +166,7 @@ def _sd198(root: Path, classes: tuple[str, ...] = ("Acne_Vulgaris", "Eczema", "T
 
 
 def test_skin198_classes_come_from_folder_names(tmp_path: Path) -> None:
-    imageset = load_imageset(get_spec("skin198"), 16, _sd198(tmp_path / "sd198"))
+    imageset = load_images(get_spec("skin198"), 16, _sd198(tmp_path / "sd198"))
     assert imageset.class_names == ("Acne_Vulgaris", "Eczema", "Tinea_Corporis")
     assert imageset.class_counts().tolist() == [4, 6, 8]
     assert imageset.item_ids[0] == "Acne_Vulgaris/acne_vulgaris_0.jpg"
@@ -181,9 +180,9 @@ def test_imagefolder_path_is_a_dataset_and_found_by_parent(tmp_path: Path) -> No
     (tmp_path / "elsewhere" / "sd198").mkdir(parents=True)
     other = get_spec(f"imagefolder:{tmp_path / 'elsewhere' / 'sd198'}")
     assert other.name != spec.name and other.name.startswith("imagefolder-sd198-")
-    assert len(load_imageset(spec, 8).labels) == 18
+    assert len(load_images(spec, 8).labels) == 18
     # A named spec searches `BENCH_DATA_ROOT/<params.folder>` before the root itself.
-    assert len(load_imageset(get_spec("skin198"), 8, tmp_path / "data").labels) == 18
+    assert len(load_images(get_spec("skin198"), 8, tmp_path / "data").labels) == 18
 
 
 def _chest_xray(root: Path) -> Path:
@@ -198,7 +197,7 @@ def _chest_xray(root: Path) -> Path:
 
 
 def test_chest_imagefolder_splits_classes_patients_and_grayscale(tmp_path: Path) -> None:
-    imageset = load_imageset(get_spec("chest"), 16, _chest_xray(tmp_path / "chest_xray"))
+    imageset = load_images(get_spec("chest"), 16, _chest_xray(tmp_path / "chest_xray"))
     assert imageset.class_names == ("normal", "pneumonia")  # NORMAL/PNEUMONIA matched
     assert imageset.class_counts().tolist() == [11, 22]
     assert torch.equal(imageset.images[:, 0], imageset.images[:, 2])  # gray in all channels
@@ -225,7 +224,7 @@ def test_patient_in_two_given_splits_is_a_leak(tmp_path: Path) -> None:
     root = _chest_xray(tmp_path / "chest_xray")
     _image(root / "test" / "PNEUMONIA" / "person1_virus_9.jpeg", 3, mode="L")
     with pytest.raises(BenchError, match=r"group 'person1' appears in splits test, train"):
-        load_imageset(get_spec("chest"), 16, root)
+        load_images(get_spec("chest"), 16, root)
 
 
 def _listing(root: Path, rows: list[str], header: str = "path,label,group,split") -> Path:
@@ -247,7 +246,7 @@ def test_csv_listing_with_groups_and_a_given_test_split(tmp_path: Path) -> None:
     rows = _csv_rows(tmp_path / "d")
     rows = [r + ("test" if r.split(",")[2].endswith("3") else "") for r in rows]
     spec = get_spec(f"csv:{_listing(tmp_path / 'd', rows)}")
-    imageset = load_imageset(spec, 8)
+    imageset = load_images(spec, 8)
     assert imageset.class_names == ("benign", "malignant") and len(imageset.labels) == 16
     split = make_split(imageset, 0.25, 0.25, 0)
     test_ids = {imageset.item_ids[i] for i in split.test}
@@ -268,14 +267,14 @@ def test_csv_listing_with_groups_and_a_given_test_split(tmp_path: Path) -> None:
 def test_csv_bad_rows_name_file_and_line(tmp_path: Path, edit, message: str) -> None:
     listing = _listing(tmp_path / "d", edit(_csv_rows(tmp_path / "d")))
     with pytest.raises(BenchError, match=message) as error:
-        load_imageset(get_spec(f"csv:{listing}"), 8)
+        load_images(get_spec(f"csv:{listing}"), 8)
     assert str(listing) in str(error.value)
 
 
 def test_unassigned_rows_follow_their_group_into_its_given_split(tmp_path: Path) -> None:
     rows = _csv_rows(tmp_path / "d")  # patient<c><k // 2>: two images per patient
     rows = [r + ("test" if r.startswith(("img/benign0", "img/malignant0")) else "") for r in rows]
-    imageset = load_imageset(get_spec(f"csv:{_listing(tmp_path / 'd', rows)}"), 8)
+    imageset = load_images(get_spec(f"csv:{_listing(tmp_path / 'd', rows)}"), 8)
     for data_seed in range(5):
         split = make_split(imageset, 0.25, 0.25, data_seed)
         test_ids = {imageset.item_ids[i] for i in split.test}
@@ -292,7 +291,7 @@ def test_unassigned_rows_follow_their_group_into_its_given_split(tmp_path: Path)
 def test_malformed_csv_is_named(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "labels.csv").write_text(text)
     with pytest.raises(BenchError, match=message):
-        load_imageset(get_spec(f"csv:{tmp_path / 'labels.csv'}"), 8)
+        load_images(get_spec(f"csv:{tmp_path / 'labels.csv'}"), 8)
 
 
 def test_isic2018_conflicting_lesion_groupings(tmp_path: Path) -> None:
@@ -300,13 +299,13 @@ def test_isic2018_conflicting_lesion_groupings(tmp_path: Path) -> None:
     groupings = root / "ISIC2018_Task3_Training_LesionGroupings.csv"
     groupings.write_text(groupings.read_text() + "ISIC_Tr00,IL_99,histopathology\n")
     with pytest.raises(BenchError, match=r"line 44: image 'ISIC_Tr00' is given two lesion ids"):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
 
 
 def test_csv_with_wrong_columns(tmp_path: Path) -> None:
     listing = _listing(tmp_path / "d", ["a.png,benign"], header="file,diagnosis")
     with pytest.raises(BenchError, match=r"labels\.csv: columns must be path, label.*missing"):
-        load_imageset(get_spec(f"csv:{listing}"), 8)
+        load_images(get_spec(f"csv:{listing}"), 8)
 
 
 def test_named_csv_spec_rejects_labels_outside_its_classes(
@@ -318,7 +317,7 @@ def test_named_csv_spec_rejects_labels_outside_its_classes(
     rows = [*_csv_rows(tmp_path / "lesions"), "img/new.png,Unsure,,"]
     _listing(tmp_path / "lesions", rows)
     with pytest.raises(BenchError, match=r"line 18: label 'Unsure' is not one of benign, mal"):
-        load_imageset(get_spec("lesions"), 8, tmp_path)
+        load_images(get_spec("lesions"), 8, tmp_path)
 
 
 def test_class_with_too_few_groups_for_the_splits(tmp_path: Path) -> None:
@@ -326,7 +325,7 @@ def test_class_with_too_few_groups_for_the_splits(tmp_path: Path) -> None:
     _image(tmp_path / "d" / "img" / "rare.png", 1)
     spec = get_spec(f"csv:{_listing(tmp_path / 'd', [*rows, 'img/rare.png,rare,,'])}")
     with pytest.raises(BenchError, match=r"class 'rare' has 1 group\(s\).*each split needs one"):
-        make_split(load_imageset(spec, 8), 0.2, 0.2, 0)
+        make_split(load_images(spec, 8), 0.2, 0.2, 0)
 
 
 @pytest.mark.slow
@@ -339,8 +338,8 @@ def test_unreadable_image_stops_or_is_skipped_and_recorded(
     (root / "img" / "benign5.png").write_bytes((root / "img" / "benign5.png").read_bytes()[:40])
     spec = get_spec(f"csv:{listing}")
     with pytest.raises(BenchError, match=r"benign5\.png \(listed at .*line 7\): cannot decode"):
-        load_imageset(spec, 8)
-    kept = load_imageset(spec, 8, skip_bad=True)
+        load_images(spec, 8)
+    kept = load_images(spec, 8, skip_bad=True)
     assert len(kept.labels) == 15 and "img/benign5.png" not in kept.item_ids
     assert kept.provenance["skipped"][0]["origin"].endswith("labels.csv, line 7")
 
@@ -352,7 +351,7 @@ def test_unreadable_image_stops_or_is_skipped_and_recorded(
 
 
 def test_split_manifest_reproduces_exactly_from_its_seed(tmp_path: Path) -> None:
-    imageset = load_imageset(get_spec("skin"), 16, _isic(tmp_path / "isic"))
+    imageset = load_images(get_spec("skin"), 16, _isic(tmp_path / "isic"))
     first = write_manifest(make_split(imageset, 0.15, 0.15, 7), imageset, tmp_path / "a")
     again = write_manifest(make_split(imageset, 0.15, 0.15, 7), imageset, tmp_path / "b")
     other = write_manifest(make_split(imageset, 0.15, 0.15, 8), imageset, tmp_path / "c")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED_HAM
+from conftest import SHARED_HAM, load_images
 from PIL import Image
 
 from bench.core.errors import BenchError
-from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import SPLITS, make_split
 
@@ -46,7 +45,7 @@ def _rows() -> list[tuple[str, str, str]]:
 
 def test_reads_layout_labels_groups_and_resizes(tmp_path: Path) -> None:
     root = _fixture(tmp_path / "ham", _rows())
-    imageset = load_imageset(get_spec("skin"), 16, root)
+    imageset = load_images(get_spec("skin"), 16, root)
     assert imageset.images.shape == (42, 3, 16, 16) and imageset.images.dtype == torch.uint8
     assert imageset.class_counts().tolist() == [6] * 7
     assert imageset.groups[:2] == ["HAM_00", "HAM_00"]
@@ -57,14 +56,14 @@ def test_decoded_images_are_cached_and_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _fixture(tmp_path / "ham", _rows())
-    first = load_imageset(get_spec("skin"), 16, root)
+    first = load_images(get_spec("skin"), 16, root)
     from bench.data import decode
 
     def no_decoding(*args: object) -> None:
         raise AssertionError("decoded again despite the cache")
 
     monkeypatch.setattr(decode, "decode_files", no_decoding)
-    second = load_imageset(get_spec("skin"), 16, root)
+    second = load_images(get_spec("skin"), 16, root)
     assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
 
 
@@ -73,7 +72,7 @@ def test_data_root_from_environment_and_parent_folder(
 ) -> None:
     _fixture(tmp_path / "data" / "ham10000", _rows())
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path / "data"))
-    assert len(load_imageset(get_spec("skin7"), 8).labels) == 42
+    assert len(load_images(get_spec("skin7"), 8).labels) == 42
 
 
 def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
@@ -82,7 +81,7 @@ def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
         match=r"no data found in a format of ham10000, isic2018, medmnist\. Looked in:"
         r"(.|\n)*nowhere(.|\n)*HAM10000_metadata\.csv(.|\n)*bench data download skin",
     ):
-        load_imageset(get_spec("skin"), 16, tmp_path / "nowhere")
+        load_images(get_spec("skin"), 16, tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize(
@@ -98,14 +97,14 @@ def test_missing_data_says_where_it_looked(tmp_path: Path) -> None:
 def test_bad_metadata_names_file_and_line(tmp_path: Path, mutate, message: str) -> None:
     root = _fixture(tmp_path / "ham", mutate(_rows()))
     with pytest.raises(BenchError, match=message) as error:
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
     assert "HAM10000_metadata.csv" in str(error.value)
 
 
 def test_listed_but_missing_image_is_named(tmp_path: Path) -> None:
     root = _fixture(tmp_path / "ham", _rows(), skip_images=("ISIC_310",))
     with pytest.raises(BenchError, match=r"line 22: image .*ISIC_310\.jpg is listed but not found"):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
 
 
 def test_wrong_columns_and_undecodable_image(tmp_path: Path) -> None:
@@ -114,16 +113,16 @@ def test_wrong_columns_and_undecodable_image(tmp_path: Path) -> None:
     with pytest.raises(
         BenchError, match=r"ISIC_000\.jpg \(listed at .*line 2\): cannot decode image.*--skip-bad"
     ):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
     (root / "HAM10000_metadata.csv").write_text("image,MEL,NV\nISIC_1,1,0\n")
     with pytest.raises(BenchError, match=r"missing column\(s\) lesion_id, image_id, dx"):
-        load_imageset(get_spec("skin"), 16, root)
+        load_images(get_spec("skin"), 16, root)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_HAM.is_dir(), reason="needs ../shared/data/ham10000")
 def test_real_ham10000_split_keeps_each_lesion_on_one_side() -> None:
-    imageset = load_imageset(get_spec("skin"), 8, SHARED_HAM)
+    imageset = load_images(get_spec("skin"), 8, SHARED_HAM)
     assert imageset.class_counts().tolist() == [6705, 1113, 1099, 514, 327, 142, 115]
     assert len(set(imageset.groups)) == 7470
     for seed in (0, 1):

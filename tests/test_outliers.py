@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from bench.cli.main import main
+from bench.report.collect import Results
 from bench.report.outliers import OUTLIER_GAP, find_outliers
-from bench.report.summary import HEADLINE, format_table, outlier_lines, summarise, write_summary
+from bench.report.summary import outlier_lines, printed_table
 from bench.run import runner
 from bench.run.runner import RunOutcome
 
@@ -104,33 +105,29 @@ def test_a_table_without_finished_runs_has_no_outliers() -> None:
     assert find_outliers(pd.DataFrame()).empty
 
 
-def test_summary_text_names_the_outlier_run_and_its_kept_epoch(tmp_path: Path) -> None:
-    runs = _runs()
-    summary = summarise(runs)
-    lines = outlier_lines(find_outliers(runs), summary)
-    assert lines == [
+def _results(runs: pd.DataFrame) -> Results:
+    """The done runs of `runs` as the report reads them (no files behind them)."""
+    done = runs[runs["status"] == "done"].assign(label=lambda t: t["method"])
+    done = done.reset_index(drop=True)
+    return Results("toy", Path("toy"), done, list(dict.fromkeys(done["label"])), [], [], {}, [])
+
+
+def test_the_printed_lines_name_the_outlier_run_and_its_kept_epoch() -> None:
+    assert outlier_lines(_results(_runs())) == [
         "outlier: ce+crt data seed 0 train seed 1 (run ce+crt-d0-s1): BAcc 65.3, 10.1 below "
         "its method's median 75.4; stage 1 kept epoch 7 of 18"
     ]
-    write_summary(summary, tmp_path, "toy", find_outliers(runs))
-    text = (tmp_path / "summary.md").read_text()
-    assert "## Outliers" in text
-    assert f"- {lines[0].removeprefix('outlier: ')}\n" in text
-    assert text.index(format_table(summary, HEADLINE).splitlines()[0]) < text.index("Outliers")
-    # No outlier: nothing is added.
-    write_summary(summary, tmp_path, "toy", find_outliers(runs[runs["method"] == "focal"]))
-    assert "Outlier" not in (tmp_path / "summary.md").read_text()
-    assert outlier_lines(find_outliers(runs.iloc[:1])) == []
+    assert outlier_lines(_results(_runs().iloc[:1])) == []
 
 
 def test_unknown_epoch_counts_are_left_out_of_the_line() -> None:
     runs = _runs().drop(columns="stage1_epochs")
-    (line,) = outlier_lines(find_outliers(runs))
+    (line,) = outlier_lines(_results(runs))
     assert line.endswith("stage 1 kept epoch 7")
     runs["kept_epoch"] = np.nan  # records that lack it
-    (line,) = outlier_lines(find_outliers(runs))
+    (line,) = outlier_lines(_results(runs))
     assert line.endswith("median 75.4")
-    (line,) = outlier_lines(find_outliers(runs.drop(columns="kept_epoch")))
+    (line,) = outlier_lines(_results(runs.drop(columns="kept_epoch")))
     assert line.endswith("median 75.4")
 
 
@@ -138,7 +135,7 @@ def test_bench_run_prints_one_line_per_outlier_below_its_table(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runs = _runs()
-    outcome = RunOutcome(summarise(runs), (), len(runs), find_outliers(runs))
+    outcome = RunOutcome(_results(runs), (), len(runs))
     monkeypatch.setattr(runner, "run_benchmark", lambda *args, **kwargs: outcome)
     assert main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -146,9 +143,10 @@ def test_bench_run_prints_one_line_per_outlier_below_its_table(
         "outlier: ce+crt data seed 0 train seed 1 (run ce+crt-d0-s1): BAcc 65.3, 10.1 below "
         "its method's median 75.4; stage 1 kept epoch 7 of 18"
     )
-    assert printed[-2].startswith("| two-stage | supcon+crt |")  # the table's last row
+    assert printed[:-1] == printed_table(_results(runs)).splitlines()
+    assert printed[-2].startswith("| two-stage | ldam-drw |")  # the table's last row
 
-    quiet = RunOutcome(summarise(runs.iloc[:1]), (), 1, find_outliers(runs.iloc[:1]))
+    quiet = RunOutcome(_results(runs.iloc[:1]), (), 1)
     monkeypatch.setattr(runner, "run_benchmark", lambda *args, **kwargs: quiet)
     assert main(["run", "--methods", "ce+crt", "--dataset", "synthetic"]) == 0
     assert "outlier" not in capsys.readouterr().out

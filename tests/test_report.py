@@ -16,9 +16,11 @@ from scipy import stats
 
 from bench.cli.main import main
 from bench.components.metrics import classification_metrics
+from bench.core.layout import cache_root
 from bench.report import plots
 from bench.report.build import build_report
-from bench.run.store import ResultsStore
+from bench.report.collect import load_results
+from bench.results.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 
 # Label-index order differs from alphabetical and from training-frequency order on purpose.
@@ -48,7 +50,7 @@ def _labels_and_logits(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarr
 def write_results(results: Path) -> dict[str, list[float]]:
     """The runs of METHODS written as `bench run` writes them (their stage-1 artefacts
     cached); returns each method's test balanced accuracy per seed."""
-    store, cache, scores = ResultsStore(results, "toy"), ArtefactCache(), {}
+    store, cache, scores = ResultsStore(results, "toy"), ArtefactCache(cache_root()), {}
     for k, (method, (family, mode, stage1, accuracy, val, seeds)) in enumerate(METHODS.items()):
         scores[method] = []
         for seed in range(seeds):
@@ -86,7 +88,7 @@ def write_results(results: Path) -> dict[str, list[float]]:
 
 def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
     scores = write_results(tmp_path)
-    report = build_report(tmp_path, "toy", reference="ce+crt")
+    report = build_report(load_results(tmp_path, "toy"), cache_dir=cache_root(), reference="ce+crt")
     main_csv = pd.read_csv(report.folder / "main.csv").set_index("method")
     for method, values in scores.items():
         assert main_csv.loc[method, "n_seeds"] == len(values)
@@ -135,7 +137,7 @@ def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
 
 def test_default_reference_is_chosen_on_validation(tmp_path: Path) -> None:
     write_results(tmp_path)
-    report = build_report(tmp_path, "toy")
+    report = build_report(load_results(tmp_path, "toy"), cache_dir=cache_root())
     significance = (report.folder / "significance.md").read_text()
     assert "## Against ce+lws" in significance  # best on validation; ce+crt is best on test
     assert "reference by validation balanced accuracy" in significance
@@ -144,7 +146,7 @@ def test_default_reference_is_chosen_on_validation(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_every_figure_is_written_and_non_empty(tmp_path: Path) -> None:
     write_results(tmp_path)
-    report = build_report(tmp_path, "toy", pdf=True)
+    report = build_report(load_results(tmp_path, "toy"), cache_dir=cache_root(), pdf=True)
     for name in (
         "balanced_accuracy",
         "recall_vs_frequency",
@@ -162,10 +164,12 @@ def test_report_command_and_missing_artefacts_are_noted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_results(tmp_path)
-    ArtefactCache().clear()
+    ArtefactCache(cache_root()).clear()
     assert main(["report", "--dataset", "toy", "--results-dir", str(tmp_path)]) == 0
     assert "note: embedding plot: stage-1 artefacts of ce, supcon" in capsys.readouterr().out
-    report = build_report(tmp_path, "toy", methods=["ce", "ce+crt", "ldam-drw"])
+    report = build_report(
+        load_results(tmp_path, "toy", ["ce", "ce+crt", "ldam-drw"]), cache_dir=cache_root()
+    )
     assert not (report.folder / "embeddings.png").exists()
     assert any("no longer cached" in note for note in report.notes)
     assert any("no finished runs for ldam-drw" in note for note in report.notes)
@@ -206,7 +210,7 @@ def test_a_run_far_below_its_methods_median_is_listed_under_the_main_table(
     median = float(np.median([*scores["ce+crt"], low]))  # mean of its two middle runs
     assert median - low > 0.10
 
-    report = build_report(tmp_path, "toy", reference="ce+crt")
+    report = build_report(load_results(tmp_path, "toy"), cache_dir=cache_root(), reference="ce+crt")
     outliers = pd.read_csv(report.folder / "outliers.csv")
     assert list(outliers["run_id"]) == ["ce+crt-s3"]
     assert outliers["method"].iloc[0] == "ce+crt" and outliers["n_runs"].iloc[0] == 4
@@ -226,7 +230,7 @@ def test_a_run_far_below_its_methods_median_is_listed_under_the_main_table(
 )
 def test_html_page_renders_every_image_in_headless_chromium(tmp_path: Path) -> None:
     write_results(tmp_path)
-    report = build_report(tmp_path, "toy")
+    report = build_report(load_results(tmp_path, "toy"), cache_dir=cache_root())
     page = (report.folder / "index.html").read_text()
     assert 'src="data:image/png;base64,' in page and "href=" not in page
     probe = page.replace(

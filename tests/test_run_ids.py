@@ -13,8 +13,8 @@ import torch
 from bench.data.specs import get_spec
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
+from bench.results.store import ResultsStore
 from bench.run.plan import RunOptions, plan
-from bench.run.store import ResultsStore
 
 PINNED = {
     "ce-d0-s1-7ed988e258",

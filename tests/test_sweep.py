@@ -20,13 +20,12 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import run_tiny
+from conftest import load_images, run_tiny
 from optuna.trial import TrialState
 
 from bench.cli.main import main
 from bench.components.settings import TrainingSettings
 from bench.core.errors import BenchError, TrainingDiverged
-from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.experiment.experiment import Experiment, settings_for
 from bench.recipes.methods import MethodRegistry, Tuning
@@ -252,7 +251,7 @@ def test_objective_never_reads_test_labels(tiny_project: Path) -> None:
     spec = get_spec("tiny")
     method = MethodRegistry().get("ce+crt")
     settings = settings_for(spec, method).settings
-    imageset = load_imageset(spec, settings.image_size)
+    imageset = load_images(spec, settings.image_size)
     split = spec.split(imageset, 0)
     # Scrambled test labels: anything scored on them would rank the trials differently.
     scrambled = imageset.labels.clone()
@@ -296,7 +295,7 @@ def test_two_workers_share_one_postgres_study(tiny_project: Path, tmp_path: Path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # The images cached first: neither worker then waits on the other's decoding claim, so
     # both start trials at once (tiny trials are fast enough for one worker to do all six).
-    load_imageset(get_spec("tiny"), 16, progress=False)
+    load_images(get_spec("tiny"), 16, progress=False)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "bench.cli.main", *argv],
@@ -418,7 +417,7 @@ def test_test_items_count_as_tuned_on_only_when_they_were_validation_items(
     tiny_project: Path,
 ) -> None:
     spec = dataclasses.replace(get_spec("tiny"), kept_splits=("test",))
-    drawn = load_imageset(spec, 16, progress=False)
+    drawn = load_images(spec, 16, progress=False)
     fixed_test = tuple("test" if i % 4 == 0 else "train" for i in range(len(drawn.labels)))
     kept = dataclasses.replace(drawn, given_splits=fixed_test)
     method = dataclasses.replace(

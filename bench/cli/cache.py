@@ -27,16 +27,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the entries, or clear those no live process uses."""
-    from bench.data.cache import clear_images, image_entries, images_folder
+    from bench.data.cache import ImageCache
     from bench.stage1.artefacts import ArtefactCache
 
-    stage1, images = ArtefactCache(), images_folder()
+    root = options.cache_dir(args)
+    stage1, images = ArtefactCache(root), ImageCache(root)
     both = not (args.stage1 or args.images)
     if args.action == "clear":
         if both or args.stage1:
             _cleared(*stage1.clear(), "stage-1 artefact(s)", stage1.folder)
         if both or args.images:
-            _cleared(*clear_images(), "decoded image set(s)", images)
+            _cleared(*images.clear(), "decoded image set(s)", images.folder)
         return 0
     if both or args.stage1:
         _listed(
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if both or args.images:
         _listed(
-            image_entries(),
-            images,
+            images.entries(),
+            images.folder,
             "decoded image set(s)",
             lambda e: (
                 f"{e.get('dataset', '?'):10} {e.get('images', '?')} images at "

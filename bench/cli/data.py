@@ -44,29 +44,20 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "download":
         _download(spec, args)
     else:
-        print(describe(spec, args.data_root))
+        print(describe(spec, args.data_root, options.cache_dir(args)))
     return 0
 
 
 def _download(spec: DatasetSpec, args: argparse.Namespace) -> None:
     """Fetch the files of one of the dataset's downloads (`--source`) and say where they are."""
-    from bench.core.errors import BenchError, unknown_name
-    from bench.data.download import fetch
+    from bench.data.download import fetch_dataset
     from bench.data.loading import data_home
 
-    remotes = spec.downloads
-    if not remotes:
-        raise BenchError(
-            f"{spec.name}: no public direct download is known; place the files by hand "
-            f"(`bench data info {spec.name}` shows where they are looked for)."
-        )
-    source = args.source or next(iter(remotes))
-    if source not in remotes:
-        raise unknown_name(f"{spec.name} download", source, list(remotes))
-    folder = args.to or data_home() / spec.name
-    for remote in remotes[source]:
-        path = fetch(remote, folder, progress=not args.no_progress)
-        check = f"{remote.algorithm} verified" if remote.digest else "no published checksum"
+    folder = args.to or data_home(options.cache_dir(args)) / spec.name
+    source, fetched = fetch_dataset(
+        spec.name, spec.downloads, args.source, folder, progress=not args.no_progress
+    )
+    for path, check in fetched:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, {check})")
     where = "--data-root" if args.to else "no --data-root: the cache is searched"
     print(f"{spec.name}: {source} is in {folder} (to use it: {where}).")

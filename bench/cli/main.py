@@ -35,8 +35,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help, or an argument error already printed on one line
         return exit.code if isinstance(exit.code, int) else 2
-    if getattr(args, "cache_dir", None):
-        os.environ["BENCH_CACHE_DIR"] = str(args.cache_dir)
     try:
         return int(args.run(args))
     except BenchError as error:

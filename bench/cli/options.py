@@ -13,6 +13,7 @@ from bench.components.checkpoints import CHECKPOINT_RULES
 from bench.components.settings import SETTING_NAMES, TrainingSettings
 from bench.core.device import DEVICE_CHOICES
 from bench.core.errors import BenchError
+from bench.core.layout import cache_root
 from bench.core.validation import finite_float, non_negative_int, parse_duration, positive_int
 from bench.execution.executors.options import (
     EXECUTORS,
@@ -133,7 +134,13 @@ def conditions(args: argparse.Namespace) -> Conditions:
         compile=getattr(args, "compile", False),
         data_root=getattr(args, "data_root", None),
         skip_bad=getattr(args, "skip_bad", False),
+        cache_dir=cache_dir(args),
     )
+
+
+def cache_dir(args: argparse.Namespace) -> Path:
+    """The cache folder a command uses: `--cache-dir`, else the default (`cache_root`)."""
+    return cache_root(getattr(args, "cache_dir", None))
 
 
 def add_training_place(parser: argparse.ArgumentParser) -> None:

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.core.files import ensure_writable
     from bench.recipes.methods import MethodRegistry
     from bench.report.build import build_report
-    from bench.run.store import ResultsStore
+    from bench.report.collect import load_results
+    from bench.results.store import ResultsStore
 
     results_dir, spec, name = options.results_of(args)
     registry = MethodRegistry()
@@ -63,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
         settings_ids = store.current_ids(spec, registry, options.conditions(args), methods)
     if (results_dir / name).is_dir():
         ensure_writable(results_dir / name, "the results folder", "choose it with --results-dir")
+    results = load_results(results_dir, name, methods, settings_ids)
     report = build_report(
-        results_dir, name, methods, args.reference, plot_methods, args.pdf, settings_ids
+        results,
+        cache_dir=options.cache_dir(args),
+        reference=args.reference,
+        plot_methods=plot_methods,
+        pdf=args.pdf,
     )
     for note in report.notes:
         print(f"note: {note}")

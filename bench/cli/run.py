@@ -54,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run what is missing; 1 when a run failed."""
-    from bench.report.summary import HEADLINE, format_table, outlier_lines
+    from bench.report.summary import outlier_lines, printed_table
     from bench.run.runner import RunOptions, run_benchmark
 
     outcome = run_benchmark(
@@ -70,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         ),
         options.execution(args),
     )
-    print(format_table(outcome.summary, HEADLINE))
-    for line in outlier_lines(outcome.outliers, outcome.summary):
-        print(line)
+    if outcome.results is None:
+        print("no run asked for has finished.")
+    else:
+        print(printed_table(outcome.results))
+        for line in outlier_lines(outcome.results):
+            print(line)
     if not outcome.failures:
         return 0
     print(

@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from bench.core.errors import BenchError
     from bench.core.files import ensure_writable
     from bench.recipes.methods import MethodRegistry
+    from bench.results.store import ResultsStore
     from bench.run.runner import finalize
     from bench.run.status import describe
-    from bench.run.store import ResultsStore
 
     results_dir, spec, name = options.results_of(args)
     store = ResultsStore(results_dir, name)
@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
             print("note: jobs are still queued or running; the tables will miss their runs.")
         runs = store.runs_table()
         methods = list(runs["method"].unique()) if not runs.empty else []
-        finalize(store, spec, MethodRegistry(), methods, options.conditions(args))
-        print(f"written: {store.root / 'runs.csv'}, {store.root / 'summary.md'}")
+        current = finalize(store, spec, MethodRegistry(), methods, options.conditions(args))
+        summary = (
+            f", {store.root / 'summary.md'}"
+            if current
+            else " (no finished run at the current settings: no summary)"
+        )
+        print(f"written: {store.root / 'runs.csv'}{summary}")
     return 0

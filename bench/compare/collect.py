@@ -15,7 +15,7 @@ from bench.core.files import stable_hash
 from bench.data.specs import all_specs, get_spec
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
-from bench.run.store import ResultsStore
+from bench.results.store import ResultsStore
 
 
 @dataclass(frozen=True)

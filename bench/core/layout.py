@@ -1,4 +1,4 @@
-"""Where the project's data folders are: the method and dataset registries and results."""
+"""Where the project's data folders are: the method and dataset registries, results, cache."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ def datasets_dir() -> Path:
 def default_results_dir() -> Path:
     """Where runs are written unless `--results-dir` says otherwise."""
     return project_root() / "results"
+
+
+def cache_root(given: Path | None = None) -> Path:
+    """The cache folder: `given` (the command line's `--cache-dir`), else `$BENCH_CACHE_DIR`,
+    else `$XDG_CACHE_HOME/medlt-bench`, else ~/.cache/medlt-bench. Read once by a command and
+    passed on explicitly from there."""
+    if given is not None:
+        return given
+    if env := os.environ.get("BENCH_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "medlt-bench"

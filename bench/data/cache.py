@@ -6,7 +6,6 @@ discarded, said, and decoded again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,19 +16,6 @@ from tqdm import tqdm
 from bench.core import safe_store
 from bench.core.claims import busy, note_use, wait_for_claim
 from bench.data.imageset import ImageSet
-
-
-def cache_root() -> Path:
-    """The cache folder: `$BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/medlt-bench`, else ~/.cache."""
-    if env := os.environ.get("BENCH_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "medlt-bench"
-
-
-def images_folder() -> Path:
-    """Where decoded image sets are kept: `<cache>/images`."""
-    return cache_root() / "images"
 
 
 def _read(path: Path, repair: bool) -> ImageSet | None:
@@ -50,21 +36,56 @@ def _read(path: Path, repair: bool) -> ImageSet | None:
     return None
 
 
-def cached_imageset(key: str, build: Callable[[], ImageSet]) -> ImageSet:
-    """Load the image set stored under `key`, or build and store it (under the key's claim,
-    so that processes sharing the cache decode it once)."""
-    path = images_folder() / f"{key}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    note_use(cache_root(), f"images/{key}")  # `bench cache clear` leaves it be
-    claim, imageset = wait_for_claim(
-        path.with_suffix(".claim"),
-        lambda: _read(path, repair=False),
-        lambda holder: tqdm.write(f"images {key} are being decoded by {holder}; waiting"),
-    )
-    if claim is None:
-        return imageset
-    with claim:
-        return _read(path, repair=True) or _store(path, build())
+class ImageCache:
+    """Decoded image sets on disk: `<root>/images/<key>.pt` with its `<key>.json` description."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder = root / "images"
+
+    def get(self, key: str, build: Callable[[], ImageSet]) -> ImageSet:
+        """The image set stored under `key`, or built and stored (under the key's claim, so
+        that processes sharing the cache decode it once)."""
+        path = self.folder / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        note_use(self.root, f"images/{key}")  # `bench cache clear` leaves it be
+        claim, imageset = wait_for_claim(
+            path.with_suffix(".claim"),
+            lambda: _read(path, repair=False),
+            lambda holder: tqdm.write(f"images {key} are being decoded by {holder}; waiting"),
+        )
+        if claim is None:
+            return imageset
+        with claim:
+            return _read(path, repair=True) or _store(path, build())
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every stored image set (also one without its description), with its size in bytes;
+        one without a digest is stale: never read, decoded anew when needed."""
+        rows = [
+            {"key": meta.stem, "bytes": meta.stat().st_size, "stale": True}
+            for meta in sorted(self.folder.glob("*.json"))
+            if not meta.with_suffix(".pt").exists()  # a description left without its data
+        ]
+        for data in sorted(self.folder.glob("*.pt")):
+            described = safe_store.description(data) or {}
+            meta = data.with_suffix(".json")
+            size = data.stat().st_size + (meta.stat().st_size if meta.exists() else 0)
+            rows.append(
+                {**described, "key": data.stem, "bytes": size, "stale": "sha256" not in described}
+            )
+        return rows
+
+    def clear(self) -> tuple[int, dict[str, str]]:
+        """Delete every decoded image set with its description, except those a live process
+        uses or is decoding; returns how many were removed, and the keys kept with who holds
+        them."""
+        kept = busy(self.folder)
+        removed = sum(1 for p in self.folder.glob("*.pt") if p.stem not in kept)
+        for path in [*self.folder.glob("*.pt"), *self.folder.glob("*.json")]:
+            if path.stem not in kept:
+                path.unlink(missing_ok=True)
+        return removed, kept
 
 
 def _store(path: Path, imageset: ImageSet) -> ImageSet:
@@ -74,33 +95,3 @@ def _store(path: Path, imageset: ImageSet) -> ImageSet:
     described = {"dataset": imageset.name, "images": len(imageset.labels), "created": created}
     safe_store.save(path, fields, {**described, "size": int(imageset.images.shape[-1])})
     return imageset
-
-
-def image_entries() -> list[dict[str, Any]]:
-    """Every stored image set (also one without its description), with its size in bytes;
-    one without a digest is stale: never read, decoded anew when needed."""
-    rows = [
-        {"key": meta.stem, "bytes": meta.stat().st_size, "stale": True}
-        for meta in sorted(images_folder().glob("*.json"))
-        if not meta.with_suffix(".pt").exists()  # a description left without its data
-    ]
-    for data in sorted(images_folder().glob("*.pt")):
-        described = safe_store.description(data) or {}
-        meta = data.with_suffix(".json")
-        size = data.stat().st_size + (meta.stat().st_size if meta.exists() else 0)
-        rows.append(
-            {**described, "key": data.stem, "bytes": size, "stale": "sha256" not in described}
-        )
-    return rows
-
-
-def clear_images() -> tuple[int, dict[str, str]]:
-    """Delete every decoded image set with its description, except those a live process
-    uses or is decoding; returns how many were removed, and the keys kept with who holds them."""
-    folder = images_folder()
-    kept = busy(folder)
-    removed = sum(1 for p in folder.glob("*.pt") if p.stem not in kept)
-    for path in [*folder.glob("*.pt"), *folder.glob("*.json")]:
-        if path.stem not in kept:
-            path.unlink(missing_ok=True)
-    return removed, kept

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, unknown_name
 
 CHUNK = 1 << 20
 MAX_EXPANSION = 50  # unpacked bytes per archive byte at most (image archives barely compress)
@@ -232,3 +232,29 @@ def fetch(remote: RemoteFile, folder: Path, progress: bool = True, timeout: floa
     if remote.extract:
         _extract(target, folder)
     return target
+
+
+def fetch_dataset(
+    name: str,
+    downloads: dict[str, tuple[RemoteFile, ...]],
+    source: str | None,
+    folder: Path,
+    progress: bool = True,
+) -> tuple[str, list[tuple[Path, str]]]:
+    """Fetch the files of the dataset `name`'s download `source` (default: its first) into
+    `folder`; returns the source fetched and each file with how it was verified."""
+    if not downloads:
+        raise BenchError(
+            f"{name}: no public direct download is known; place the files by hand "
+            f"(`bench data info {name}` shows where they are looked for)."
+        )
+    source = source or next(iter(downloads))
+    if source not in downloads:
+        raise unknown_name(f"{name} download", source, list(downloads))
+    fetched = []
+    for remote in downloads[source]:
+        path = fetch(remote, folder, progress=progress)
+        fetched.append(
+            (path, f"{remote.algorithm} verified" if remote.digest else "no published checksum")
+        )
+    return source, fetched

@@ -10,21 +10,21 @@ from bench.data.specs import DatasetSpec
 from bench.data.table import SPLIT_NAMES, counts_by_class
 
 
-def describe(spec: DatasetSpec, data_root: Path | None) -> str:
+def describe(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> str:
     """A readable account of the search, the format and root found, classes, groups, splits."""
-    if spec.formats and FORMATS[spec.formats[0]].GENERATED:
-        return f"{spec.name}: {FORMATS[spec.formats[0]].LAYOUT_HELP}"
+    if spec.formats and FORMATS.meta(spec.formats[0]).generated:
+        return f"{spec.name}: {FORMATS.meta(spec.formats[0]).layout_help}"
     aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
     lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
-    result = search(spec, data_root)
+    result = search(spec, data_root, cache_dir)
     for root, fmt in result.looked:
         found = f"{fmt} <- used" if result.found == (root, fmt) else (fmt or "-")
         lines.append(f"  {root}  {found}")
     if result.found is None:
         lines.append("found: nothing.")
-        lines += [f"  {FORMATS[f].LAYOUT_HELP}" for f in spec.formats]
+        lines += [f"  {FORMATS.meta(f).layout_help}" for f in spec.formats]
     else:
-        source = locate(spec, data_root, result)
+        source = locate(spec, result)
         table = source.table
         groups = table["group"].nunique()
         lines.append(

@@ -11,19 +11,19 @@ import torch
 from bench.core.code_digest import data_code
 from bench.core.errors import BenchError
 from bench.core.files import stable_hash
-from bench.data.cache import cache_root, cached_imageset
-from bench.data.formats import FORMATS
+from bench.data.cache import ImageCache
+from bench.data.formats import FORMATS, generator, reader
 from bench.data.imageset import ImageSet
 from bench.data.source import Source
 from bench.data.specs import DatasetSpec
 
 
-def data_home() -> Path:
+def data_home(cache_dir: Path) -> Path:
     """Where downloaded datasets go and are looked for last: `<cache>/data`."""
-    return cache_root() / "data"
+    return cache_dir / "data"
 
 
-def candidate_roots(spec: DatasetSpec, data_root: Path | None) -> list[Path]:
+def candidate_roots(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> list[Path]:
     """Where to look, in order: `--data-root`, `$BENCH_DATA_ROOT`, the cache's data folder.
 
     Each place is tried first as a parent holding a sub-folder named by the spec's
@@ -33,7 +33,7 @@ def candidate_roots(spec: DatasetSpec, data_root: Path | None) -> list[Path]:
     if spec.location is not None:
         return [spec.location]
     places = [Path(p) for p in (data_root, os.environ.get("BENCH_DATA_ROOT")) if p]
-    places.append(data_home())
+    places.append(data_home(cache_dir))
     folders = dict.fromkeys([spec.params.get("folder", spec.name), spec.name])
     roots: list[Path] = []
     for place in places:
@@ -53,15 +53,17 @@ class Search:
         return next(((root, fmt) for root, fmt in self.looked if fmt), None)
 
 
-def search(spec: DatasetSpec, data_root: Path | None) -> Search:
+def search(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> Search:
     """Try every candidate root with each of the spec's formats, in order."""
     looked = []
-    for root in candidate_roots(spec, data_root):
+    for root in candidate_roots(spec, data_root, cache_dir):
         detected = next(
             (
                 fmt
                 for fmt in spec.formats
-                if fmt in FORMATS and FORMATS[fmt].detect(root, spec.params)
+                if fmt in FORMATS
+                and not FORMATS.meta(fmt).generated
+                and reader(fmt).detect(root, spec.params)
             ),
             None,
         )
@@ -69,10 +71,9 @@ def search(spec: DatasetSpec, data_root: Path | None) -> Search:
     return Search(looked)
 
 
-def locate(spec: DatasetSpec, data_root: Path | None, result: Search | None = None) -> Source:
-    """Find and read the dataset's item table (every row checked; nothing decoded yet); a
-    `result` of `search` already made is used instead of searching again."""
-    result = result or search(spec, data_root)
+def locate(spec: DatasetSpec, result: Search) -> Source:
+    """Read the dataset's item table (every row checked; nothing decoded yet) where `result`
+    of `search` found it, or say where it was looked for."""
     if result.found is None:
         places = "\n  ".join(str(root) for root, _ in result.looked)
         downloads = (
@@ -80,29 +81,32 @@ def locate(spec: DatasetSpec, data_root: Path | None, result: Search | None = No
             if spec.downloads
             else ""
         )
-        help_texts = " ".join(FORMATS[f].LAYOUT_HELP for f in spec.formats if f in FORMATS)
+        help_texts = " ".join(FORMATS.meta(f).layout_help for f in spec.formats if f in FORMATS)
         raise BenchError(
             f"{spec.name}: no data found in a format of {', '.join(spec.formats)}. Looked in:"
             f"\n  {places}\n{help_texts}{downloads}".rstrip()
         )
     root, fmt = result.found
-    return FORMATS[fmt].read(root, spec.classes, spec.params, spec.name)
+    return reader(fmt).read(root, spec.classes, spec.params, spec.name)
 
 
 def load_imageset(
     spec: DatasetSpec,
     image_size: int,
+    *,
+    cache_dir: Path,
     data_root: Path | None = None,
     progress: bool = True,
     skip_bad: bool = False,
 ) -> ImageSet:
-    """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached,
-    keyed by the source files' content, the item table and the size)."""
-    generator = FORMATS[spec.formats[0]] if spec.formats else None
-    if generator is not None and generator.GENERATED:  # once per size, then cached (shared)
-        key = stable_hash({spec.formats[0]: spec.params, "size": image_size, "code": data_code()})
-        return cached_imageset(key, lambda: generator.load(spec, image_size))
-    source = locate(spec, data_root)
+    """Load `spec` at `image_size`×`image_size` as uint8 tensors (decoded data is cached under
+    `cache_dir`, keyed by the source files' content, the item table and the size)."""
+    cache = ImageCache(cache_dir)
+    if spec.formats and FORMATS.meta(spec.formats[0]).generated:  # once per size, then cached
+        fmt = spec.formats[0]
+        key = stable_hash({fmt: spec.params, "size": image_size, "code": data_code()})
+        return cache.get(key, lambda: generator(fmt)(spec, image_size))
+    source = locate(spec, search(spec, data_root, cache_dir))
     present = sorted(set(source.table["label"]))
     if len(present) < 2:
         raise BenchError(
@@ -111,7 +115,7 @@ def load_imageset(
         )
     fingerprint = data_fingerprint(source, image_size, skip_bad)
     key = stable_hash({"data": fingerprint, "code": data_code()})
-    imageset = cached_imageset(
+    imageset = cache.get(
         key, lambda: _decode(source, spec.name, fingerprint, image_size, skip_bad, progress)
     )
     provenance = {

@@ -34,3 +34,12 @@ class Source:
     content: str
     decode: Callable[[int, bool, bool], Decoded]
     notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A format read from disk (`bench.data.formats`): `detect(root, params)` says whether
+    `root` holds its data, `read(root, classes, params, name)` reads the item table."""
+
+    detect: Callable[[Path, dict[str, Any]], bool]
+    read: Callable[[Path, tuple[str, ...], dict[str, Any], str], Source]

@@ -11,7 +11,7 @@ from bench.components.settings import DEFAULT_PROFILE, check_settings
 from bench.core.errors import BenchError, unknown_name
 from bench.core.files import stable_hash
 from bench.core.layout import datasets_dir
-from bench.core.validation import read_toml, reject_unknown
+from bench.core.validation import Field, check_fields, read_toml, reject_unknown
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
@@ -28,7 +28,9 @@ class DatasetSpec:
     the others are drawn per data seed.
 
     `location` is set for ad-hoc datasets (`imagefolder:PATH`, `csv:FILE`): the data itself,
-    which replaces the search of data roots.
+    which replaces the search of data roots. `ordinal`: the classes are ordered grades
+    (`[metrics] ordinal`, which adds quadratic-weighted kappa); `longtail_ratio`: the training
+    classes are subsampled to this imbalance ratio (`[longtail] ratio`; None: as they are).
     """
 
     name: str
@@ -47,6 +49,8 @@ class DatasetSpec:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     profile_notes: dict[str, str] = field(default_factory=dict)
     shot_groups: Any = "terciles"
+    ordinal: bool = False
+    longtail_ratio: float | None = None
     path: Path | None = None
 
     def split(self, imageset: ImageSet, data_seed: int) -> Split:
@@ -77,10 +81,11 @@ def _require(table: dict[str, Any], key: str, kind: type, path: Path, where: str
 
 SPEC_KEYS = (
     "description", "formats", "source", "aliases", "classes",
-    "params", "split", "training", "metrics", "download",
+    "params", "split", "training", "metrics", "download", "longtail",
 )  # fmt: skip
 SPLIT_KEYS = ("val", "test", "keep")
-METRICS_KEYS = ("shot_groups",)
+METRICS_KEYS = ("shot_groups", "ordinal")
+LONGTAIL_FIELDS = {"ratio": Field(float, 1, 1e6, advice="use an imbalance ratio of 1 or more")}
 
 
 def parse_spec(path: Path) -> DatasetSpec:
@@ -92,7 +97,7 @@ def parse_spec(path: Path) -> DatasetSpec:
             f"formats = [{raw['format']!r}]."
         )
     reject_unknown(raw, SPEC_KEYS, str(path))
-    for key in ("params", "split", "training", "metrics", "download"):
+    for key in ("params", "split", "training", "metrics", "download", "longtail"):
         if not isinstance(raw.get(key, {}), dict):
             raise BenchError(f"{path}: [{key}] must be a table, got {raw[key]!r}.")
     formats = tuple(_require(raw, "formats", list, path))
@@ -111,7 +116,10 @@ def parse_spec(path: Path) -> DatasetSpec:
             raise BenchError(f"{path}: {key!r} lists a name twice: {values!r}.")
     split = raw.get("split", {})
     reject_unknown(split, SPLIT_KEYS, f"{path}: [split]")
-    reject_unknown(raw.get("metrics", {}), METRICS_KEYS, f"{path}: [metrics]")
+    metrics = raw.get("metrics", {})
+    reject_unknown(metrics, METRICS_KEYS, f"{path}: [metrics]")
+    ordinal = Field(bool).check(metrics.get("ordinal", False), f"{path}: [metrics] 'ordinal'")
+    longtail = check_fields(raw.get("longtail", {}), LONGTAIL_FIELDS, f"{path}: [longtail]")
     params = raw.get("params", {})
     reject_unknown(params, format_params(formats), f"{path}: [params]")
     training = dict(raw.get("training", {}))
@@ -170,7 +178,9 @@ def parse_spec(path: Path) -> DatasetSpec:
         training=training,
         profiles=profiles,
         profile_notes=notes,
-        shot_groups=raw.get("metrics", {}).get("shot_groups", "terciles"),
+        shot_groups=metrics.get("shot_groups", "terciles"),
+        ordinal=ordinal,
+        longtail_ratio=longtail.get("ratio"),
         path=path,
     )
 
@@ -178,7 +188,7 @@ def parse_spec(path: Path) -> DatasetSpec:
 def format_params(formats: tuple[str, ...]) -> tuple[str, ...]:
     """The `[params]` keys a spec of these formats may set: `folder` (the sub-folder looked for
     under a data root) and each format's own."""
-    own = [p for f in formats for p in FORMATS[f].PARAMS]
+    own = [p for f in formats for p in FORMATS.meta(f).params]
     return tuple(dict.fromkeys(["folder", *own]))
 
 

@@ -27,11 +27,6 @@ from bench.data.imageset import ImageSet
 if TYPE_CHECKING:
     from bench.data.specs import DatasetSpec
 
-# The spec parameters of the synthetic format (`[params]`).
-# As a format (`bench.data.formats`): generated, not read; the `[params]` a spec may set.
-GENERATED = True
-PARAMS = ("n_images", "imbalance_ratio", "difficulty", "seed")
-LAYOUT_HELP = "generated in memory from a seed; nothing to look for."
 HAM10000_CLASSES = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")
 HAM10000_COUNTS = (6705, 1113, 1099, 514, 327, 142, 115)
 

@@ -14,7 +14,7 @@ from bench.core.errors import unknown_name
 from bench.core.files import SESSION, write_text_atomic
 from bench.recipes.methods import FAMILIES
 from bench.report import page, plots, render
-from bench.report.collect import Results, load_results
+from bench.report.collect import Results
 from bench.report.tables import (
     Table,
     default_reference,
@@ -51,17 +51,15 @@ def plotted_methods(results: Results, reference: str) -> list[str]:
 
 
 def build_report(
-    results_dir: Path,
-    dataset: str,
-    methods: list[str] | None = None,
+    results: Results,
+    *,
+    cache_dir: Path,
     reference: str | None = None,
     plot_methods: list[str] | None = None,
     pdf: bool = False,
-    settings_ids: dict[str, str] | None = None,
 ) -> Report:
-    """Write the report of `dataset` (only `methods` when given; with `settings_ids`, only
-    each method's runs at those settings) and return what was written."""
-    results = load_results(results_dir, dataset, methods, settings_ids)
+    """Write the report of `results` (`bench.report.collect.load_results`) and return what was
+    written; the embedding plot reads stage-1 artefacts from the cache at `cache_dir`."""
     tables = [main_table(results), outliers_table(results), per_class_table(results)]
     notes = [f"no finished runs for {m}; left out" for m in results.missing]
     if results.other_settings:
@@ -82,7 +80,8 @@ def build_report(
     scratch = results.folder / f".report@{SESSION}@{uuid.uuid4().hex[:8]}.partial"
     scratch.mkdir(parents=True)
     try:
-        notes = _write(results, tables, reference, chosen, notes, scratch, pdf)
+        figures = Figures(chosen, ArtefactCache(cache_dir), pdf)
+        notes = _write(results, tables, reference, figures, notes, scratch)
         claim, _ = wait_for_claim(results.folder / "report.claim", lambda: None)
         assert claim is not None
         with claim:
@@ -93,18 +92,28 @@ def build_report(
     return Report(final, files, notes)
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What the figures draw: the methods plotted, the cache holding the stage-1 artefacts
+    embedded, and whether each figure gets a PDF beside its PNG."""
+
+    methods: list[str]
+    cache: ArtefactCache
+    pdf: bool
+
+
 def _write(
     results: Results,
     tables: list[Table],
     reference: str,
-    chosen: list[str],
+    figures_of: Figures,
     notes: list[str],
     scratch: Path,
-    pdf: bool,
 ) -> list[str]:
     """Every table, figure and the page into `scratch`; returns the notes, with any the
     figures added."""
     notes = list(notes)
+    chosen, pdf = figures_of.methods, figures_of.pdf
     dataset = results.dataset
     for table in tables:
         write_text_atomic(scratch / f"{table.name}.md", render.markdown(table))
@@ -135,7 +144,7 @@ def _write(
         ),
     ]
     embedded, missing = plots.stage1_embeddings(
-        results, scratch / "embeddings.png", ArtefactCache(), pdf
+        results, scratch / "embeddings.png", figures_of.cache, pdf
     )
     if embedded:
         figures.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.run.store import (
+from bench.results.store import (
     ResultsStore,
     runs_at_settings,
 )
@@ -36,7 +37,7 @@ class Results:
 
     @property
     def store(self) -> ResultsStore:
-        """The results folder the runs were read from (its layout: `bench.run.store`)."""
+        """The results folder the runs were read from (its layout: `bench.results.store`)."""
         return ResultsStore(self.folder.parent, self.folder.name)
 
     def metrics(self, run_id: str) -> dict[str, Any]:
@@ -54,6 +55,14 @@ class Results:
     def of(self, label: str) -> pd.DataFrame:
         """The runs of one method label."""
         return self.runs[self.runs["label"] == label]
+
+    def only(self, run_ids: list[str]) -> Results:
+        """These results restricted to the runs `run_ids` (in their order)."""
+        runs = self.runs[self.runs["run_id"].isin(run_ids)].reset_index(drop=True)
+        present = set(runs["label"])
+        return dataclasses.replace(
+            self, runs=runs, labels=[label for label in self.labels if label in present]
+        )
 
 
 def load_results(

@@ -17,13 +17,19 @@ def markdown(table: Table) -> str:
     lines = [f"## {table.title}", "", table.caption, ""]
     if not table.rows:  # nothing to list: the caption says so
         return "\n".join(lines)
-    lines.append("| " + " | ".join(h.replace("|", "\\|") for h in table.header) + " |")
+    return "\n".join(lines) + "\n" + grid(table) + "\n"
+
+
+def grid(table: Table, bold: bool = True) -> str:
+    """The table alone as Markdown, the best cells in bold when `bold`."""
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in table.header) + " |"]
     lines.append("|" + "---|" * len(table.header))
     for i, row in enumerate(table.rows):
         cells = [c.replace("|", "\\|") for c in row]
-        cells = [f"**{c}**" if (i, j) in table.best else c for j, c in enumerate(cells)]
+        if bold:
+            cells = [f"**{c}**" if (i, j) in table.best else c for j, c in enumerate(cells)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def _latex_escape(text: str) -> str:

@@ -1,113 +1,48 @@
-"""Mean ± std over seeds per method: the summary tables printed and written after a run."""
+"""The summary of a results folder: the report's main, outlier and per-class tables in one
+`summary.md` (and their numbers in `summary.csv`), and the table `bench run` prints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from bench.core.files import write_text_atomic
-from bench.recipes.methods import FAMILIES
-from bench.report.outliers import OUTLIER_GAP, describe
+from bench.report import render
+from bench.report.collect import Results
+from bench.report.outliers import describe, find_outliers
+from bench.report.tables import main_table, outliers_table, per_class_table
 
-HEADLINE = {"accuracy": "Acc", "balanced_accuracy": "BAcc", "macro_f1": "Macro-F1"}
-FULL = {**HEADLINE, "shot_many": "Many", "shot_medium": "Medium", "shot_few": "Few", "ece": "ECE"}
-KEYS = ["family", "method", "stage2_mode", "variant"]
-
-
-def summarise(runs: pd.DataFrame, method_order: list[str] | None = None) -> pd.DataFrame:
-    """Per (family, method, stage-2 mode, variant): number of seeds, then mean and std of every
-    metric.
-
-    Rows are grouped by family, then follow `method_order` (unlisted methods last, by name).
-    """
-    if runs.empty:  # no run recorded (every job failed before its first): an empty table
-        runs = pd.DataFrame(columns=["status", *KEYS])
-    done = runs[runs["status"] == "done"]
-    metrics = [c for c in done.columns if c in FULL or c.startswith("recall_")]
-    grouped = done.groupby(KEYS, sort=False, dropna=False)[metrics]
-    table = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
-    table.insert(0, "n_seeds", grouped.size())
-    table = table.reset_index()
-    rank = {name: i for i, name in enumerate(method_order or [])}
-    order = pd.DataFrame(
-        {
-            "family": table["family"].map({f: i for i, f in enumerate(FAMILIES)}),
-            "method": table["method"].map(lambda m: rank.get(m, len(rank))),
-            "name": table["method"],
-        }
-    )
-    return table.loc[order.sort_values(["family", "method", "name"]).index].reset_index(drop=True)
+HEADLINE = ["Family", "Method", "Stage 2", "Seeds", "Acc", "BAcc", "Macro-F1"]
+"""The main table's columns `bench run` prints."""
 
 
-def _cell(mean: float, std: float, n: int) -> str:
-    if pd.isna(mean):
-        return "–"
-    return f"{100 * mean:.1f}" if n < 2 or pd.isna(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+def printed_table(results: Results) -> str:
+    """The main table's headline columns, as `bench run` prints them (no bold)."""
+    return render.grid(main_table(results).select(HEADLINE), bold=False)
 
 
-def format_table(summary: pd.DataFrame, columns: dict[str, str]) -> str:
-    """A Markdown table (percentages, mean ± std over seeds) with one row per method."""
-    header = ["Family", "Method", "Stage 2", "Seeds", *columns.values()]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in summary.iterrows():
-        cells = [_cell(row[f"{k}_mean"], row[f"{k}_std"], row["n_seeds"]) for k in columns]
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    row["family"],
-                    row["method"],
-                    row["stage2_mode"] or "–",
-                    str(row["n_seeds"]),
-                    *cells,
-                ]
-            )
-            + " |"
-        )
-    return "\n".join(lines)
+def outlier_lines(results: Results) -> list[str]:
+    """One line per outlier run (`bench.report.outliers.find_outliers`), in the order of the
+    methods: 'outlier: supcon+crt data seed 0 train seed 1 (run ...): BAcc 57.7, 17.7 below
+    its method's median 75.4; stage 1 kept epoch 7 of 18'. No line when there is none."""
+    outliers = find_outliers(results.runs, by=("label",))
+    return [f"outlier: {describe(row, str(row['label']))}" for _, row in outliers.iterrows()]
 
 
-def per_class_columns(summary: pd.DataFrame) -> dict[str, str]:
-    """Per-class recall columns, named by class, in the order of the runs table."""
-    return {
-        c[: -len("_mean")]: c[len("recall_") : -len("_mean")]
-        for c in summary.columns
-        if c.startswith("recall_") and c.endswith("_mean")
-    }
+def write_summary(results: Results, title: str) -> None:
+    """`summary.md` in the results folder (the main table, the outlier runs when there are
+    any, per-class recall / F1) and `summary.csv` (the main and per-class tables' numbers, one
+    row per method)."""
+    main, outliers = main_table(results), outliers_table(results)
+    per_class = per_class_table(results)
+    tables = [main, *([outliers] if outliers.rows else []), per_class]
+    text = f"# {title}\n\n" + "\n".join(render.markdown(table) for table in tables)
+    write_text_atomic(results.folder / "summary.md", text)
+    numbers = main.numbers.merge(per_class.numbers, on="method", how="left")
+    write_text_atomic(results.folder / "summary.csv", numbers.to_csv(index=False))
 
 
-def outlier_lines(outliers: pd.DataFrame, summary: pd.DataFrame | None = None) -> list[str]:
-    """One line per outlier run (rows of `bench.report.outliers.find_outliers`), methods in the
-    order of the `summary` table's rows when given: 'outlier: supcon+crt data seed 0 train seed 1
-    (run ...): BAcc 57.7, 17.7 below its method's median 75.4; stage 1 kept epoch 7 of 18'.
-    No line when there is no outlier."""
-    if outliers.empty:
-        return []
-    rank = {m: i for i, m in enumerate(dict.fromkeys([] if summary is None else summary["method"]))}
-    ordered = outliers.assign(_rank=outliers["method"].map(lambda m: rank.get(m, len(rank))))
-    ordered = ordered.sort_values("_rank", kind="stable")
-    return [f"outlier: {describe(row, str(row['method']))}" for _, row in ordered.iterrows()]
-
-
-def write_summary(
-    summary: pd.DataFrame, folder: Path, title: str, outliers: pd.DataFrame | None = None
-) -> None:
-    """`summary.md` (main table, the outlier runs when there are any, per-class recall table)
-    and `summary.csv` (all numbers)."""
-    lines = outlier_lines(outliers, summary) if outliers is not None else []
-    listed = (
-        f"## Outliers\n\nRuns more than {100 * OUTLIER_GAP:.0f} points below the median "
-        "test balanced accuracy of their method's runs; they are in the means above.\n\n"
-        + "".join(f"- {line.removeprefix('outlier: ')}\n" for line in lines)
-        + "\n"
-        if lines
-        else ""
-    )
-    text = (
-        f"# {title}\n\nTest split, percent, mean ± std over seeds.\n\n"
-        f"{format_table(summary, FULL)}\n\n{listed}## Per-class recall\n\n"
-        f"{format_table(summary, per_class_columns(summary))}\n"
-    )
-    write_text_atomic(folder / "summary.md", text)
-    write_text_atomic(folder / "summary.csv", summary.to_csv(index=False))
+def write_empty_summary(folder: Path, title: str) -> None:
+    """`summary.md` saying that no run has finished at the current settings, and an empty
+    `summary.csv`, in place of a summary of earlier settings left behind."""
+    write_text_atomic(folder / "summary.md", f"# {title}\n\nNo finished run at these settings.\n")
+    write_text_atomic(folder / "summary.csv", "")

@@ -3,6 +3,7 @@ reference. Each is built once as cells plus numbers, then rendered (see `render`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -40,6 +41,17 @@ class Table:
     numbers: pd.DataFrame
     best: set[tuple[int, int]] = field(default_factory=set)
     text_columns: int = 1
+
+    def select(self, columns: list[str]) -> Table:
+        """The same table with only the `columns` named (header names, in the order given)."""
+        keep = [self.header.index(column) for column in columns]
+        return dataclasses.replace(
+            self,
+            header=list(columns),
+            rows=[[row[k] for k in keep] for row in self.rows],
+            best={(i, keep.index(j)) for i, j in self.best if j in keep},
+            text_columns=sum(k < self.text_columns for k in keep),
+        )
 
 
 def _pct(mean: float, std: float | None = None, n: int = 1) -> str:

@@ -27,7 +27,7 @@ from bench.data.split import Split, write_manifest
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, settings_for, settings_id
 from bench.recipes.methods import Method
-from bench.run.store import ResultsStore
+from bench.results.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 from bench.stage1.schedule import Schedule
 
@@ -98,11 +98,16 @@ def plan(
     for note in (n for r in resolved.values() for n in r.notes):
         tqdm.write(note)
     store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
-    cache = ArtefactCache()
+    cache = ArtefactCache(conditions.cache_dir)
     imagesets: dict[int, ImageSet] = {}
     for size in dict.fromkeys(r.settings.image_size for r in resolved.values()):
         imagesets[size] = load_imageset(
-            spec, size, conditions.data_root, options.progress, conditions.skip_bad
+            spec,
+            size,
+            cache_dir=conditions.cache_dir,
+            data_root=conditions.data_root,
+            progress=options.progress,
+            skip_bad=conditions.skip_bad,
         )
         if skipped := imagesets[size].provenance.get("skipped"):
             tqdm.write(
@@ -190,7 +195,6 @@ class WorkUnit:
     manifest: Path
     conditions: Conditions  # as workers need them (`Conditions.for_workers`)
     results_dir: Path
-    cache_dir: Path
     cost: float
     cached: bool
 
@@ -213,7 +217,6 @@ def group_units(
     runs: list[PlannedRun],
     options: RunOptions,
     results_dir: Path,
-    cache_dir: Path,
 ) -> list[WorkUnit]:
     """The runs grouped by stage-1 artefact, most expensive first. A stage 1 to train costs
     its epochs × images × pixels; one already cached, only its stage 2s (a small constant
@@ -239,7 +242,6 @@ def group_units(
                 manifest=first.manifest,
                 conditions=options.conditions.for_workers(experiment.device.type),
                 results_dir=results_dir,
-                cache_dir=cache_dir,
                 cost=train_cost + 0.01 * pixels * len(members),
                 cached=cached,
             )

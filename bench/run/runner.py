@@ -3,13 +3,13 @@ processes or as cluster jobs), then write the tables and the report once, from h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -19,17 +19,16 @@ from bench.core.errors import BenchError, Interrupted
 from bench.core.files import ensure_writable
 from bench.core.layout import default_results_dir
 from bench.core.signals import stopped_by
-from bench.data.cache import cache_root
 from bench.data.specs import DatasetSpec, get_spec
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.execution.jobs import FAILED, Batch, Job, JobState, Task, batches, read_result
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
 from bench.report.build import build_report
-from bench.report.outliers import find_outliers
-from bench.report.summary import summarise, write_summary
+from bench.report.collect import Results, load_results
+from bench.report.summary import write_empty_summary, write_summary
+from bench.results.store import RUN_FILE, ResultsStore, status
 from bench.run.plan import PlannedRun, RunOptions, WorkUnit, by_stage1, group_units, plan
-from bench.run.store import RUN_FILE, ResultsStore, runs_at_settings, status
 from bench.run.work import RecordContext, RunResult, UnitTask, execute_runs, perform_unit
 
 __all__ = ["RunOptions", "RunOutcome", "finalize", "run_benchmark"]
@@ -37,14 +36,12 @@ __all__ = ["RunOptions", "RunOutcome", "finalize", "run_benchmark"]
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """The summary of the runs asked for, and the runs that failed in this invocation (id and
-    reason), out of how many were asked; `outliers`: the asked runs far below their method's
-    median (`bench.report.outliers.find_outliers`)."""
+    """The finished runs asked for (None when none finished), and the runs that failed in
+    this invocation (id and reason), out of how many were asked."""
 
-    summary: pd.DataFrame
+    results: Results | None
     failures: tuple[str, ...]
     asked: int
-    outliers: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def device_for(options: RunOptions, execution: ExecutorOptions) -> torch.device:
@@ -72,10 +69,11 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
     options = dataclasses.replace(options, results_dir=results_dir)  # paths workers can use
     store = ResultsStore(results_dir, spec.name)
     ensure_writable(store.root, "the results folder", "choose another with --results-dir")
-    ensure_writable(cache_root(), "the cache", "choose another with --cache-dir")
-    executor = None if execution.in_process else make_executor(execution, results_dir)
+    cache_dir = options.conditions.cache_dir
+    ensure_writable(cache_dir, "the cache", "choose another with --cache-dir")
+    executor = None if execution.in_process else make_executor(execution, results_dir, cache_dir)
     join(store.root)  # this process's session there; debris of dead sessions removed
-    join(cache_root())
+    join(cache_dir)
     if execution.in_process and execution.threads:
         torch.set_num_threads(execution.threads)
 
@@ -106,19 +104,10 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
         job_errors = _run_as_jobs(executor, todo, store, options, execution, results_dir)
         tqdm.write(f"jobs ended in {time.perf_counter() - started:.0f} s; results in {store.root}")
     failures = _failures(todo, store, job_errors)
-    asked = finalize(
-        store,
-        spec,
-        registry,
-        [m.name for m in methods],
-        options.conditions,
-        report=options.report,
-        settings_ids={run.method.name: run.settings_id for run in planned},
-    )
-    if not asked.empty:
-        asked = asked[asked["run_id"].isin([run.run_id for run in planned])]
-    order = [method.name for method in methods] + list(registry.lists.get("all", []))
-    return RunOutcome(summarise(asked, order), tuple(failures), len(planned), find_outliers(asked))
+    names = [m.name for m in methods]
+    current = finalize(store, spec, registry, names, options.conditions, options.report)
+    asked = current.only([run.run_id for run in planned]) if current else None
+    return RunOutcome(asked if asked and asked.labels else None, tuple(failures), len(planned))
 
 
 def _run_here(
@@ -148,7 +137,7 @@ def _run_as_jobs(
     jobs by run id. Ctrl-C leaves cluster jobs running and says how to follow them."""
     if not todo:
         return {}
-    units = group_units(todo, options, results_dir, cache_root().resolve())
+    units = group_units(todo, options, results_dir)
     jobs_dir = store.root / "jobs"
     executor.prepare(jobs_dir, options.progress)
     followed = _live_jobs(executor, jobs_dir, units)
@@ -245,32 +234,30 @@ def finalize(
     methods: list[str],
     conditions: Conditions,
     report: bool = True,
-    settings_ids: dict[str, str] | None = None,
-) -> pd.DataFrame:
-    """Write `runs.csv`, the summary and (when `report`) the report of `methods` from the run
-    folders: once, by the submitting process (or `bench status --finalize`). Returns the
-    runs table."""
+) -> Results | None:
+    """Write `runs.csv`, the summary of every run at the current settings and (when `report`)
+    the report of `methods`, from the run folders: once, by the submitting process (or `bench
+    status --finalize`). Returns the runs summarised (None when none finished)."""
     runs = store.write_runs_csv()
-    if runs.empty:
-        return runs
-    order = methods + list(registry.lists.get("all", []))
-    ids = store.current_ids(spec, registry, conditions, runs["method"].unique())
-    current = runs_at_settings(runs, ids)
-    write_summary(
-        summarise(current, order),
-        store.root,
-        f"{spec.name}: recorded runs at the current settings",
-        find_outliers(current),
-    )
+    title = f"{spec.name}: recorded runs at the current settings"
+    current, ids = None, {}
+    if not runs.empty and (runs["status"] == "done").any():
+        ids = store.current_ids(spec, registry, conditions, runs["method"].unique())
+        order = list(dict.fromkeys([*methods, *registry.lists.get("all", []), *sorted(ids)]))
+        with contextlib.suppress(BenchError):  # no finished run at the current settings
+            current = load_results(store.root.parent, spec.name, order, ids)
+    if current is None:
+        write_empty_summary(store.root, title)
+        return None
+    write_summary(current, title)
     if report:
         try:
-            built = build_report(
-                store.root.parent, spec.name, methods, settings_ids=settings_ids or ids
-            )
+            chosen = load_results(store.root.parent, spec.name, methods, ids)
+            built = build_report(chosen, cache_dir=conditions.cache_dir)
             tqdm.write(f"report of these methods: {built.folder / 'index.html'}")
         except Exception as error:  # the runs are saved; only the report is missing
             tqdm.write(
                 f"report not written ({type(error).__name__}: {error}); the runs are saved, "
                 f"`bench report --dataset {spec.name}` retries."
             )
-    return runs
+    return current

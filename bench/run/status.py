@@ -26,7 +26,7 @@ from bench.execution.jobs import (
     batches,
     ended_state,
 )
-from bench.run.store import ResultsStore
+from bench.results.store import ResultsStore
 
 UNKNOWN = "unknown"
 

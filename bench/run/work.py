@@ -36,8 +36,8 @@ from bench.data.loading import load_imageset
 from bench.execution.executors.options import job_threads
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import Experiment, evaluate
+from bench.results.store import ResultsStore
 from bench.run.plan import PlannedRun, WorkUnit, plan_run
-from bench.run.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 
 
@@ -179,7 +179,12 @@ def rebuild_runs(unit: WorkUnit, progress: bool = False) -> list[PlannedRun]:
     data; raises when an id differs from the submitter's (other data or code here)."""
     conditions = unit.conditions
     imageset = load_imageset(
-        unit.spec, unit.settings.image_size, conditions.data_root, progress, conditions.skip_bad
+        unit.spec,
+        unit.settings.image_size,
+        cache_dir=conditions.cache_dir,
+        data_root=conditions.data_root,
+        progress=progress,
+        skip_bad=conditions.skip_bad,
     )
     spec = unit.spec
     split = spec.split(imageset, unit.data_seed)
@@ -189,7 +194,7 @@ def rebuild_runs(unit: WorkUnit, progress: bool = False) -> list[PlannedRun]:
         split=split,
         settings=unit.settings,
         device=torch.device(conditions.device),
-        cache=ArtefactCache(unit.cache_dir),
+        cache=ArtefactCache(conditions.cache_dir),
         progress=progress,
         compile=conditions.compile,
     )
@@ -235,10 +240,9 @@ def execute_unit(
     started = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
-    os.environ["BENCH_CACHE_DIR"] = str(unit.cache_dir)
     store = ResultsStore(unit.results_dir, unit.spec.name)
     join(store.root)
-    join(unit.cache_dir)
+    join(unit.conditions.cache_dir)
     runs = [r for r in rebuild_runs(unit, progress) if not store.is_done(r.run_id)]
     context = RecordContext(unit.conditions, executor)
     results = execute_runs(runs, store, context)

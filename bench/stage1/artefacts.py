@@ -20,7 +20,6 @@ from bench.core import safe_store
 from bench.core.claims import busy, note_use
 from bench.core.code_digest import stage1_code
 from bench.core.files import stable_hash
-from bench.data.cache import cache_root
 
 
 @dataclass
@@ -50,8 +49,8 @@ class ArtefactCache:
     and extras beside them (`<key>.<name>.pt`); every file holds data only and is verified
     before use (`bench.core.safe_store`): an unusable entry is discarded, said, and trained anew."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.folder = (root or cache_root()) / "stage1"
+    def __init__(self, root: Path) -> None:
+        self.folder = root / "stage1"
 
     def _read(self, path: Path, repair: bool) -> Any:
         stored = safe_store.load(path)

@@ -14,7 +14,6 @@ from bench.core.claims import join
 from bench.core.errors import BenchError
 from bench.core.files import ensure_writable
 from bench.core.layout import default_results_dir
-from bench.data.cache import cache_root
 from bench.data.specs import get_spec
 from bench.experiment.experiment import settings_for
 from bench.recipes.methods import TUNED, Method, MethodRegistry
@@ -55,9 +54,10 @@ def open_study(options: SweepOptions) -> OpenStudy:
     settings = resolved.settings
     folder = (options.results_dir or default_results_dir()) / spec.name / "sweeps"
     ensure_writable(folder, "the sweeps folder", "choose another with --results-dir")
-    ensure_writable(cache_root(), "the cache", "choose another with --cache-dir")
+    cache_dir = options.conditions.cache_dir
+    ensure_writable(cache_dir, "the cache", "choose another with --cache-dir")
     join(folder.parent)
-    join(cache_root())
+    join(cache_dir)
     storage = open_storage(options.storage, folder, method.slug, options.heartbeat)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(

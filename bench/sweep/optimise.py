@@ -24,7 +24,7 @@ from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.data.split import write_manifest
 from bench.experiment.experiment import Experiment
-from bench.run.store import ResultsStore
+from bench.results.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache
 from bench.stage1.schedule import Schedule
 from bench.sweep.callbacks import Progress, StopAfterFailures, WaitForPlace
@@ -58,7 +58,13 @@ def _experiments(
     """The experiments a trial is evaluated in, one per data seed, with the study bound to
     their splits (see `settle_splits`) and its pruner to the epochs their schedule runs."""
     spec, settings, conditions = get_spec(options.dataset), opened.settings, options.conditions
-    imageset = load_imageset(spec, settings.image_size, conditions.data_root, options.progress)
+    imageset = load_imageset(
+        spec,
+        settings.image_size,
+        cache_dir=conditions.cache_dir,
+        data_root=conditions.data_root,
+        progress=options.progress,
+    )
     splits = [spec.split(imageset, data_seed) for data_seed in options.data_seeds]
     settle_splits(opened.study, splits)
     # Trials report every epoch the schedule runs, which the step floor may stretch.
@@ -66,7 +72,7 @@ def _experiments(
     store = ResultsStore(options.results_dir or default_results_dir(), spec.name)
     for split in splits:  # the items behind each recorded digest, as `bench run` saves them
         write_manifest(split, imageset, store.splits_dir)
-    cache = ArtefactCache()
+    cache = ArtefactCache(conditions.cache_dir)
     return [
         Experiment(
             spec=spec,

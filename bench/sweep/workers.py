@@ -12,7 +12,6 @@ submitter follows the jobs and the study's trial count with one progress bar.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from tqdm import tqdm
 from bench.core.errors import BenchError, Interrupted
 from bench.core.layout import default_results_dir, methods_dir
 from bench.core.signals import stopped_by
-from bench.data.cache import cache_root
 from bench.execution.executors import Executor, ExecutorOptions, make_executor, wait
 from bench.execution.executors.options import job_threads
 from bench.execution.jobs import FAILED, Batch, Job, JobState, Task, batches
@@ -35,17 +33,15 @@ from bench.sweep.trials import FINISHED, SUBMITTER, fail_orphans, fail_trials_of
 
 @dataclass(frozen=True)
 class SweepTask:
-    """One worker's job: the sweep options (absolute paths, its tag), the cache folder and
-    its torch threads."""
+    """One worker's job: the sweep options (absolute paths, the cache folder among its
+    conditions, its tag) and its torch threads."""
 
     options: SweepOptions
-    cache_dir: Path
     threads: int | None
 
 
 def sweep_worker(task: SweepTask) -> dict[str, int]:
     """The job function of a worker: run the sweep until the study has its trials."""
-    os.environ["BENCH_CACHE_DIR"] = str(task.cache_dir)
     if threads := job_threads(task.threads):
         torch.set_num_threads(threads)
     study, _ = run_sweep(task.options)
@@ -75,7 +71,6 @@ def run_sweep_workers(
             "or a database URL such as postgresql://user@host/db; SQLite takes one writer."
         )
     results_dir = (options.results_dir or default_results_dir()).resolve()
-    executor = make_executor(execution, results_dir)
     options = dataclasses.replace(
         options,
         results_dir=results_dir,
@@ -83,6 +78,7 @@ def run_sweep_workers(
         space=options.space.resolve() if options.space else None,
         methods_dir=(options.methods_dir or methods_dir()).resolve(),
     )
+    executor = make_executor(execution, results_dir, options.conditions.cache_dir)
     opened = open_study(dataclasses.replace(options, worker=SUBMITTER))
     study, jobs_dir = opened.study, opened.folder / "jobs"
     earlier = _earlier_workers(executor, jobs_dir, study.study_name)
@@ -114,12 +110,12 @@ def run_sweep_workers(
         if starting:
             executor.prepare(jobs_dir, options.progress)
             batch = Batch.create(jobs_dir, executor.name)
-            threads, cache = execution.threads_per_worker(), cache_root().resolve()
+            threads = execution.threads_per_worker()
             tasks = []
             for index in range(starting):
                 tag = f"{batch.folder.name}/{index}"
                 worker = dataclasses.replace(options, progress=False, worker=tag)
-                task = SweepTask(worker, cache, threads)
+                task = SweepTask(worker, threads)
                 tasks.append(Task(sweep_worker, task, f"worker-{index}", key=study.study_name))
             jobs = executor.submit(batch, tasks)
             tags = {job.uid: f"{batch.folder.name}/{job.index}" for job in jobs}

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.data.decode import file_source
-from bench.data.source import Source
+from bench.data.source import Reader, Source
 from bench.data.table import (
     check_files_exist,
     read_listing,
@@ -24,10 +24,6 @@ from bench.data.table import (
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("group", "split")
-# The spec parameters this format reads (`[params]`): the listing's file name.
-GENERATED = False  # read from files (`detect`, `read`)
-PARAMS = ("file",)
-LAYOUT_HELP = "Expected a CSV with columns path,label[,group][,split] (`csv:FILE`)."
 
 
 def csv_path(root: Path, params: dict[str, Any]) -> Path:
@@ -83,3 +79,6 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
     check_files_exist(table)
     settle_group_splits(table)
     return file_source("csv", base, table, classes, [listing], name)
+
+
+READER = Reader(detect, read)

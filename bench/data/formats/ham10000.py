@@ -9,22 +9,13 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.data.decode import file_source
-from bench.data.source import Source
+from bench.data.formats import FORMATS
+from bench.data.source import Reader, Source
 from bench.data.table import canonical_labels, check_files_exist, check_table, read_listing
 
 METADATA = "HAM10000_metadata.csv"
 IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
-# Bump when decoding or resizing changes, so cached tensors are rebuilt.
-
-# The spec parameters this format reads (`[params]`): none.
-GENERATED = False  # read from files (`detect`, `read`)
-PARAMS: tuple[str, ...] = ()
-LAYOUT_HELP = (
-    "Expected layout (as the Kaggle copy of HAM10000 ships it): "
-    f"ROOT/{METADATA} and ROOT/{IMAGE_FOLDERS[0]}/ISIC_*.jpg, ROOT/{IMAGE_FOLDERS[1]}/ISIC_*.jpg. "
-    "Point --data-root or BENCH_DATA_ROOT at ROOT."
-)
 
 
 def detect(root: Path, params: dict[str, Any]) -> bool:
@@ -58,5 +49,8 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         }
     )
     check_table(table, classes)
-    check_files_exist(table, LAYOUT_HELP)
+    check_files_exist(table, FORMATS.meta("ham10000").layout_help)
     return file_source("ham10000", root, table, classes, [csv_path], name)
+
+
+READER = Reader(detect, read)

@@ -20,17 +20,11 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.data.decode import file_source
-from bench.data.source import Source
+from bench.data.formats import FORMATS
+from bench.data.source import Reader, Source
 from bench.data.table import SPLIT_NAMES, settle_classes, settle_group_splits
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-# The spec parameters this format reads (`[params]`).
-GENERATED = False  # read from files (`detect`, `read`)
-PARAMS = ("group_pattern",)
-LAYOUT_HELP = (
-    "Expected ROOT/<class>/<image> or ROOT/{train,val,test}/<class>/<image>, every class "
-    "folder holding images; point --data-root at ROOT."
-)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -80,9 +74,14 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
                 group = match.group(1) if match else item
                 rows.append((item, folder.name, group, split, str(path), path))
     if not rows:
-        raise BenchError(f"{root}: no images in class sub-folders. {LAYOUT_HELP}")
+        raise BenchError(
+            f"{root}: no images in class sub-folders. {FORMATS.meta('imagefolder').layout_help}"
+        )
     table = pd.DataFrame(rows, columns=["item_id", "label", "group", "split", "origin", "path"])
     classes = settle_classes(table, classes)
     settle_group_splits(table)
     notes = {"split_folders": sorted(splits)}
     return file_source("imagefolder", root, table, classes, [], name, notes)
+
+
+READER = Reader(detect, read)

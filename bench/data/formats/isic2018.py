@@ -19,7 +19,8 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.data.decode import file_source
-from bench.data.source import Source
+from bench.data.formats import FORMATS
+from bench.data.source import Reader, Source
 from bench.data.table import (
     canonical_labels,
     check_files_exist,
@@ -30,15 +31,6 @@ from bench.data.table import (
 
 PARTS = {"Training": "train", "Validation": "val", "Test": "test"}
 GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
-
-# The spec parameters this format reads (`[params]`): none.
-GENERATED = False  # read from files (`detect`, `read`)
-PARAMS: tuple[str, ...] = ()
-LAYOUT_HELP = (
-    "Expected ROOT/ISIC2018_Task3_Training_Input/*.jpg and "
-    "ROOT/ISIC2018_Task3_Training_GroundTruth/ISIC2018_Task3_Training_GroundTruth.csv "
-    "(as the ISIC 2018 archives unpack); point --data-root at ROOT."
-)
 
 
 def _ground_truth(root: Path, part: str) -> Path | None:
@@ -120,6 +112,9 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         files.append(groupings)
     check_table(table, classes)
     settle_group_splits(table)
-    check_files_exist(table, LAYOUT_HELP)
+    check_files_exist(table, FORMATS.meta("isic2018").layout_help)
     notes = {"official_parts": [p for p in PARTS if _ground_truth(root, p)]}
     return file_source("isic2018", root, table, classes, files, name, notes)
+
+
+READER = Reader(detect, read)

@@ -23,15 +23,11 @@ from tqdm import tqdm
 from bench.core.errors import BenchError
 from bench.core.files import hash_files
 from bench.data.resize import square_resize
-from bench.data.source import Decoded, Source
+from bench.data.source import Decoded, Reader, Source
 from bench.data.table import SPLIT_NAMES, canonical_labels, check_table
 
 SIZES = (28, 64, 128, 224)
-# The spec parameters this format reads: the `[params.medmnist]` table.
-GENERATED = False  # read from files (`detect`, `read`)
-PARAMS = ("medmnist",)
 SETTINGS = {"file", "labels"}  # the keys of [params.medmnist]
-LAYOUT_HELP = "Expected ROOT/NAME.npz or ROOT/NAME_{64,128,224}.npz as MedMNIST ships them."
 
 
 def _settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -161,3 +157,6 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
         decode=decode,
         notes={"files": {size: str(path) for size, path in sorted(files.items())}},
     )
+
+
+READER = Reader(detect, read)

@@ -45,14 +45,15 @@ class Executor(Protocol):
         ...
 
 
-def make_executor(options: ExecutorOptions, results_dir: Path) -> Executor:
-    """The executor `options` name, checked (a cluster's commands and partition)."""
+def make_executor(options: ExecutorOptions, results_dir: Path, cache_dir: Path) -> Executor:
+    """The executor `options` name, checked (a cluster's commands and partition); a cluster's
+    nodes must see `results_dir` and `cache_dir` as this machine does."""
     if options.name == "slurm":
         from bench.execution.executors.slurm import (
             SlurmExecutor,  # imports submitit: only when asked
         )
 
-        return SlurmExecutor(options, results_dir)
+        return SlurmExecutor(options, results_dir, cache_dir)
     from bench.execution.executors.processes import ProcessExecutor
 
     return ProcessExecutor(options)

@@ -22,7 +22,6 @@ import submitit
 
 from bench.core.errors import BenchError
 from bench.core.files import write_text_atomic
-from bench.data.cache import cache_root
 from bench.execution.executors.options import ExecutorOptions
 from bench.execution.jobs import (
     DONE,
@@ -80,7 +79,7 @@ class SlurmExecutor:
 
     name = "slurm"
 
-    def __init__(self, options: ExecutorOptions, results_dir: Path) -> None:
+    def __init__(self, options: ExecutorOptions, results_dir: Path, cache_dir: Path) -> None:
         missing = [c for c in ("sbatch", "squeue", "sinfo", "scontrol") if not shutil.which(c)]
         if missing:
             raise BenchError(
@@ -97,6 +96,7 @@ class SlurmExecutor:
         logging.getLogger("submitit").setLevel(logging.ERROR)
         self.options = options
         self.results_dir = results_dir
+        self.cache_dir = cache_dir.resolve()
         self.watcher = SlurmWatcher(options.slurm_time)
 
     def _submitit(self, folder: Path, name: str, **overrides: Any) -> submitit.SlurmExecutor:
@@ -136,7 +136,7 @@ class SlurmExecutor:
     def prepare(self, jobs_dir: Path, progress: bool) -> None:
         """Run the probe job once per results folder: the compute nodes must see the folder
         (tasks, results, logs) and the cache as this machine does."""
-        cache = cache_root().resolve()
+        cache = self.cache_dir
         marker = jobs_dir / PROBE_OK
         if not self.options.slurm_probe or (marker.exists() and marker.read_text() == f"{cache}\n"):
             return
@@ -169,7 +169,7 @@ class SlurmExecutor:
             if state.state == FAILED:
                 raise BenchError(
                     f"the probe job {job.job_id} failed: {state.detail}. The compute nodes must "
-                    f"see {self.results_dir} and {cache_root()} at the same paths as this "
+                    f"see {self.results_dir} and {self.cache_dir} at the same paths as this "
                     "machine (a shared file system; choose them with --results-dir and "
                     "--cache-dir)."
                 )

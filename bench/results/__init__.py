@@ -1,0 +1,1 @@
+"""The results folder: its layout and the runs recorded in it."""
