@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.components.models import build_classifier
+from bench.components.models import HEAD_KINDS, build_classifier, head_logits
 from bench.core.errors import BenchError
 
 
@@ -30,3 +30,13 @@ def test_cosine_head_outputs_scaled_cosines() -> None:
 def test_compact_backbones_refuse_pretrained_weights() -> None:
     with pytest.raises(BenchError, match="no pretrained weights"):
         build_classifier("resnet-compact", 7, pretrained=True)
+
+
+@pytest.mark.parametrize("kind", HEAD_KINDS)
+def test_head_logits_from_the_weights_are_what_the_head_computes(kind: str) -> None:
+    torch.manual_seed(0)
+    model = build_classifier("resnet-compact", 4, head=kind, head_scale=16.0)
+    features = torch.randn(5, model.head.weight.shape[1])
+    bias = getattr(model.head, "bias", None)
+    expected = model.head(features)
+    assert torch.allclose(head_logits(kind, features, model.head.weight, bias, 16.0), expected)

@@ -185,6 +185,17 @@ def cosine_logits(features: torch.Tensor, weight: torch.Tensor, scale: float) ->
     return scale * F.normalize(features, dim=1) @ F.normalize(weight, dim=1).T
 
 
+def head_logits(
+    kind: str, features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """The logits of a stage-1 head of `kind` (HEAD_KINDS) from its weights: what the head
+    module computes, for stage 2's frozen copies of it."""
+    if kind == "cosine":
+        return cosine_logits(features, weight, scale)
+    out = features @ weight.T
+    return out if bias is None else out + bias
+
+
 class CosineHead(nn.Module):
     """Logits = scale · cos(feature, class weight), as LDAM's normalised classifier."""
 

@@ -26,7 +26,7 @@ from torch import nn
 from bench.components.class_means import class_mean_logits, class_means
 from bench.components.losses import log_prior
 from bench.components.metrics import balanced_accuracy
-from bench.components.models import cosine_logits
+from bench.components.models import head_logits
 from bench.components.samplers import class_balanced_order
 from bench.core.errors import TrainingDiverged
 from bench.stage1.schedule import lr_at
@@ -47,10 +47,7 @@ class HeadWeights:
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """The head applied to features, as in stage 1."""
-        if self.kind == "cosine":
-            return cosine_logits(features, self.weight, self.scale)
-        out = features @ self.weight.T
-        return out if self.bias is None else out + self.bias
+        return head_logits(self.kind, features, self.weight, self.bias, self.scale)
 
 
 @dataclass(frozen=True)
