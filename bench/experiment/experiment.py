@@ -188,6 +188,7 @@ def evaluate(
             counts,
             experiment.imageset.class_names,
             experiment.spec.shot_groups,
+            ordinal=experiment.spec.ordinal,
         )
         predictions[f"{name}_logits"], predictions[f"{name}_labels"] = scores, labels
     record = {
