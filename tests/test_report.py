@@ -3,6 +3,7 @@ it holds, every figure written, and the HTML page rendered in headless Chromium.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from bench.core.layout import cache_root
 from bench.report import plots
 from bench.report.build import build_report
 from bench.report.collect import load_results
+from bench.report.tables import main_table
 from bench.results.store import ResultsStore
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
 
@@ -47,9 +49,10 @@ def _labels_and_logits(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return labels, logits
 
 
-def write_results(results: Path) -> dict[str, list[float]]:
+def write_results(results: Path, ordinal: bool = False) -> dict[str, list[float]]:
     """The runs of METHODS written as `bench run` writes them (their stage-1 artefacts
-    cached); returns each method's test balanced accuracy per seed."""
+    cached; kappa recorded when `ordinal`); returns each method's test balanced accuracy per
+    seed."""
     store, cache, scores = ResultsStore(results, "toy"), ArtefactCache(cache_root()), {}
     for k, (method, (family, mode, stage1, accuracy, val, seeds)) in enumerate(METHODS.items()):
         scores[method] = []
@@ -57,8 +60,12 @@ def write_results(results: Path) -> dict[str, list[float]]:
             labels, logits = _labels_and_logits(accuracy, 100 * k + seed)
             val_labels, val_logits = _labels_and_logits(val, 100 * k + seed + 50)
             metrics = {
-                "val": classification_metrics(val_logits, val_labels, TRAIN_COUNTS, CLASSES),
-                "test": classification_metrics(logits, labels, TRAIN_COUNTS, CLASSES),
+                "val": classification_metrics(
+                    val_logits, val_labels, TRAIN_COUNTS, CLASSES, ordinal=ordinal
+                ),
+                "test": classification_metrics(
+                    logits, labels, TRAIN_COUNTS, CLASSES, ordinal=ordinal
+                ),
             }
             scores[method].append(metrics["test"]["balanced_accuracy"])
             key = f"{stage1}-{seed}"
@@ -132,7 +139,79 @@ def test_tables_hold_the_runs_numbers(tmp_path: Path) -> None:
     assert pd.read_csv(report.folder / "outliers.csv").empty
     tex = (report.folder / "main.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex
-    assert r"\begin{tabular}{lllrrrrrrrr}" in tex
+    assert r"\begin{tabular}{lllrrrrrrrrrr}" in tex
+
+
+def _runs_metric(results: Path, method: str, key: str) -> list[float]:
+    store = ResultsStore(results, "toy")
+    runs = [f"{method}-s{seed}" for seed in range(METHODS[method][5])]
+    return [store.metrics(run_id)["test"][key] for run_id in runs]
+
+
+def test_the_main_table_and_runs_csv_hold_auroc_auprc_and_kappa_where_recorded(
+    tmp_path: Path,
+) -> None:
+    write_results(tmp_path)
+    store = ResultsStore(tmp_path, "toy")
+    runs = store.write_runs_csv().set_index("run_id")
+    assert {"auroc", "auprc", "val_auroc", "val_auprc"} <= set(runs.columns)
+    assert "qwk" not in runs.columns and "val_qwk" not in runs.columns  # not an ordinal task
+    assert runs.loc["ce-s1", "auroc"] == store.metrics("ce-s1")["test"]["auroc"]
+    assert runs.loc["ce-s1", "val_auprc"] == store.metrics("ce-s1")["val"]["auprc"]
+    table = main_table(load_results(tmp_path, "toy"))
+    assert table.header[4:] == [
+        "Acc",
+        "BAcc",
+        "Macro-F1",
+        "AUROC",
+        "AUPRC",
+        "Many",
+        "Medium",
+        "Few",
+        "ECE",
+    ]
+    numbers = table.numbers.set_index("method")
+    for method in METHODS:
+        for key in ("auroc", "auprc"):
+            assert numbers.loc[method, f"{key}_mean"] == pytest.approx(
+                np.mean(_runs_metric(tmp_path, method, key))
+            )
+    values = 100 * np.array(_runs_metric(tmp_path, "ce+crt", "auroc"))
+    (row,) = [row for row in table.rows if row[1] == "ce+crt"]
+    assert row[7] == f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+    ordinal = tmp_path / "ordinal"
+    write_results(ordinal, ordinal=True)
+    table = main_table(load_results(ordinal, "toy"))
+    assert table.header[7:10] == ["AUROC", "AUPRC", "QWK"]  # kappa follows AUPRC
+    assert "quadratic-weighted kappa" in table.caption
+    numbers = table.numbers.set_index("method")
+    assert numbers.loc["ce", "qwk_mean"] == pytest.approx(
+        np.mean(_runs_metric(ordinal, "ce", "qwk"))
+    )
+    assert {"qwk", "val_qwk"} <= set(ResultsStore(ordinal, "toy").runs_table().columns)
+
+
+def test_runs_recorded_before_the_ranking_metrics_show_a_dash(tmp_path: Path) -> None:
+    write_results(tmp_path)
+    store = ResultsStore(tmp_path, "toy")
+    for run_id in ("ce-s0", "focal-s0"):  # one of ce's three runs, focal's only run
+        path = store.run_dir(run_id) / "metrics.json"
+        metrics = json.loads(path.read_text())
+        for split in ("val", "test"):
+            for key in ("auroc", "auprc", "auc_classes"):
+                del metrics[split][key]
+        path.write_text(json.dumps(metrics))
+    runs = store.write_runs_csv().set_index("run_id")
+    assert np.isnan(runs.loc["ce-s0", "auroc"]) and not np.isnan(runs.loc["ce-s1", "auroc"])
+    table = main_table(load_results(tmp_path, "toy"))
+    cells = {row[1]: row[7:9] for row in table.rows}
+    assert cells["ce"] == cells["focal"] == ["–", "–"]  # ce: no mean of two runs of three
+    assert "–" not in cells["ce+crt"]
+    assert "recorded before the metric existed" in table.caption
+    means = table.numbers["auroc_mean"]
+    assert means.isna().sum() == 2 and (int(means.idxmax()), 7) in table.best
+    assert not any(j == 7 and table.rows[i][1] in ("ce", "focal") for i, j in table.best)
 
 
 def test_default_reference_is_chosen_on_validation(tmp_path: Path) -> None:

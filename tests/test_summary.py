@@ -31,6 +31,16 @@ def test_summary_md_holds_the_reports_main_and_per_class_tables(tmp_path: Path) 
         assert numbers.loc[method, "balanced_accuracy_mean"] == pytest.approx(np.mean(values))
         assert numbers.loc[method, "n_seeds"] == len(values)
     assert {"recall_rare", "f1_rare"} <= set(numbers.columns)
+    assert "| AUROC | AUPRC |" in text and "QWK" not in text  # not an ordinal task
+    assert {"auroc_mean", "auprc_mean"} <= set(numbers.columns)
+
+
+def test_the_summary_of_an_ordinal_task_shows_kappa(tmp_path: Path) -> None:
+    write_results(tmp_path, ordinal=True)
+    write_summary(load_results(tmp_path, "toy"), "toy")
+    assert "| AUROC | AUPRC | QWK |" in (tmp_path / "toy" / "summary.md").read_text()
+    numbers = pd.read_csv(tmp_path / "toy" / "summary.csv")
+    assert numbers["qwk_mean"].notna().all()
 
 
 def test_an_outlier_run_is_listed_between_the_main_and_per_class_tables(tmp_path: Path) -> None:
@@ -58,6 +68,8 @@ def test_the_printed_table_is_the_main_tables_headline_columns_without_bold(
     bacc = f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f}"
     (row,) = [line for line in lines if line.startswith("| two-stage | ce+crt |")]
     assert row.split(" | ")[3:6:2] == ["3", bacc]  # seeds, then BAcc after Acc
+    aurocs = 100 * results.runs.set_index("method").loc["ce+crt", "auroc"].to_numpy()
+    assert row.split(" | ")[-1] == f"{aurocs.mean():.1f} ± {aurocs.std(ddof=1):.1f} |"
     # Rows follow the families, then the order the results were read in.
     methods = [line.split(" | ")[1] for line in lines[2:]]
     assert methods == ["ce", "focal", "ce+crt", "ce+lws", "supcon+crt"]

@@ -11,7 +11,7 @@ from bench.report.collect import Results
 from bench.report.outliers import describe, find_outliers
 from bench.report.tables import main_table, outliers_table, per_class_table
 
-HEADLINE = ["Family", "Method", "Stage 2", "Seeds", "Acc", "BAcc", "Macro-F1"]
+HEADLINE = ["Family", "Method", "Stage 2", "Seeds", "Acc", "BAcc", "Macro-F1", "AUROC"]
 """The main table's columns `bench run` prints."""
 
 

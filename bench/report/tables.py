@@ -21,11 +21,23 @@ MAIN_METRICS = (
     ("Acc", "accuracy", True),
     ("BAcc", "balanced_accuracy", True),
     ("Macro-F1", "macro_f1", True),
+    ("AUROC", "auroc", True),
+    ("AUPRC", "auprc", True),
     ("Many", "shot_many", True),
     ("Medium", "shot_medium", True),
     ("Few", "shot_few", True),
     ("ECE", "ece", False),
 )
+# Quadratic-weighted kappa: a column after AUPRC when any run records it (ordinal tasks).
+KAPPA = ("QWK", "qwk", True)
+
+
+def main_metrics(runs: pd.DataFrame) -> tuple[tuple[str, str, bool], ...]:
+    """The main table's metrics for `runs`: MAIN_METRICS, with QWK when any run has it."""
+    if "qwk" not in runs or runs["qwk"].isna().all():
+        return MAIN_METRICS
+    after = [column for _, column, _ in MAIN_METRICS].index("auprc") + 1
+    return (*MAIN_METRICS[:after], KAPPA, *MAIN_METRICS[after:])
 
 
 @dataclass(frozen=True)
@@ -69,40 +81,48 @@ def _describe(results: Results, label: str) -> tuple[str, str]:
 
 def main_table(results: Results) -> Table:
     """One row per method, grouped by family: mean ± std over seeds of each metric, the number
-    of seeds, and the best mean of each column marked."""
+    of seeds, and the best mean of each column marked. A metric that some of a method's runs
+    lack (recorded before it existed) has no mean: its cell is "–"."""
     labels = sorted(
         results.labels,
         key=lambda lab: (FAMILIES.index(_describe(results, lab)[0]), results.labels.index(lab)),
     )
-    header = ["Family", "Method", "Stage 2", "Seeds", *(name for name, _, _ in MAIN_METRICS)]
+    metrics = main_metrics(results.runs)
+    header = ["Family", "Method", "Stage 2", "Seeds", *(name for name, _, _ in metrics)]
     rows, records = [], []
     for label in labels:
         runs = results.of(label)
         family, stage2 = _describe(results, label)
         row = [family, label, stage2, str(len(runs))]
         record: dict[str, object] = {"family": family, "method": label, "n_seeds": len(runs)}
-        for _, column, _ in MAIN_METRICS:
-            values = runs[column].astype(float)
-            row.append(_pct(values.mean(), values.std(), len(runs)))
-            record[f"{column}_mean"], record[f"{column}_std"] = values.mean(), values.std()
+        for _, column, _ in metrics:
+            values = runs.get(column, pd.Series(math.nan, index=runs.index)).astype(float)
+            mean, std = values.mean(skipna=False), values.std(skipna=False)
+            row.append(_pct(mean, std, len(runs)))
+            record[f"{column}_mean"], record[f"{column}_std"] = mean, std
         rows.append(row)
         records.append(record)
     numbers = pd.DataFrame(records)
     best = set()
-    for k, (_, column, higher) in enumerate(MAIN_METRICS):
+    for name, column, higher in metrics:
         means = numbers[f"{column}_mean"]
         if means.notna().any() and len(rows) > 1:
             target = means.max() if higher else means.min()
-            column_index = header.index(MAIN_METRICS[k][0])
+            column_index = header.index(name)
             best |= {(int(i), column_index) for i in np.flatnonzero(np.isclose(means, target))}
     return Table(
         name="main",
         title="Main comparison",
         caption=(
             "Test split, percent, mean ± std over seeds (Seeds: number of runs). BAcc is the "
-            "mean per-class recall; Many/Medium/Few are the accuracies of the shot groups; ECE "
-            "is the expected calibration error (15 bins, lower is better). Best mean per column "
-            "in bold."
+            "mean per-class recall; AUROC and AUPRC are one-vs-rest areas under the ROC and "
+            "precision-recall curves of the softmax, averaged over the classes present in the "
+            "test split"
+            + ("; QWK is the quadratic-weighted kappa of the grades" if KAPPA in metrics else "")
+            + "; Many/Medium/Few are the accuracies of the shot groups; ECE is the expected "
+            "calibration error (15 bins, lower is better). Best mean per column in bold. –: a "
+            "run of the method has no value (recorded before the metric existed, or undefined "
+            "on its test split)."
         ),
         header=header,
         rows=rows,

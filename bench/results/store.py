@@ -21,6 +21,8 @@ from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
 
 RUN_FILE, METRICS_FILE, PREDICTIONS_FILE = "run.json", "metrics.json", "predictions.npz"
+# Metrics recorded since issue 22 (kappa for ordinal tasks only): columns where a run has them.
+ADDED_METRICS = ("auroc", "auprc", "qwk")
 
 
 class ResultsStore:
@@ -168,10 +170,13 @@ def _flatten(record: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str
         "error": record.get("error", ""),
     }
     if metrics is not None:
-        test = metrics["test"]
+        test, val = metrics["test"], metrics["val"]
         row.update({k: test[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")})
+        # Ranking metrics and kappa where recorded (runs before them, non-ordinal tasks: none).
+        row.update({k: test[k] for k in ADDED_METRICS if k in test})
         row.update({f"shot_{g}": v for g, v in test["shot_accuracy"].items()})
-        row["val_balanced_accuracy"] = metrics["val"]["balanced_accuracy"]
+        row["val_balanced_accuracy"] = val["balanced_accuracy"]
+        row.update({f"val_{k}": val[k] for k in ADDED_METRICS if k in val})
         # The stage-1 epoch kept, from 1 (recorded as `best_epoch` before issue 19's rules).
         row["kept_epoch"] = record.get("kept_epoch", record.get("best_epoch"))
         row["stage1_epochs"] = len(record.get("history") or []) or None  # epochs it trained
