@@ -15,7 +15,10 @@ def describe(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> str:
     if spec.formats and FORMATS.meta(spec.formats[0]).generated:
         return f"{spec.name}: {FORMATS.meta(spec.formats[0]).layout_help}"
     aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
-    lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}", "looked in:"]
+    lines = [f"{spec.name}{aliases}: formats tried {', '.join(spec.formats)}"]
+    if spec.ordinal:
+        lines.append("task: ordinal grades, in class order (quadratic-weighted kappa reported)")
+    lines.append("looked in:")
     result = search(spec, data_root, cache_dir)
     for root, fmt in result.looked:
         found = f"{fmt} <- used" if result.found == (root, fmt) else (fmt or "-")

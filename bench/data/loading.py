@@ -27,8 +27,9 @@ def candidate_roots(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) 
     """Where to look, in order: `--data-root`, `$BENCH_DATA_ROOT`, the cache's data folder.
 
     Each place is tried first as a parent holding a sub-folder named by the spec's
-    `params.folder` or after the dataset, then as the dataset folder itself. An ad-hoc
-    dataset is only looked for where its name points.
+    `params.folder` or after the dataset, then as the dataset folder itself (where a format
+    may look one level down: `medmnist` finds `NAME.npz` in `NAME/` too). An ad-hoc dataset
+    is only looked for where its name points.
     """
     if spec.location is not None:
         return [spec.location]

@@ -1,5 +1,5 @@
 """Dataset specs: one TOML file per dataset in `datasets/`, or made on the fly for
-`imagefolder:PATH` and `csv:FILE`; read and validated here."""
+`imagefolder:PATH`, `csv:FILE` and `medmnist:FILE`; read and validated here."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
 from bench.data.split import KEPT_SPLITS, Split, make_split
 
-AD_HOC = ("imagefolder", "csv")  # formats that `--dataset FORMAT:PATH` names directly
+AD_HOC = ("imagefolder", "csv", "medmnist")  # formats that `--dataset FORMAT:PATH` names directly
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,11 @@ class DatasetSpec:
     `kept_splits` names the splits a source assigns that are kept as given (`[split] keep`);
     the others are drawn per data seed.
 
-    `location` is set for ad-hoc datasets (`imagefolder:PATH`, `csv:FILE`): the data itself,
-    which replaces the search of data roots. `ordinal`: the classes are ordered grades
-    (`[metrics] ordinal`, which adds quadratic-weighted kappa); `longtail_ratio`: the training
-    classes are subsampled to this imbalance ratio (`[longtail] ratio`; None: as they are).
+    `location` is set for ad-hoc datasets (`imagefolder:PATH`, `csv:FILE`, `medmnist:FILE`):
+    the data itself, which replaces the search of data roots. `ordinal`: the classes are
+    ordered grades (`[metrics] ordinal`, which adds quadratic-weighted kappa);
+    `longtail_ratio`: the training classes are subsampled to this imbalance ratio
+    (`[longtail] ratio`; None: as they are).
     """
 
     name: str
@@ -122,6 +123,7 @@ def parse_spec(path: Path) -> DatasetSpec:
     longtail = check_fields(raw.get("longtail", {}), LONGTAIL_FIELDS, f"{path}: [longtail]")
     params = raw.get("params", {})
     reject_unknown(params, format_params(formats), f"{path}: [params]")
+    _check_folder(params.get("folder"), path)
     training = dict(raw.get("training", {}))
     profiles, notes = {}, {}
     for name, table in training.pop("profiles", {}).items():
@@ -185,6 +187,18 @@ def parse_spec(path: Path) -> DatasetSpec:
     )
 
 
+def _check_folder(folder: Any, path: Path) -> None:
+    """`[params] folder` is a path relative to a data root that stays under it."""
+    if folder is None:
+        return
+    parts = Path(folder).parts if isinstance(folder, str) else ()
+    if not parts or Path(folder).is_absolute() or ".." in parts:
+        raise BenchError(
+            f"{path}: [params] folder = {folder!r} must be a sub-folder of a data root (a "
+            "relative path without '..'), e.g. folder = \"chest_xray\"."
+        )
+
+
 def format_params(formats: tuple[str, ...]) -> tuple[str, ...]:
     """The `[params]` keys a spec of these formats may set: `folder` (the sub-folder looked for
     under a data root) and each format's own."""
@@ -199,16 +213,27 @@ def all_specs(folder: Path | None = None) -> dict[str, DatasetSpec]:
 
 
 def ad_hoc_spec(kind: str, location: Path) -> DatasetSpec:
-    """The spec of `imagefolder:PATH` or `csv:FILE`: classes from the data, default fractions
-    and training settings, results under `<kind>-<folder or file name>-<hash of the absolute
-    path>` (two folders called `data` in different places never share results)."""
+    """The spec of `imagefolder:PATH`, `csv:FILE` or `medmnist:FILE`: classes from the data,
+    default fractions and training settings, results under `<kind>-<name>-<hash of the
+    absolute path>` (two folders called `data` in different places never share results),
+    the name being the folder's (`imagefolder`), the CSV's folder and file stem (`csv`) or
+    the npz file's stem (`medmnist`)."""
+    expected = "folder" if kind == "imagefolder" else "file"
     if not location.exists():
-        raise BenchError(f"{kind}:{location}: no such {'file' if kind == 'csv' else 'folder'}.")
-    # A CSV is usually called labels.csv: its folder names the dataset.
-    name = location.name if kind == "imagefolder" else f"{location.parent.name}-{location.stem}"
+        raise BenchError(f"{kind}:{location}: no such {expected}.")
+    if kind == "medmnist" and not location.is_file():
+        raise BenchError(
+            f"medmnist:{location}: not a file; name an .npz file in MedMNIST's layout "
+            "(`medmnist:PATH/NAME.npz`)."
+        )
+    names = {
+        "imagefolder": location.name,
+        "csv": f"{location.parent.name}-{location.stem}",  # usually labels.csv: the folder says
+        "medmnist": location.stem,
+    }
     where = stable_hash(str(location.resolve()), 8)
     return DatasetSpec(
-        name=f"{kind}-{name}-{where}",
+        name=f"{kind}-{names[kind]}-{where}",
         description=f"{kind} data at {location}",
         formats=(kind,),
         source=str(location),
@@ -218,8 +243,8 @@ def ad_hoc_spec(kind: str, location: Path) -> DatasetSpec:
 
 
 def get_spec(name: str, folder: Path | None = None) -> DatasetSpec:
-    """The spec called `name` (or with `name` among its aliases); `imagefolder:PATH` and
-    `csv:FILE` name data directly."""
+    """The spec called `name` (or with `name` among its aliases); `imagefolder:PATH`,
+    `csv:FILE` and `medmnist:FILE` name data directly."""
     kind, colon, location = name.partition(":")
     if colon and kind in AD_HOC:
         return ad_hoc_spec(kind, Path(location).expanduser())
@@ -234,8 +259,8 @@ def get_spec(name: str, folder: Path | None = None) -> DatasetSpec:
 def results_spec(name: str, results_dir: Path) -> DatasetSpec | None:
     """The spec of a dataset whose results are reported: a named spec or alias, data named
     directly (`imagefolder:PATH`), or the results folder of ad-hoc data (`imagefolder-NAME`,
-    `csv-NAME`: their settings are the built-in defaults). None for a results folder whose
-    spec is gone."""
+    `csv-NAME`, `medmnist-NAME`: their settings are the built-in defaults). None for a
+    results folder whose spec is gone."""
     kind = name.partition("-")[0]
     if kind in AD_HOC and (results_dir / name).is_dir():
         return DatasetSpec(

@@ -1,17 +1,22 @@
-"""MedMNIST `.npz` files (DermaMNIST, PneumoniaMNIST, ...), with their own train/val/test split.
+"""MedMNIST `.npz` files (DermaMNIST, PneumoniaMNIST, BloodMNIST, ...), with their own
+train/val/test split.
 
 Each file holds `{train,val,test}_images` (N×H×W grayscale or N×H×W×3 RGB, uint8) and
 `{train,val,test}_labels` (N×1 class indices). Sizes ship as `NAME.npz` (28 px) and
-`NAME_{64,128,224}.npz`; the smallest file at least as large as the requested image size is used
-(else the largest). Spec parameters (`[params.medmnist]`): `file` (NAME) and `labels` (the
-spec's class name of each index, in index order). Items have no lesion or patient ids, so the
-file's own splits are used as they are, except those a spec's `[split] keep` leaves out: these
-are pooled with train and redrawn per data seed, image by image.
+`NAME_{64,128,224}.npz`, found in a data root or in its sub-folder `NAME/` (one folder per
+file, as `../shared/data` keeps them); the smallest file at least as large as the requested
+image size is used (else the largest). Spec parameters (`[params.medmnist]`): `file` (NAME)
+and `labels` (the spec's class name of each index, in index order). `medmnist:FILE` reads one
+file in this layout, of whatever size it holds; without `labels` a class is named by its
+index (`"0"`, `"1"`, ...). Items have no lesion or patient ids, so the file's own splits are
+used as they are, except those a spec's `[split] keep` leaves out: these are pooled with
+train and redrawn per data seed, image by image.
 """
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +27,24 @@ from tqdm import tqdm
 
 from bench.core.errors import BenchError
 from bench.core.files import hash_files
+from bench.core.validation import first_line
 from bench.data.resize import square_resize
 from bench.data.source import Decoded, Reader, Source
 from bench.data.table import SPLIT_NAMES, canonical_labels, check_table
 
 SIZES = (28, 64, 128, 224)
 SETTINGS = {"file", "labels"}  # the keys of [params.medmnist]
+KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
+LAYOUT = (
+    f"a MedMNIST file is a NumPy .npz archive (numpy.savez) of {', '.join(KEYS)}: uint8 "
+    "images N×H×W or N×H×W×3 and integer class indices N or N×1"
+)
 
 
-def _settings(params: dict[str, Any]) -> dict[str, Any]:
+def _settings(params: dict[str, Any], root: Path) -> dict[str, Any]:
+    """`[params.medmnist]`, checked; `medmnist:FILE` (a file for root) goes without."""
+    if root.is_file() and "medmnist" not in params:
+        return {}
     settings = params.get("medmnist")
     if not isinstance(settings, dict) or "file" not in settings or set(settings) - SETTINGS:
         raise BenchError(
@@ -42,9 +56,13 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def files_by_size(root: Path, stem: str) -> dict[int, Path]:
-    """The `stem` npz files present in `root`, by image size."""
+    """The `stem` npz files in `root`, else in its sub-folder `stem/`, by image size."""
     names = {size: f"{stem}.npz" if size == 28 else f"{stem}_{size}.npz" for size in SIZES}
-    return {size: root / name for size, name in names.items() if (root / name).is_file()}
+    for folder in (root, root / stem):
+        found = {size: folder / name for size, name in names.items() if (folder / name).is_file()}
+        if found:
+            return found
+    return {}
 
 
 def choose_file(files: dict[int, Path], image_size: int) -> Path:
@@ -54,39 +72,41 @@ def choose_file(files: dict[int, Path], image_size: int) -> Path:
 
 
 def detect(root: Path, params: dict[str, Any]) -> bool:
-    """Whether `root` holds any size of the spec's npz file."""
-    return bool(files_by_size(root, _settings(params)["file"]))
+    """Whether `root` is an npz file (`medmnist:FILE`) or holds any size of the spec's."""
+    return root.is_file() or bool(files_by_size(root, _settings(params, root)["file"]))
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the npz file at `path`; anything else is a one-line error."""
+    advice = f"{LAYOUT}. Download it again (`bench data download NAME`) or write it so"
+    try:
+        if not zipfile.is_zipfile(path):  # a .npy, a pickle, text, a truncated download
+            raise BenchError(f"{path}: not an .npz archive (not a zip file); {advice}.")
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [key for key in KEYS if key not in stored.files]
+            if missing:
+                raise BenchError(
+                    f"{path}: missing array(s) {', '.join(missing)} (found "
+                    f"{', '.join(stored.files) or 'none'}); {LAYOUT}."
+                )
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise BenchError(
+            f"{path}: not a readable .npz file ({first_line(error)}); {advice}."
+        ) from error
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
     """Every split's images and labels, checked: uint8 N×H×W or N×H×W×3 images, integer
     labels of shape N or N×1."""
-    try:
-        with np.load(path) as stored:
-            missing = [
-                f"{split}_{kind}"
-                for split in SPLIT_NAMES
-                for kind in ("images", "labels")
-                if f"{split}_{kind}" not in stored.files
-            ]
-            if missing:
-                raise BenchError(
-                    f"{path}: missing array(s) {', '.join(missing)}; found "
-                    f"{', '.join(stored.files)}."
-                )
-            arrays = {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise BenchError(
-            f"{path}: not a readable .npz file ({error}); download it again "
-            "(`bench data download`)."
-        ) from error
+    arrays = _load(path)
     for split in SPLIT_NAMES:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         rgb = images.ndim == 4 and images.shape[-1] == 3
         if images.dtype != np.uint8 or not (images.ndim == 3 or rgb):
             raise BenchError(
                 f"{path}: {split}_images must be uint8 N×H×W or N×H×W×3, got "
-                f"{images.dtype} {images.shape}."
+                f"{images.dtype} {images.shape}; save 0-255 pixels as uint8, channels last."
             )
         if (
             not np.issubdtype(labels.dtype, np.integer)
@@ -102,38 +122,73 @@ def _open(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _indices(arrays: dict[str, np.ndarray], split: str) -> np.ndarray:
+    return np.asarray(arrays[f"{split}_labels"]).reshape(-1).astype(np.int64)
+
+
+def class_of_index(arrays: dict[str, np.ndarray], labels: list[str], path: Path) -> dict[int, str]:
+    """The class name of each label index present: `labels[index]` (the spec's names, in
+    index order) or, without them, the index itself as text. An index outside `labels` (or
+    below 0) is an error naming its split and position."""
+    high = len(labels) if labels else None
+    for split in SPLIT_NAMES:
+        indices = _indices(arrays, split)
+        bad = np.flatnonzero((indices < 0) | (indices >= (high if high is not None else np.inf)))
+        if bad.size:
+            expected = f"0..{high - 1}" if high is not None else "0 or more"
+            given = f" (the {high} names of [params.medmnist] labels)" if high is not None else ""
+            raise BenchError(
+                f"{path}: {split}_labels[{bad[0]}] = {indices[bad[0]]} is not a class index "
+                f"{expected}{given}; {bad.size} such label(s) in {split}. Fix the file or the "
+                "dataset spec's labels."
+            )
+    present = sorted(set().union(*(set(_indices(arrays, s).tolist()) for s in SPLIT_NAMES)))
+    return {index: labels[index] if labels else str(index) for index in present}
+
+
+def _table(arrays: dict[str, np.ndarray], names: dict[int, str], path: Path) -> pd.DataFrame:
+    """One row per image, split by split: id `<split>-<position>`, each its own group."""
+    parts = []
+    for split in SPLIT_NAMES:
+        indices = _indices(arrays, split).tolist()
+        items = [f"{split}-{i:05d}" for i in range(len(indices))]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "item_id": items,
+                    "label": [names[index] for index in indices],
+                    "group": items,
+                    "split": split,
+                    "origin": [f"{path}, {split} item {i}" for i in range(len(indices))],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str) -> Source:
     """The items of every size variant's split, labelled through `labels`; decoding picks the
-    file that best fits the requested image size."""
-    settings = _settings(params)
-    files = files_by_size(root, settings["file"])
-    labels_by_index = list(settings.get("labels", classes))
+    file that best fits the requested image size. Classes: the spec's, else the names of the
+    indices present, in index order."""
+    settings = _settings(params, root)
+    if root.is_file():  # `medmnist:FILE` (or a data root naming one file): that file alone
+        arrays = _open(root)
+        files = {int(arrays["train_images"].shape[1]): root}
+    else:
+        files = files_by_size(root, settings["file"])
+        arrays = _open(files[min(files)])
     reference = files[min(files)]
-    arrays = _open(reference)
-    rows = []
-    for split in SPLIT_NAMES:
-        indices = np.asarray(arrays[f"{split}_labels"]).reshape(-1)
-        for i, index in enumerate(indices.tolist()):
-            if not 0 <= index < len(labels_by_index):
-                raise BenchError(
-                    f"{reference}: {split}_labels[{i}] = {index} is not a class index "
-                    f"0..{len(labels_by_index) - 1}."
-                )
-            item = f"{split}-{i:05d}"
-            rows.append(
-                (item, labels_by_index[index], item, split, f"{reference}, {split} item {i}")
-            )
-    table = pd.DataFrame(rows, columns=["item_id", "label", "group", "split", "origin"])
+    names = class_of_index(arrays, list(settings.get("labels", [])), reference)
+    table = _table(arrays, names, reference)
+    classes = classes or tuple(dict.fromkeys(names[index] for index in sorted(names)))
     table["label"] = canonical_labels(table["label"], classes)
     check_table(table, classes)
 
     def decode(image_size: int, skip_bad: bool, progress: bool) -> Decoded:
         path = choose_file(files, image_size)
-        source = _open(path)
+        source = arrays if path == reference else _open(path)
         for split in SPLIT_NAMES:
-            if not np.array_equal(
-                source[f"{split}_labels"].reshape(-1), arrays[f"{split}_labels"].reshape(-1)
-            ):
+            if not np.array_equal(_indices(source, split), _indices(arrays, split)):
                 raise BenchError(
                     f"{path}: its {split} labels differ from those of {reference}; the size "
                     "variants must hold the same images. Download them again."
@@ -150,12 +205,12 @@ def read(root: Path, classes: tuple[str, ...], params: dict[str, Any], name: str
 
     return Source(
         format="medmnist",
-        root=root,
+        root=reference.parent,
         table=table,
         class_names=classes,
         content=hash_files(sorted(files.values())),
         decode=decode,
-        notes={"files": {size: str(path) for size, path in sorted(files.items())}},
+        notes={"files": ", ".join(str(path) for _, path in sorted(files.items()))},
     )
 
 
