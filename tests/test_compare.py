@@ -4,6 +4,7 @@ command on results folders of two tiny datasets, its page rendered in headless C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -16,8 +17,8 @@ import pandas as pd
 import pytest
 
 from bench.cli.main import main
-from bench.compare.build import analyse, metric_pairs, verdict
-from bench.compare.collect import DatasetScores, collect
+from bench.compare.build import analyse, metric_pairs, tables, verdict
+from bench.compare.collect import DatasetScores, collect, finished_runs
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
 from bench.recipes.methods import MethodRegistry
 
@@ -63,6 +64,19 @@ def test_the_signed_rank_test_decides_only_on_clear_evidence() -> None:
     assert worse.decision() == "worse"
     few = signed_rank(base[:3] + 5, base[:3], rope=1.0)  # 3 blocks: never a decision
     assert few.decision() == "undecided"
+
+
+def test_a_metric_where_lower_is_better_ranks_and_decides_the_other_way() -> None:
+    scores = pd.DataFrame({"a": [2.0, 3.0], "b": [5.0, 4.0]}, index=["d1", "d2"])
+    assert mean_ranks(scores, higher_is_better=False).loc["mean rank"].tolist() == [1.0, 2.0]
+    assert mean_ranks(scores).loc["mean rank"].tolist() == [2.0, 1.0]
+    base = np.array([10.0, 12.0, 9.0, 11.0, 10.5, 9.5])
+    lower = base - 4 - 0.1 * np.arange(6)  # an ECE four points lower
+    higher_better = signed_rank(lower, base, rope=1.0)
+    lower_better = signed_rank(lower, base, rope=1.0, higher_is_better=False)
+    assert higher_better.decision() == "worse" and lower_better.decision() == "better"
+    assert lower_better.better == higher_better.worse
+    assert lower_better.mean_difference == higher_better.mean_difference < 0
 
 
 def test_metric_learning_methods_are_paired_with_the_same_stage2_on_cross_entropy() -> None:
@@ -123,7 +137,7 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     shared = json.loads(manifests[1].read_text())
     shared["items"]["test"] = test_items
     manifests[1].write_text(json.dumps(shared))
-    [tiny] = collect(results, ["tiny"], None, MethodRegistry())
+    [tiny] = collect(results, finished_runs(results, ["tiny"], MethodRegistry()), None)
     assert (tiny.splits, tiny.test_sets) == (3, 2)
     assert tiny.described() == "3 split(s) sharing 2 test set(s)"
     # Data seeds that draw the same split (a source fixing its own) are one split, not two.
@@ -132,12 +146,34 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
         if record["config"]["split"]["data_seed"] == 2:
             record["config"]["split"]["hash"] = hashes[1]
             path.write_text(json.dumps(record))
-    [tiny] = collect(results, ["tiny"], None, MethodRegistry())
+    [tiny] = collect(results, finished_runs(results, ["tiny"], MethodRegistry()), None)
     assert tiny.splits == 2 and len(tiny.blocks) == 2  # seeds 1 and 2 averaged as one split
     # A method missing on one dataset is a one-line error naming it.
     argv = ["compare", "--datasets", "tiny,other", "--results-dir", str(results)]
     assert main([*argv, "--methods", "ce,ldam-drw"]) == 2
     assert "no finished runs of ldam-drw" in capsys.readouterr().err
+
+    # Ranked and tested on macro AUROC: the table holds each dataset's mean AUROC x 100.
+    assert main([*argv, "--metric", "auroc"]) == 0
+    assert "cross-entropy under the same stage 2 in test macro AUROC" in capsys.readouterr().out
+    ranks = pd.read_csv(folder / "ranks.csv").set_index("method")
+    runs = pd.read_csv(results / "other" / "runs.csv")
+    for method in ("ce", "ce+crt", "supcon+crt"):
+        expected = 100 * runs.loc[runs["method"] == method, "auroc"].mean()
+        assert ranks.loc[method, "other_auroc"] == pytest.approx(expected)
+    assert "equivalence of ±1 AUROC points" in (folder / "pairs.md").read_text()
+    # Kappa exists only for ordinal tasks; tiny is not one.
+    assert main([*argv, "--metric", "qwk"]) == 2
+    assert "tiny: qwk is recorded only for ordinal tasks" in capsys.readouterr().err
+    # A run recorded before AUROC existed: compare names its method and refuses.
+    path = next((results / "other" / "runs").glob("ce+crt-*/metrics.json"))
+    metrics = json.loads(path.read_text())
+    del metrics["test"]["auroc"]
+    path.write_text(json.dumps(metrics))
+    assert main([*argv, "--metric", "auroc"]) == 2
+    err = capsys.readouterr().err
+    assert "other: no test auroc in 1 run(s) (ce+crt 1 of 3)" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--metric", "auprc"]) == 0  # the other metrics are still there
 
 
 @pytest.mark.slow
@@ -210,3 +246,13 @@ def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_show
     text = verdict(analyse([_scores("a", 5.0), fixed], MethodRegistry(), rope=1.0))
     assert "bb 5 split(s) sharing 1 test set(s)" in text
     assert "The splits of bb share a test set" in text
+    # In ECE (lower is better), supcon+crt 5 points up is worse, and ranks last.
+    ece = [dataclasses.replace(_scores(name, 5.0), metric="ece") for name in ("a", "bb")]
+    comparison = analyse(ece, MethodRegistry(), rope=1.0)
+    assert comparison.pairs[0].per_dataset["a"].decision() == "worse"  # type: ignore[union-attr]
+    assert comparison.ranks.loc["mean rank"].idxmax() == "supcon+crt"
+    text = verdict(comparison)
+    assert "in test expected calibration error" in text and "±1 ECE points" in text
+    assert "Worse than it: supcon+crt on a (+5.0 points" in text
+    rank_table = tables(comparison)[0]
+    assert rank_table.header[1] == "a ECE" and "lower is better" in rank_table.caption

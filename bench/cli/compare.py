@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.cli import options
+from bench.components.scalars import SCALARS
 from bench.core.validation import finite_float
 
 
@@ -26,10 +27,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--methods", help="methods or lists to compare (default: those run on every dataset)"
     )
     parser.add_argument(
+        "--metric",
+        choices=list(SCALARS),
+        default="balanced_accuracy",
+        help="the test metric to rank and test on (default: balanced_accuracy); qwk only on "
+        "ordinal tasks, ece ranked lowest first. Runs recorded before a metric existed lack it: "
+        "compare then names them and stops",
+    )
+    parser.add_argument(
         "--rope",
         type=finite_float,
         default=1.0,
-        help="region of practical equivalence, ± BAcc points (default: 1)",
+        help="region of practical equivalence, ± points of --metric as the tables show it "
+        "(× 100: 1 point is 1 percentage point of BAcc, 0.01 of AUROC or kappa; default: 1)",
     )
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     options.add_settings(parser, "The runs compared are those made at these settings.")
@@ -41,7 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, write the page and print the verdict."""
     from bench.compare.build import analyse, verdict, write_comparison
-    from bench.compare.collect import collect, datasets_with_runs
+    from bench.compare.collect import collect, datasets_with_runs, finished_runs
     from bench.core.errors import BenchError
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
@@ -60,14 +70,10 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"--rope must be a positive number of points, got {args.rope}.")
     methods = [m.name for m in registry.expand(args.methods)] if args.methods else None
     ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
-    scores = collect(
-        results_dir,
-        datasets,
-        methods,
-        registry,
-        options.conditions(args),
-        skip_stale=not args.datasets,
+    runs = finished_runs(
+        results_dir, datasets, registry, options.conditions(args), skip_stale=not args.datasets
     )
+    scores = collect(results_dir, runs, methods, args.metric)
     comparison = analyse(scores, registry, args.rope)
     folder = write_comparison(comparison, results_dir, args.pdf)
     print(verdict(comparison))

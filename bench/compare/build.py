@@ -26,6 +26,7 @@ from bench.compare.stats import (
     mean_ranks,
     signed_rank,
 )
+from bench.components.scalars import SCALARS, Scalar
 from bench.core.claims import join, try_claim
 from bench.core.errors import BenchError
 from bench.core.files import SESSION, write_text_atomic
@@ -66,6 +67,7 @@ class Comparison:
     friedman: Friedman
     pairs: list[PairResult]
     rope: float
+    metric: Scalar
 
 
 def metric_pairs(methods: list[str], registry: MethodRegistry) -> list[tuple[str, str]]:
@@ -82,7 +84,11 @@ def metric_pairs(methods: list[str], registry: MethodRegistry) -> list[tuple[str
 
 
 def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) -> Comparison:
-    """Means and ranks per dataset, the Friedman/Nemenyi tests, and the paper's pairs."""
+    """Means and ranks per dataset, the Friedman/Nemenyi tests, and the paper's pairs, in the
+    metric the scores hold (one, as `collect` gives them), ranked and tested in its direction
+    (lower ECE is better)."""
+    metric = SCALARS[scores[0].metric]
+    higher = metric.higher_is_better
     methods = list(scores[0].blocks.columns)
     means = pd.DataFrame({s.name: s.blocks.mean() for s in scores}).T[methods]
     results = []
@@ -92,12 +98,15 @@ def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) 
             # Runs on one split share its test set: one observation per distinct split.
             splits = s.blocks.groupby(level="split").mean()
             first, second = splits[method].to_numpy(), splits[baseline].to_numpy()
-            per_dataset[s.name] = signed_rank(first, second, rope) if len(first) > 1 else None
+            per_dataset[s.name] = (
+                signed_rank(first, second, rope, higher) if len(first) > 1 else None
+            )
         pooled = None
         if len(scores) > 1:
-            pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope)
+            pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope, higher)
         results.append(PairResult(method, baseline, per_dataset, pooled))
-    return Comparison(scores, means, mean_ranks(means), friedman(means), results, rope)
+    ranks = mean_ranks(means, higher)
+    return Comparison(scores, means, ranks, friedman(means), results, rope, metric)
 
 
 def _p(posterior: Posterior | None) -> str:
@@ -111,10 +120,14 @@ def _p(posterior: Posterior | None) -> str:
 
 def tables(comparison: Comparison) -> list[Table]:
     """The ranks table and the pairs table."""
-    means, ranks = comparison.means, comparison.ranks
+    means, ranks, metric = comparison.means, comparison.ranks, comparison.metric
     splits = {s.name: s.described() for s in comparison.scores}
     blocks = {s.name: len(s.blocks) for s in comparison.scores}
-    header = ["Method", *(f"{d} BAcc" for d in means.index), *(f"{d} rank" for d in means.index)]
+    header = [
+        "Method",
+        *(f"{d} {metric.short}" for d in means.index),
+        *(f"{d} rank" for d in means.index),
+    ]
     header.append("Mean rank")
     order = ranks.T["mean rank"].sort_values().index
     rows = [
@@ -127,14 +140,18 @@ def tables(comparison: Comparison) -> list[Table]:
         for method in order
     ]
     ranked = ranks.T.rename(columns={"mean rank": "mean"})
-    numbers = pd.concat([means.T.add_suffix("_bacc"), ranked.add_suffix("_rank")], axis=1)
+    # Balanced accuracy keeps the column name it had before other metrics could be compared.
+    suffix = "_bacc" if metric.key == "balanced_accuracy" else f"_{metric.key}"
+    numbers = pd.concat([means.T.add_suffix(suffix), ranked.add_suffix("_rank")], axis=1)
     described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]}" for d in means.index)
     rank_table = Table(
         name="ranks",
         title="Mean rank over datasets",
         caption=(
-            f"Test balanced accuracy (%, mean over each dataset's blocks; {described}) and "
-            "its rank per dataset (1 best, ties averaged); sorted by mean rank."
+            f"Test {metric.long} (× 100, mean over each dataset's blocks; {described}) and "
+            "its rank per dataset (1 best, ties averaged"
+            + ("" if metric.higher_is_better else "; lower is better")
+            + "); sorted by mean rank."
         ),
         header=header,
         rows=rows,
@@ -161,11 +178,11 @@ def tables(comparison: Comparison) -> list[Table]:
         name="pairs",
         title="Metric learning in stage 1: paired against the same stage 2 on cross-entropy",
         caption=(
-            "Mean paired difference (BAcc points): P(better) / P(equivalent) / P(worse) "
-            "from the Bayesian signed-rank test "
-            f"(baycomp), with a region of practical equivalence of ±{comparison.rope:g} BAcc "
-            "points; a decision needs a probability of 0.95. Per dataset the observations are "
-            "its independent splits (train seeds averaged within a split); pooled, the "
+            f"Mean paired difference ({metric.short} points, i.e. × 100): P(better) / "
+            "P(equivalent) / P(worse) from the Bayesian signed-rank test (baycomp), with a "
+            f"region of practical equivalence of ±{comparison.rope:g} {metric.short} points; "
+            "a decision needs a probability of 0.95. Per dataset the observations are its "
+            "independent splits (train seeds averaged within a split); pooled, the "
             "per-dataset mean differences. Fewer than "
             f"{MIN_OBSERVATIONS} observations decide nothing (undecided)."
         ),
@@ -184,7 +201,7 @@ def verdict(comparison: Comparison) -> str:
     splits = ", ".join(f"{s.name} {s.described()}" for s in comparison.scores)
     lines.append(
         f"Over {n} dataset(s) ({splits}), the question is whether a metric-learning stage 1 "
-        "beats cross-entropy under the same stage 2."
+        f"beats cross-entropy under the same stage 2 in test {comparison.metric.long}."
     )
     if shared := [s.name for s in comparison.scores if s.test_sets < s.splits]:
         lines.append(
@@ -200,8 +217,8 @@ def verdict(comparison: Comparison) -> str:
     if comparison.pairs:
         lines.append(
             f"A decision needs a probability of {LEVEL} on {MIN_OBSERVATIONS} or more "
-            f"independent splits; within ±{comparison.rope:g} BAcc points counts as practically "
-            "equivalent."
+            f"independent splits; within ±{comparison.rope:g} {comparison.metric.short} points "
+            "counts as practically equivalent."
         )
     tests = [
         (pair, dataset, posterior)
@@ -300,7 +317,10 @@ def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path
         axis.set_xlim(*data_span(lows, highs))
     axis.axvspan(-comparison.rope, comparison.rope, color="#999999", alpha=0.2, label="ROPE")
     axis.axvline(0, color="#555555", linewidth=0.8)
-    axis.set_xlabel("paired difference in test BAcc (points): mean and 95 % interval over blocks")
+    axis.set_xlabel(
+        f"paired difference in test {comparison.metric.short} (points): mean and 95 % interval "
+        "over blocks"
+    )
     figure.legend(loc="outside lower center", fontsize=8)
     return save_figure(figure, path, pdf)
 

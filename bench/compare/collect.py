@@ -1,10 +1,11 @@
-"""What a comparison over datasets compares: per dataset, the balanced accuracy of each method
-on each block — a (data seed, train seed) run pair that every compared method has — at the
-methods' current settings."""
+"""What a comparison over datasets compares: per dataset, a test metric (balanced accuracy by
+default) of each method on each block — a (data seed, train seed) run pair that every compared
+method has — at the methods' current settings."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from bench.results.store import ResultsStore
 
 @dataclass(frozen=True)
 class DatasetScores:
-    """One dataset's test balanced accuracy (percent), a row per block (split, train seed)
-    and a column per method. A split is named by its digest, not its data seed: a source that
-    fixes its own split (MedMNIST's files) gives every data seed the same one."""
+    """One dataset's test score in `metric` (a key of `SCALARS`; × 100, in points), a row per
+    block (split, train seed) and a column per method. A split is named by its digest, not its
+    data seed: a source that fixes its own split (MedMNIST's files) gives every data seed the
+    same one."""
 
     name: str
     blocks: pd.DataFrame
     test_sets: int
+    metric: str = "balanced_accuracy"
 
     @property
     def splits(self) -> int:
@@ -65,18 +68,16 @@ def datasets_with_runs(results_dir: Path) -> list[str]:
     return [name for name in all_specs() if ResultsStore(results_dir, name).runs_dir.is_dir()]
 
 
-def collect(
+def finished_runs(
     results_dir: Path,
     datasets: list[str],
-    methods: list[str] | None,
     registry: MethodRegistry,
     conditions: Conditions | None = None,
     skip_stale: bool = False,
-) -> list[DatasetScores]:
-    """Each dataset's scores for `methods` (default: those run on every dataset), on the
-    blocks all of them have, at the current settings under `conditions` (their overrides and
-    profile). With `skip_stale`, a dataset without runs at those settings is left out (and
-    said)."""
+) -> dict[str, pd.DataFrame]:
+    """Each dataset's finished runs at the current settings under `conditions` (their
+    overrides and profile). With `skip_stale`, a dataset without runs at those settings is
+    left out (and said); otherwise it is an error."""
     conditions = conditions or Conditions()
     runs = {name: _done_runs(results_dir, name, registry, conditions) for name in datasets}
     if skip_stale:
@@ -91,6 +92,17 @@ def collect(
                 f"{name}: no finished runs at the current settings in {results_dir / name}; "
                 f"run some first (bench run --dataset {name})."
             )
+    return runs
+
+
+def collect(
+    results_dir: Path,
+    runs: dict[str, pd.DataFrame],
+    methods: list[str] | None,
+    metric: str = "balanced_accuracy",
+) -> list[DatasetScores]:
+    """Each dataset's test `metric` (a key of `SCALARS`) for `methods` (default: those run on
+    every dataset), on the blocks all of them have, from its `finished_runs`."""
     present = {name: set(table["method"]) for name, table in runs.items()}
     if methods is None:
         common = set.intersection(*present.values())
@@ -109,15 +121,14 @@ def collect(
     scores = []
     for name, table in runs.items():
         table = table[table["method"].isin(methods)].copy()
-        table["bacc"] = 100 * table["balanced_accuracy"].astype(float)
+        _check_recorded(name, table, metric)
+        table["score"] = 100 * table[metric].astype(float)
         table["split"] = table["split_hash"].where(
             table["split_hash"].astype(bool), table["data_seed"].astype(str)
         )  # records without a digest: their data seed
         blocks = table.pivot_table(
-            index=["split", "train_seed"], columns="method", values="bacc", aggfunc="mean"
+            index=["split", "train_seed"], columns="method", values="score", aggfunc="mean"
         ).reindex(columns=methods)
-        if empty := [m for m in methods if blocks[m].isna().all()]:
-            raise BenchError(f"{name}: no balanced accuracy recorded for {', '.join(empty)}.")
         blocks = blocks.dropna()
         if blocks.empty:
             raise BenchError(
@@ -126,5 +137,27 @@ def collect(
             )
         splits_dir = ResultsStore(results_dir, name).splits_dir
         test_sets = {_test_set(splits_dir, split) for split in blocks.index.unique("split")}
-        scores.append(DatasetScores(name, blocks, len(test_sets)))
+        scores.append(DatasetScores(name, blocks, len(test_sets), metric))
     return scores
+
+
+def _check_recorded(name: str, runs: pd.DataFrame, metric: str) -> None:
+    """Refuse, naming the methods and how many of their runs, when some of `runs` have no
+    test `metric`: recorded before it existed, undefined on their test split, or (kappa) a
+    task that is not ordinal."""
+    lacking = runs[runs[metric].isna()] if metric in runs else runs
+    if lacking.empty:
+        return
+    if metric == "qwk" and not get_spec(name).ordinal:
+        raise BenchError(
+            f"{name}: qwk is recorded only for ordinal tasks and its spec declares none "
+            "([metrics] ordinal = true); compare on another --metric or leave it out."
+        )
+    total = Counter(runs["method"])
+    counts = ", ".join(f"{m} {n} of {total[m]}" for m, n in Counter(lacking["method"]).items())
+    raise BenchError(
+        f"{name}: no test {metric} in {len(lacking)} run(s) ({counts}): recorded before the "
+        "metric existed (or undefined on their test split); remove those run folders and run "
+        "them again (stage 1 comes from the cache while it is there), or compare on another "
+        "--metric."
+    )

@@ -30,10 +30,10 @@ MIN_OBSERVATIONS = 5
 SEED = 0  # baycomp samples its posterior: a fixed seed makes a page reproducible
 
 
-def mean_ranks(scores: pd.DataFrame) -> pd.DataFrame:
+def mean_ranks(scores: pd.DataFrame, higher_is_better: bool = True) -> pd.DataFrame:
     """Ranks of the methods (columns) on each dataset (rows), 1 the best, ties averaged; the
     last row, `mean rank`, averages them over the datasets."""
-    ranks = scores.rank(axis=1, ascending=False, method="average")
+    ranks = scores.rank(axis=1, ascending=not higher_is_better, method="average")
     ranks.loc["mean rank"] = ranks.mean()
     return ranks
 
@@ -57,7 +57,7 @@ def critical_difference(methods: int, datasets: int, alpha: float = 0.05) -> flo
 
 
 def friedman(scores: pd.DataFrame) -> Friedman:
-    """The tests of `scores` (datasets × methods, higher is better)."""
+    """The tests of `scores` (datasets × methods; the same whichever direction is better)."""
     datasets, methods = scores.shape
     if methods < 3 or datasets < 2:
         return Friedman(None, None, None, None)
@@ -94,14 +94,19 @@ class Posterior:
         return "undecided"
 
 
-def signed_rank(first: np.ndarray, second: np.ndarray, rope: float) -> Posterior:
-    """baycomp's Bayesian signed-rank test of paired scores (points), with ±`rope`."""
+def signed_rank(
+    first: np.ndarray, second: np.ndarray, rope: float, higher_is_better: bool = True
+) -> Posterior:
+    """baycomp's Bayesian signed-rank test of paired scores (points), with ±`rope`; for a
+    metric where lower is better, `better` is the probability that `first` is lower."""
     first, second = np.asarray(first, float), np.asarray(second, float)
     if len(first) < 2:
         raise ValueError("the signed-rank test needs at least two paired observations")
     better, equivalent, worse = baycomp.SignedRankTest.probs(
         first, second, rope=rope, nsamples=SAMPLES, random_state=SEED
     )
+    if not higher_is_better:
+        better, worse = worse, better
     return Posterior(
         float(better), float(equivalent), float(worse), len(first), float(np.mean(first - second))
     )
