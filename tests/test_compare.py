@@ -91,10 +91,11 @@ def test_metric_learning_methods_are_paired_with_the_same_stage2_on_cross_entrop
 
 
 def _compare(tiny_project: Path, results: Path, *extra: str) -> int:
-    """Runs of ce, ce+crt and supcon+crt at data seeds 0-2 on `tiny` and a second tiny set,
-    then `bench compare` over both."""
+    """Runs of ce, ce+crt and supcon+crt at data seeds 0-2 on `tiny` and a second tiny set
+    (`other`, declared an ordinal task), then `bench compare` over both."""
     spec = (tiny_project / "datasets" / "tiny.toml").read_text()
-    (tiny_project / "datasets" / "other.toml").write_text(spec.replace("seed = 0", "seed = 1"))
+    other = spec.replace("seed = 0", "seed = 1") + "\n[metrics]\nordinal = true\n"
+    (tiny_project / "datasets" / "other.toml").write_text(other)
     for dataset in ("tiny", "other"):
         argv = ["run", "--dataset", dataset, "--methods", "ce,ce+crt,supcon+crt"]
         argv += ["--data-seeds", "0-2", "--seeds", "0", "--results-dir", str(results)]
@@ -162,9 +163,16 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
         expected = 100 * runs.loc[runs["method"] == method, "auroc"].mean()
         assert ranks.loc[method, "other_auroc"] == pytest.approx(expected)
     assert "equivalence of ±1 AUROC points" in (folder / "pairs.md").read_text()
-    # Kappa exists only for ordinal tasks; tiny is not one.
+    # Kappa exists only for ordinal tasks: other declares one, tiny does not.
     assert main([*argv, "--metric", "qwk"]) == 2
     assert "tiny: qwk is recorded only for ordinal tasks" in capsys.readouterr().err
+    assert {"qwk", "val_qwk"} <= set(runs.columns)
+    assert "qwk" not in pd.read_csv(results / "tiny" / "runs.csv").columns
+    alone = ["compare", "--datasets", "other", "--results-dir", str(results)]
+    assert main([*alone, "--metric", "qwk"]) == 0
+    ranks = pd.read_csv(folder / "ranks.csv").set_index("method")
+    expected = 100 * runs.loc[runs["method"] == "ce", "qwk"].mean()
+    assert ranks.loc["ce", "other_qwk"] == pytest.approx(expected)
     # A run recorded before AUROC existed: compare names its method and refuses.
     path = next((results / "other" / "runs").glob("ce+crt-*/metrics.json"))
     metrics = json.loads(path.read_text())
