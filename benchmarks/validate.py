@@ -14,22 +14,41 @@ HAM10000 (`$BENCH_DATA_ROOT` or ../shared/data/ham10000; skipped when absent), c
 mean test balanced accuracy of at least 45 (`ce`) and 60 (`ce+crt`), the level a minimal
 independent PyTorch implementation reaches on the same data.
 
+`medmnist` (or one of `blood`, `organa`, `retina`, `chest`): plain `ce` at each dataset's shipped
+CPU defaults over train seeds 0, 1, 2 (data seed 0) on the shared MedMNIST files (`--data-root`
+../shared/data), its mean test accuracy checked against MedMNIST v2's published ResNet-18 (28 px)
+test accuracy (Yang et al., Sci Data 10:41, 2023) within the larger of 1 point and two binomial
+standard errors of that test set; its mean test macro AUROC is printed beside the published AUC.
+The published models trained 100 epochs with Adam and kept the best-validation epoch; the
+harness's protocol differs, and the check is that its training is as good.
+
 Each check runs `bench` as a user would, in a temporary results folder and cache, prints the
 summary and what passed, and the script exits 1 if any criterion failed.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-SHARED_HAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_HAM = SHARED / "ham10000"
+# MedMNIST v2 (Yang et al., Sci Data 10:41, 2023), ResNet-18 at 28 px: test ACC and AUC, and the
+# size of each test set (the binomial standard error of the accuracy).
+MEDMNIST = {
+    "blood": (0.958, 0.998, 3421),
+    "organa": (0.935, 0.997, 17778),
+    "retina": (0.524, 0.717, 400),
+    "chest": (0.854, 0.944, 624),
+}
 
 
 def bench_run(folder: Path, *argv: str) -> tuple[pd.DataFrame, float]:
@@ -135,9 +154,44 @@ def skin(folder: Path) -> bool:
     )
 
 
+def medmnist_level(folder: Path, dataset: str) -> bool:
+    """`ce` at `dataset`'s defaults against MedMNIST v2's published accuracy."""
+    if not SHARED.is_dir():
+        print(f"{dataset}: skipped, no shared data at {SHARED}")
+        return True
+    runs, seconds = bench_run(
+        folder,
+        "--methods", "ce", "--dataset", dataset, "--data-root", str(SHARED),
+        "--seeds", "0,1,2", "--no-report",
+    )  # fmt: skip
+    done = runs[runs["status"] == "done"]
+    published, auc, n_test = MEDMNIST[dataset]
+    tolerance = max(0.01, 2 * math.sqrt(published * (1 - published) / n_test))
+    accuracy, auroc = done["accuracy"].mean(), done["auroc"].mean()
+    print(
+        f"  {dataset}: test accuracy {100 * accuracy:.1f} ± {100 * done['accuracy'].std():.1f} "
+        f"over {len(done)} seeds (published {100 * published:.1f}); macro AUROC "
+        f"{auroc:.3f} (published {auc:.3f}); {seconds:.0f} s"
+    )
+    return check(
+        f"{dataset}: ce test accuracy >= published - {100 * tolerance:.1f}",
+        bool(accuracy >= published - tolerance),
+        f"{100 * (accuracy - published):+.1f} points",
+    )
+
+
+def medmnist(folder: Path) -> bool:
+    """Every MedMNIST set against its published level."""
+    outcomes = []
+    for dataset in MEDMNIST:
+        outcomes.append(medmnist_level(folder / dataset, dataset))
+    return all(outcomes)
+
+
 def main(argv: list[str]) -> int:
-    checks = {"synthetic": synthetic, "skin": skin}
-    chosen = argv or list(checks)
+    checks = {"synthetic": synthetic, "skin": skin, "medmnist": medmnist}
+    checks |= {name: partial(medmnist_level, dataset=name) for name in MEDMNIST}
+    chosen = argv or ["synthetic", "skin", "medmnist"]
     outcomes = []
     for name in chosen:
         print(f"== {name}", flush=True)
