@@ -12,7 +12,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
-from bench.data.split import SPLITS, make_split, write_manifest
+from bench.data.split import KEPT_SPLITS, SPLITS, make_split, write_manifest
 
 
 def _imageset(labels: list[int], groups: list[str]) -> ImageSet:
@@ -106,3 +106,20 @@ def test_kept_test_set_stays_while_train_and_val_are_redrawn_per_seed() -> None:
         for name in SPLITS:  # val is drawn by whole groups from the pool
             for index in split.indices(name):
                 assert owner.setdefault(imageset.groups[index], name) == name
+
+
+def test_digests_are_those_drawn_before_the_long_tail_protocol() -> None:
+    # Digests name the manifests and enter run ids: without a long-tail ratio a split is
+    # the one drawn before the protocol existed, to the byte (values recorded then).
+    imageset = _grouped()
+    assert [make_split(imageset, 0.15, 0.15, seed).digest for seed in (0, 3)] == [
+        "5250c8120d93",
+        "6c6c718b73f3",
+    ]
+    where = {
+        f"lesion{g}": "test" if g % 5 == 0 else "val" if g % 7 == 0 else "train" for g in range(200)
+    }
+    given = dataclasses.replace(imageset, given_splits=tuple(where[g] for g in imageset.groups))
+    keeps = (KEPT_SPLITS, ("test",), ())
+    digests = [make_split(given, 0.15, 0.15, 1, keep).digest for keep in keeps]
+    assert digests == ["6fb9bb5c1ca5", "be8d0213e761", "3a50ebb22e18"]
