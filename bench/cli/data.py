@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli import options
+from bench.core.validation import non_negative_int
 
 if TYPE_CHECKING:
     from bench.data.specs import DatasetSpec
@@ -21,6 +22,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     info.add_argument("name", help="dataset name, imagefolder:PATH or csv:FILE")
     info.add_argument("--data-root", type=Path, help="look here first (as `bench run` does)")
+    info.add_argument(
+        "--data-seed",
+        type=non_negative_int,
+        help="also draw the split of this data seed from the item table (no image decoded) and "
+        "show its images per class and training ratio (default with --imbalance or a spec's "
+        "[longtail] ratio: 0)",
+    )
+    options.add_imbalance(info)
     download = actions.add_parser(
         "download", help="fetch a dataset's public files (resumable, checksum-verified)"
     )
@@ -40,11 +49,14 @@ def run(args: argparse.Namespace) -> int:
     from bench.data.inventory import describe
     from bench.data.specs import get_spec
 
-    spec = get_spec(args.name)
+    spec = options.conditions(args).resolve_spec(get_spec(args.name))
     if args.action == "download":
         _download(spec, args)
     else:
-        print(describe(spec, args.data_root, options.cache_dir(args)))
+        data_seed = args.data_seed
+        if data_seed is None and spec.longtail_ratio is not None:
+            data_seed = 0
+        print(describe(spec, args.data_root, options.cache_dir(args), data_seed))
     return 0
 
 

@@ -124,17 +124,42 @@ def add_settings(parser: argparse.ArgumentParser, meaning: str) -> None:
     )
 
 
+def imbalance(text: str) -> float:
+    """An argparse type: a long-tail imbalance ratio n_max/n_min (1 or more)."""
+    from bench.data.longtail import LONGTAIL_RATIO
+
+    try:
+        return LONGTAIL_RATIO.check(finite_float(text), "R")
+    except BenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def add_imbalance(parser: argparse.ArgumentParser) -> None:
+    """`--imbalance R`: the long-tailed protocol at ratio R (run, sweep, data info)."""
+    parser.add_argument(
+        "--imbalance",
+        type=imbalance,
+        metavar="R",
+        help="subsample the training classes to the exponential long-tail profile of "
+        "imbalance ratio R = n_max/n_min (Cao et al. 2019; drawn by the data seed; val and "
+        "test untouched; wins over the dataset spec's [longtail] ratio; enters the split's "
+        "digest and the run id)",
+    )
+
+
 def conditions(args: argparse.Namespace) -> Conditions:
     """The conditions of a command's runs: the training settings given on the command line
-    (None: not given), the profile, and the device, compile and data options it has."""
+    (None: not given), the profile, and the device, compile, data and imbalance options it
+    has."""
     return Conditions(
         overrides={name: getattr(args, name, None) for name in SETTING_NAMES},
-        profile=args.profile,
+        profile=getattr(args, "profile", None),
         device=getattr(args, "device", "auto"),
         compile=getattr(args, "compile", False),
         data_root=getattr(args, "data_root", None),
         skip_bad=getattr(args, "skip_bad", False),
         cache_dir=cache_dir(args),
+        imbalance=getattr(args, "imbalance", None),
     )
 
 

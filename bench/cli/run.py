@@ -30,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data-seeds", type=options.seeds, default=(0,), help="split seeds (default: 0)"
     )
+    options.add_imbalance(parser)
     options.add_settings(parser, "Recorded in run.json and part of the run id.")
     options.add_training_place(parser)
     options.add_executor(parser, "a job is a stage 1 and every run that shares it")

@@ -47,6 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=(0,),
         help="split seeds a trial is scored on (mean validation balanced accuracy; default: 0)",
     )
+    options.add_imbalance(parser)
     options.add_settings(parser, "Trials train at these settings; --export records them.")
     parser.add_argument(
         "--heartbeat",

@@ -122,6 +122,8 @@ def plan(
             split = spec.split(imageset, data_seed)
             splits[size] = (split, write_manifest(split, imageset, store.splits_dir))
             drawn[size].append(split)
+        if longtail := split.longtail:  # the same items at every image size: said once
+            tqdm.write(longtail.note(f"{spec.name}, data seed {data_seed}", imageset.class_names))
         for method in methods:
             settings = resolved[method.name].settings
             split, manifest = splits[settings.image_size]

@@ -62,7 +62,7 @@ def run_benchmark(options: RunOptions, execution: ExecutorOptions | None = None)
     """Run every missing (method, data seed, train seed) with the executor of `execution`;
     returns the summary of those asked and the failures."""
     execution = execution or ExecutorOptions()
-    spec = get_spec(options.dataset)
+    spec = options.conditions.resolve_spec(get_spec(options.dataset))
     registry = MethodRegistry(options.methods_dir)
     methods = registry.expand(options.methods)
     results_dir = (options.results_dir or default_results_dir()).resolve()

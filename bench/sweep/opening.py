@@ -14,7 +14,7 @@ from bench.core.claims import join
 from bench.core.errors import BenchError
 from bench.core.files import ensure_writable
 from bench.core.layout import default_results_dir
-from bench.data.specs import get_spec
+from bench.data.specs import DatasetSpec, get_spec
 from bench.experiment.experiment import settings_for
 from bench.recipes.methods import TUNED, Method, MethodRegistry
 from bench.sweep.objective import pruner
@@ -27,13 +27,15 @@ from bench.sweep.trials import SUBMITTER, fail_orphans, fail_trials_of
 
 @dataclass(frozen=True)
 class OpenStudy:
-    """A study opened for a sweep, with what its trials are evaluated under."""
+    """A study opened for a sweep, with what its trials are evaluated under: the dataset spec
+    as the conditions take it (`Conditions.resolve_spec`) and the training settings."""
 
     study: optuna.Study
     storage: optuna.storages.BaseStorage
     folder: Path
     method: Method
     space: list[Dimension]
+    spec: DatasetSpec
     settings: TrainingSettings
 
 
@@ -42,7 +44,7 @@ def open_study(options: SweepOptions) -> OpenStudy:
     a journal study's trials left running by a killed worker are failed here, unless this is
     one of several workers (`options.worker`: their submitter decides), whose own running
     trials, left by an earlier run of its job that the cluster requeued, are failed."""
-    spec = get_spec(options.dataset)
+    spec = options.conditions.resolve_spec(get_spec(options.dataset))
     registry = MethodRegistry(options.methods_dir)
     method = registry.get(options.method)
     if method.name.startswith(TUNED):
@@ -73,4 +75,4 @@ def open_study(options: SweepOptions) -> OpenStudy:
         fail_orphans(study)
     elif options.worker not in (None, SUBMITTER):  # a worker's tag names one job: its
         fail_trials_of(study, options.worker)  # running trials are a requeued job's past
-    return OpenStudy(study, storage, folder, method, space, settings)
+    return OpenStudy(study, storage, folder, method, space, spec, settings)

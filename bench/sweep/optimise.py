@@ -21,7 +21,6 @@ from bench.core.errors import TrainingDiverged
 from bench.core.files import SESSION
 from bench.core.layout import default_results_dir
 from bench.data.loading import load_imageset
-from bench.data.specs import get_spec
 from bench.data.split import write_manifest
 from bench.experiment.experiment import Experiment
 from bench.results.store import ResultsStore
@@ -57,7 +56,7 @@ def _experiments(
 ) -> list[Experiment]:
     """The experiments a trial is evaluated in, one per data seed, with the study bound to
     their splits (see `settle_splits`) and its pruner to the epochs their schedule runs."""
-    spec, settings, conditions = get_spec(options.dataset), opened.settings, options.conditions
+    spec, settings, conditions = opened.spec, opened.settings, options.conditions
     imageset = load_imageset(
         spec,
         settings.image_size,
@@ -66,6 +65,10 @@ def _experiments(
         progress=options.progress,
     )
     splits = [spec.split(imageset, data_seed) for data_seed in options.data_seeds]
+    for split in splits:
+        if split.longtail:
+            where = f"{spec.name}, data seed {split.data_seed}"
+            tqdm.write(split.longtail.note(where, imageset.class_names))
     settle_splits(opened.study, splits)
     # Trials report every epoch the schedule runs, which the step floor may stretch.
     opened.study.pruner = pruner(Schedule.plan(len(splits[0].train), settings).epochs)
