@@ -7,11 +7,15 @@ from pathlib import Path
 from bench.data.formats import FORMATS
 from bench.data.loading import locate, search
 from bench.data.specs import DatasetSpec
+from bench.data.split import describe_split
 from bench.data.table import SPLIT_NAMES, counts_by_class
 
 
-def describe(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> str:
-    """A readable account of the search, the format and root found, classes, groups, splits."""
+def describe(
+    spec: DatasetSpec, data_root: Path | None, cache_dir: Path, data_seed: int | None = None
+) -> str:
+    """A readable account of the search, the format and root found, classes, groups, splits
+    (with `data_seed`, the split it draws)."""
     if spec.formats and FORMATS.meta(spec.formats[0]).generated:
         return f"{spec.name}: {FORMATS.meta(spec.formats[0]).layout_help}"
     aliases = f" (alias {', '.join(spec.aliases)})" if spec.aliases else ""
@@ -55,6 +59,8 @@ def describe(spec: DatasetSpec, data_root: Path | None, cache_dir: Path) -> str:
         lines += [f"  {name:{width}}  {count}" for name, count in counts.items()]
         lines += [f"{key.replace('_', ' ')}: {value}" for key, value in source.notes.items()]
         lines.append(f"content digest: {source.content}")
+        if data_seed is not None:
+            lines += describe_split(spec, source, data_seed)
     if spec.downloads:
         sources = ", ".join(f"{k} ({len(v)} file(s))" for k, v in spec.downloads.items())
         lines.append(f"downloads: {sources}: `bench data download {spec.name} [--source NAME]`")

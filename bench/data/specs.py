@@ -15,7 +15,8 @@ from bench.core.validation import Field, check_fields, read_toml, reject_unknown
 from bench.data.download import RemoteFile, parse_remote_files
 from bench.data.formats import FORMATS
 from bench.data.imageset import ImageSet
-from bench.data.split import KEPT_SPLITS, Split, make_split
+from bench.data.longtail import LONGTAIL_RATIO
+from bench.data.split import KEPT_SPLITS, Items, Split, make_split
 
 AD_HOC = ("imagefolder", "csv", "medmnist")  # formats that `--dataset FORMAT:PATH` names directly
 
@@ -54,10 +55,16 @@ class DatasetSpec:
     longtail_ratio: float | None = None
     path: Path | None = None
 
-    def split(self, imageset: ImageSet, data_seed: int) -> Split:
-        """The split of `imageset` that `data_seed` draws under this spec's fractions."""
+    def split(self, imageset: ImageSet | Items, data_seed: int) -> Split:
+        """The split of `imageset` (or of its items alone) that `data_seed` draws under this
+        spec's fractions, kept splits and long-tail ratio."""
         return make_split(
-            imageset, self.val_fraction, self.test_fraction, data_seed, self.kept_splits
+            imageset,
+            self.val_fraction,
+            self.test_fraction,
+            data_seed,
+            self.kept_splits,
+            self.longtail_ratio,
         )
 
     def training_for(self, profile: str | None) -> dict[str, Any]:
@@ -86,7 +93,7 @@ SPEC_KEYS = (
 )  # fmt: skip
 SPLIT_KEYS = ("val", "test", "keep")
 METRICS_KEYS = ("shot_groups", "ordinal")
-LONGTAIL_FIELDS = {"ratio": Field(float, 1, 1e6, advice="use an imbalance ratio of 1 or more")}
+LONGTAIL_FIELDS = {"ratio": LONGTAIL_RATIO}
 
 
 def parse_spec(path: Path) -> DatasetSpec:

@@ -52,6 +52,8 @@ def dataset_block(spec: DatasetSpec) -> dict[str, Any]:
     }
     if spec.kept_splits != KEPT_SPLITS:  # runs drawn under the default keep their ids
         block["kept_splits"] = list(spec.kept_splits)
+    if spec.longtail_ratio is not None:  # likewise runs without the long-tailed protocol
+        block["longtail_ratio"] = spec.longtail_ratio
     return block
 
 
