@@ -20,7 +20,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     info = actions.add_parser(
         "info", help="where a dataset was looked for, what was found, its classes and splits"
     )
-    info.add_argument("name", help="dataset name, imagefolder:PATH or csv:FILE")
+    info.add_argument("name", help="dataset name, imagefolder:PATH, csv:FILE or medmnist:FILE")
     info.add_argument("--data-root", type=Path, help="look here first (as `bench run` does)")
     info.add_argument(
         "--data-seed",
