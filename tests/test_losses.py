@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.components.catalogue import LOSSES
-from bench.components.losses import ldam_margins, log_prior
+from bench.components.losses import ldam_margins, log_prior, vs_scales
 from bench.components.weighting import effective_number, inverse_frequency, sqrt_inverse_frequency
 
 COUNTS = np.array([50, 20, 5])
@@ -133,3 +133,36 @@ def test_effective_number_tends_to_inverse_frequency_as_beta_tends_to_one() -> N
     assert effective_number(counts, beta=1 - 1e-9).tolist() == pytest.approx(
         inverse_frequency(counts).tolist(), rel=1e-4
     )
+
+
+@pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0]])
+def test_vs_matches_per_sample_reference(weights: list[float] | None) -> None:
+    gamma, tau = 0.3, 1.5
+    built = LOSSES["vs"](COUNTS, gamma=gamma, tau=tau)
+    assert built.head == "linear"
+    logits, targets = _batch(6)
+    total, n_max = sum(COUNTS), max(COUNTS)
+    per_sample = []
+    for row, t in zip(logits.tolist(), targets.tolist(), strict=True):
+        adjusted = [
+            v * (n / n_max) ** gamma + tau * math.log(n / total)
+            for v, n in zip(row, COUNTS.tolist(), strict=True)
+        ]
+        per_sample.append(_nll(adjusted, t))
+    loss = built.fn(logits, targets, None if weights is None else torch.tensor(weights))
+    assert float(loss) == pytest.approx(
+        _reference_mean(per_sample, targets.tolist(), weights), rel=1e-5
+    )
+
+
+def test_vs_scales_hand_computed() -> None:
+    # (16/16)^0.5 = 1 and (1/16)^0.5 = 1/4: the rare class's logit is scaled down.
+    assert vs_scales(np.array([16, 1]), gamma=0.5).tolist() == pytest.approx([1.0, 0.25])
+
+
+@pytest.mark.parametrize("tau", [0.0, 1.0, 2.0])
+def test_vs_with_gamma_zero_is_logit_adjustment(tau: float) -> None:
+    logits, targets = _batch(7)
+    vs = LOSSES["vs"](COUNTS, gamma=0.0, tau=tau).fn(logits, targets, None)
+    adjusted = LOSSES["logit-adjusted"](COUNTS, tau=tau).fn(logits, targets, None)
+    assert float(vs) == pytest.approx(float(adjusted), rel=1e-6)

@@ -59,6 +59,12 @@ LOSSES.add("balanced-softmax", "bench.components.losses:build_balanced_softmax")
 LOSSES.add(
     "logit-adjusted", "bench.components.losses:build_logit_adjusted", tau=Param(1.0, NON_NEGATIVE)
 )
+LOSSES.add(
+    "vs",
+    "bench.components.losses:build_vs",
+    gamma=Param(0.3, NON_NEGATIVE),
+    tau=Param(1.0, NON_NEGATIVE),
+)
 
 METRIC_LOSSES: Registry[MetricLossInfo] = Registry("metric")
 METRIC_LOSSES.add(

@@ -124,3 +124,17 @@ def build_logit_adjusted(counts: np.ndarray, *, tau: float) -> Loss:
     """Logit-adjusted loss: offsets τ·log π_j (Menon et al., ICLR 2021)."""
     offsets = tau * log_prior(counts)
     return Loss(lambda z, y, w: offset_cross_entropy(z, y, w, offsets=offsets))
+
+
+def vs_scales(counts: np.ndarray, gamma: float) -> torch.Tensor:
+    """VS loss's multiplicative logit scales Δ_j = (n_j / n_max)^γ: 1 for the most frequent class,
+    smaller for rarer ones (Kini et al., NeurIPS 2021)."""
+    counts = counts.astype(float)
+    return torch.tensor(np.power(counts / counts.max(), gamma), dtype=torch.float32)
+
+
+def build_vs(counts: np.ndarray, *, gamma: float, tau: float) -> Loss:
+    """Vector-scaling loss: cross-entropy on Δ_j·z_j + τ·log π_j, in training only (Kini et al.,
+    NeurIPS 2021); γ = 0 is the logit-adjusted loss."""
+    scales, offsets = vs_scales(counts, gamma), tau * log_prior(counts)
+    return Loss(lambda z, y, w: offset_cross_entropy(z * scales.to(z), y, w, offsets=offsets))
