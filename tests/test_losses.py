@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.components.catalogue import LOSSES
-from bench.components.losses import ldam_margins, log_prior, vs_scales
+from bench.components.losses import lade_regulariser, ldam_margins, log_prior, vs_scales
 from bench.components.weighting import effective_number, inverse_frequency, sqrt_inverse_frequency
 
 COUNTS = np.array([50, 20, 5])
@@ -166,3 +166,80 @@ def test_vs_with_gamma_zero_is_logit_adjustment(tau: float) -> None:
     vs = LOSSES["vs"](COUNTS, gamma=0.0, tau=tau).fn(logits, targets, None)
     adjusted = LOSSES["logit-adjusted"](COUNTS, tau=tau).fn(logits, targets, None)
     assert float(vs) == pytest.approx(float(adjusted), rel=1e-6)
+
+
+def _lade_reference(
+    logits: list[list[float]], targets: list[int], counts: list[int], remine_lambda: float
+) -> float:
+    """LADE's regulariser the slow way: per class y, the mean of z_y over its samples (0 when
+    absent, as in the authors' code) less log of the batch mean of e^{z_y}·(1/C)/π_y, less
+    λ times that log squared, weighted by −π_y."""
+    total, num_classes, loss = sum(counts), len(counts), 0.0
+    for y, count in enumerate(counts):
+        prior = count / total
+        own = [row[y] for row, t in zip(logits, targets, strict=True) if t == y]
+        first = sum(own) / len(own) if own else 0.0
+        mean = sum(math.exp(row[y]) / num_classes / prior for row in logits) / len(logits)
+        second = math.log(mean)
+        loss -= prior * (first - second - remine_lambda * second**2)
+    return loss
+
+
+def test_lade_regulariser_hand_computed_tiny_batch() -> None:
+    # Counts (3, 1): π = (3/4, 1/4), uniform target 1/2. Class 0's sample has z_0 = 1, class 1's
+    # z_1 = 2. log E_x[e^{z_0}·(1/2)/(3/4)] = log((e + 1)/3); log E_x[e^{z_1}·(1/2)/(1/4)] =
+    # log(1 + e²).
+    lam = 0.1
+    s0, s1 = math.log((math.e + 1) / 3), math.log(1 + math.e**2)
+    expected = -(0.75 * (1 - s0 - lam * s0**2) + 0.25 * (2 - s1 - lam * s1**2))
+    regulariser = lade_regulariser(
+        torch.tensor([[1.0, 0.0], [0.0, 2.0]]),
+        torch.tensor([0, 1]),
+        log_train_prior=log_prior(np.array([3, 1])),
+        remine_lambda=lam,
+    )
+    assert float(regulariser) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("targets", [[0, 1, 2, 2, 1, 0, 0, 2], [0, 0, 1, 1, 0, 1, 0, 0]])
+def test_lade_regulariser_matches_slow_reference(targets: list[int]) -> None:
+    logits = _batch(8)[0]
+    regulariser = lade_regulariser(
+        logits, torch.tensor(targets), log_train_prior=log_prior(COUNTS), remine_lambda=0.3
+    )
+    expected = _lade_reference(logits.tolist(), targets, COUNTS.tolist(), 0.3)
+    assert float(regulariser) == pytest.approx(expected, rel=1e-5)
+
+
+def test_lade_dv_estimate_ignores_a_constant_per_class_without_remine() -> None:
+    # The Donsker–Varadhan bound E_P[T] − log E_Q[e^T] is unchanged by T → T + c; ReMINE's
+    # penalty (λ > 0) is what pins c.
+    logits, targets = _batch(9)
+    shift = torch.tensor([5.0, -3.0, 0.7])
+    prior = log_prior(COUNTS)
+    plain = lade_regulariser(logits, targets, log_train_prior=prior, remine_lambda=0.0)
+    shifted = lade_regulariser(logits + shift, targets, log_train_prior=prior, remine_lambda=0.0)
+    assert float(shifted) == pytest.approx(float(plain), rel=1e-5)
+    penalised = lade_regulariser(logits + shift, targets, log_train_prior=prior, remine_lambda=0.1)
+    assert float(penalised) != pytest.approx(float(plain), rel=1e-3)
+
+
+@pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0]])
+def test_lade_is_prior_adjusted_cross_entropy_plus_alpha_regulariser(
+    weights: list[float] | None,
+) -> None:
+    logits, targets = _batch(10)
+    w = None if weights is None else torch.tensor(weights)
+    lade = LOSSES["lade"](COUNTS, alpha=0.1, remine_lambda=0.01).fn(logits, targets, w)
+    prior = COUNTS / COUNTS.sum()
+    per_sample = [
+        _nll([v + math.log(p) for v, p in zip(row, prior, strict=True)], t)
+        for row, t in zip(logits.tolist(), targets.tolist(), strict=True)
+    ]
+    expected = _reference_mean(per_sample, targets.tolist(), weights) + 0.1 * _lade_reference(
+        logits.tolist(), targets.tolist(), COUNTS.tolist(), 0.01
+    )
+    assert float(lade) == pytest.approx(expected, rel=1e-5)
+    without = LOSSES["lade"](COUNTS, alpha=0.0, remine_lambda=0.01).fn(logits, targets, w)
+    balanced = LOSSES["balanced-softmax"](COUNTS).fn(logits, targets, w)
+    assert float(without) == pytest.approx(float(balanced), rel=1e-6)

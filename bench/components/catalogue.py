@@ -65,6 +65,12 @@ LOSSES.add(
     gamma=Param(0.3, NON_NEGATIVE),
     tau=Param(1.0, NON_NEGATIVE),
 )
+LOSSES.add(
+    "lade",
+    "bench.components.losses:build_lade",
+    alpha=Param(0.1, NON_NEGATIVE),
+    remine_lambda=Param(0.01, NON_NEGATIVE),
+)
 
 METRIC_LOSSES: Registry[MetricLossInfo] = Registry("metric")
 METRIC_LOSSES.add(

@@ -6,6 +6,7 @@ Registered builders take the training class counts and the recipe's parameters a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,3 +139,41 @@ def build_vs(counts: np.ndarray, *, gamma: float, tau: float) -> Loss:
     NeurIPS 2021); γ = 0 is the logit-adjusted loss."""
     scales, offsets = vs_scales(counts, gamma), tau * log_prior(counts)
     return Loss(lambda z, y, w: offset_cross_entropy(z * scales.to(z), y, w, offsets=offsets))
+
+
+def lade_regulariser(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    log_train_prior: torch.Tensor,
+    remine_lambda: float,
+) -> torch.Tensor:
+    """LADE's regulariser (Hong et al., CVPR 2021): minus the π_y-weighted sum over classes y of
+    the Donsker–Varadhan estimate of KL(p_t(x|y) ‖ p_t(x)) with the logit z_y as its critic,
+    E_{x|y}[z_y] − log E_x[e^{z_y} p_t(y)/p_s(y)], less ReMINE's λ·(log E_x[…])², the target
+    prior p_t uniform and p_s the training prior (`log_train_prior`: log p_s).
+
+    Expectations are batch means; a class absent from the batch has its first term 0, as in the
+    authors' code.
+    """
+    num_samples, num_classes = logits.shape
+    members = F.one_hot(targets, num_classes).to(logits)
+    log_ps = log_train_prior.to(logits)
+    class_mean = (logits * members).sum(0) / members.sum(0).clamp(min=1)
+    shifted = logits - log_ps - math.log(num_classes)
+    log_partition = torch.logsumexp(shifted, dim=0) - math.log(num_samples)
+    estimate = class_mean - log_partition - remine_lambda * log_partition**2
+    return -(log_ps.exp() * estimate).sum()
+
+
+def build_lade(counts: np.ndarray, *, alpha: float, remine_lambda: float) -> Loss:
+    """LADE: cross-entropy on logits + log π_j (LADE-CE, PC softmax's prior adjustment made in
+    training) plus α times the LADE regulariser, for a uniform target distribution (Hong et
+    al., CVPR 2021)."""
+    prior = log_prior(counts)
+
+    def lade(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        regulariser = lade_regulariser(z, y, log_train_prior=prior, remine_lambda=remine_lambda)
+        return offset_cross_entropy(z, y, w, offsets=prior) + alpha * regulariser
+
+    return Loss(lade)
