@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -13,8 +14,10 @@ from bench.components.losses import log_prior
 from bench.stage2.feature_sources import CachedFeatures
 from bench.stage2.methods import (
     TAU_GRID,
+    AlignedHead,
     HeadWeights,
     Stage2Context,
+    generalised_reweighting,
     logit_adjustment,
     schedule_steps,
     tau_norm,
@@ -255,3 +258,60 @@ def test_a_diverging_head_fit_stops_as_failed() -> None:
     context, _ = _separable_imbalanced()
     with pytest.raises(TrainingDiverged, match="stage 2 diverged"):
         STAGE2_METHODS["crt"](context, epochs=1, min_steps=50, lr=1e30, batch_size=32)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        HeadWeights(
+            torch.tensor([[1.0, -2.0], [0.5, 0.5], [-1.0, 3.0]]), torch.tensor([0.3, 0, -1])
+        ),
+        HeadWeights(torch.tensor([[1.0, -2.0], [0.5, 0.5], [-1.0, 3.0]]), None, "cosine", 30.0),
+    ],
+    ids=["linear", "cosine"],
+)
+def test_disalign_calibration_is_the_identity_at_initialisation(head: HeadWeights) -> None:
+    torch.manual_seed(0)
+    aligned = AlignedHead(head, CPU)
+    features = 3 * torch.randn(50, 2)
+    with torch.no_grad():  # whatever the confidence: the logits are the stage-1 head's
+        assert torch.equal(aligned(features), head.logits(features))
+        aligned.confidence.weight.normal_()
+        aligned.confidence.bias.normal_()
+        assert torch.equal(aligned(features), head.logits(features))
+
+
+def test_disalign_calibration_follows_the_paper_formula() -> None:
+    # s_j = σ(x)·(α_j z_j + β_j) + (1 − σ(x))·z_j, σ(x) = sigmoid(v·x + c), one sample at a time.
+    head = HeadWeights(torch.tensor([[1.0, -2.0], [0.5, 0.5]]), torch.tensor([0.3, -1.0]))
+    aligned = AlignedHead(head, CPU)
+    with torch.no_grad():
+        aligned.magnitude.copy_(torch.tensor([0.5, -0.25]))  # α = 1.5, 0.75
+        aligned.margin.copy_(torch.tensor([-1.0, 2.0]))
+        aligned.confidence.weight.copy_(torch.tensor([[0.4, -0.2]]))
+        aligned.confidence.bias.fill_(0.1)
+        features = torch.tensor([[1.0, 2.0], [-3.0, 0.5], [0.0, 0.0]])
+        got = aligned(features)
+    alpha, beta = [1.5, 0.75], [-1.0, 2.0]
+    for i, (x0, x1) in enumerate(features.tolist()):
+        sigma = 1 / (1 + math.exp(-(0.4 * x0 - 0.2 * x1 + 0.1)))
+        z = [x0 - 2 * x1 + 0.3, 0.5 * x0 + 0.5 * x1 - 1.0]
+        expected = [sigma * (alpha[j] * z[j] + beta[j]) + (1 - sigma) * z[j] for j in range(2)]
+        assert got[i].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_generalised_reweighting_weights_by_hand() -> None:
+    # w_j ∝ (1 / r_j)^ρ, r_j = n_j / 111; normalised to sum to 3: ∝ 100^−1.2, 10^−1.2, 1.
+    weights = generalised_reweighting(np.array([100, 10, 1]), 1.2)
+    assert weights.tolist() == pytest.approx([0.0111925, 0.1773885, 2.8114190], abs=1e-6)
+    assert generalised_reweighting(np.array([100, 10, 1]), 0.0).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_disalign_recalibrates_a_head_biased_towards_the_frequent_class() -> None:
+    context, test_labels = _separable_imbalanced()
+    before = _balanced_accuracy(context.head.logits(context.source.split("test")), test_labels)
+    outcome = STAGE2_METHODS["disalign"](context, epochs=10, min_steps=500, lr=0.05, batch_size=32)
+    weights = generalised_reweighting(np.array([200, 20, 5]), 1.2)
+    assert outcome.choices["class_weights"] == pytest.approx(weights.tolist(), abs=1e-6)
+    assert before < 0.7 < 0.95 < _balanced_accuracy(outcome.logits["test"], test_labels)
+    assert outcome.choices["steps"] == 500 and len(outcome.choices["margins"]) == 3

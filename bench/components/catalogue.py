@@ -145,6 +145,15 @@ STAGE2_METHODS.add("lws", "bench.stage2.methods:lws", Stage2Info(trainable=True)
 STAGE2_METHODS.add("tau-norm", "bench.stage2.methods:tau_norm", Stage2Info())
 STAGE2_METHODS.add("ncm", "bench.stage2.methods:nearest_class_mean", Stage2Info())
 STAGE2_METHODS.add("logit-adjustment", "bench.stage2.methods:logit_adjustment", Stage2Info())
+# DisAlign (Zhang et al., CVPR 2021): generalised re-weighting exponent ρ = 1.2, the authors'
+# ImageNet-LT config; their 10 epochs, lr 0.1 at batch 256 (0.05 at 128), weight decay 5e-4.
+STAGE2_METHODS.add(
+    "disalign",
+    "bench.stage2.methods:disalign",
+    Stage2Info(trainable=True),
+    rho=Param(1.2, NON_NEGATIVE),
+    **HEAD_FIT,
+)
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
 BACKBONES.add("resnet-compact", "bench.components.models:resnet_compact", BackboneInfo())

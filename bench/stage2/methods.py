@@ -3,7 +3,8 @@
 cRT re-trains a fresh linear head and LWS learns one positive scale per class on the stage-1
 head, both with class-balanced sampling (Kang et al., ICLR 2020), for 10 epochs but at least
 2000 optimisation steps (about what cRT takes on ImageNet-LT: 10 epochs of 116k images at batch
-512), keeping the last step.
+512), keeping the last step. DisAlign calibrates the frozen head's logits under generalised
+re-weighting (Zhang et al., CVPR 2021) on the same schedule.
 τ-normalisation rescales the head's class weights by ‖w_j‖^−τ and post-hoc logit adjustment
 subtracts τ·log π_j (Menon et al., ICLR 2021), each τ picked on validation over 0..2 in steps
 of 0.1. Nearest class mean scores cosine similarity to the train-set class means
@@ -27,13 +28,16 @@ from bench.components.class_means import class_mean_logits, class_means
 from bench.components.losses import log_prior
 from bench.components.metrics import balanced_accuracy
 from bench.components.models import head_logits
-from bench.components.samplers import class_balanced_order
+from bench.components.samplers import class_balanced_order, instance_order
 from bench.core.errors import TrainingDiverged
 from bench.stage1.schedule import lr_at
 from bench.stage2.feature_sources import FeatureSource
 
 TAU_GRID = tuple(round(0.1 * k, 1) for k in range(21))
 TAIL = 0.05  # share of a head fit's last steps whose mean loss is recorded
+
+HeadLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> loss
+RowOrder = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # labels -> row indices
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class HeadWeights:
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """The head applied to features, as in stage 1."""
         return head_logits(self.kind, features, self.weight, self.bias, self.scale)
+
+    def to(self, device: torch.device) -> HeadWeights:
+        """The same head with its tensors on `device`."""
+        bias = None if self.bias is None else self.bias.to(device)
+        return HeadWeights(self.weight.to(device), bias, self.kind, self.scale)
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,22 @@ class FitSchedule:
     weight_decay: float
 
 
-def fit_head(head: nn.Module, context: Stage2Context, schedule: FitSchedule) -> HeadFit:
-    """Train `head` on class-balanced batches for `schedule_steps` steps, the learning rate
-    decaying to zero on a cosine, and keep the last step: the fit is convex on cached
-    features (or nearly so) and runs to convergence, so no step is picked on validation."""
+def fit_head(
+    head: nn.Module,
+    context: Stage2Context,
+    schedule: FitSchedule,
+    *,
+    loss: HeadLoss = F.cross_entropy,
+    order: RowOrder = class_balanced_order,
+    project: Callable[[], None] | None = None,
+) -> HeadFit:
+    """Train `head` for `schedule_steps` steps, the learning rate decaying to zero on a
+    cosine, and keep the last step: the fit is convex on cached features (or nearly so) and
+    runs to convergence, so no step is picked on validation.
+
+    Batches are drawn by `order` (class-balanced by default, as cRT and LWS draw them) and
+    `loss` is cross-entropy unless a method brings its own; `project`, where given, runs after
+    every step (a constraint on the head's weights, as MaxNorm's projection)."""
     source, labels = context.source, context.source.train_labels
     generator = torch.Generator().manual_seed(context.seed)
     lr, batch_size = schedule.lr, schedule.batch_size
@@ -123,22 +144,24 @@ def fit_head(head: nn.Module, context: Stage2Context, schedule: FitSchedule) -> 
         head.parameters(), lr=lr, momentum=0.9, weight_decay=schedule.weight_decay
     )
     total = schedule_steps(len(labels), batch_size, schedule.epochs, schedule.min_steps)
-    order = torch.empty(0, dtype=torch.long)
+    rows = torch.empty(0, dtype=torch.long)
     tail, summed = [], torch.zeros((), device=context.device)
     for step in range(total):
-        if len(order) < batch_size:  # a fresh class-balanced draw when the last one runs out
-            order = torch.cat([order, class_balanced_order(labels, generator)])
-        index, order = order[:batch_size], order[batch_size:]
+        if len(rows) < batch_size:  # a fresh draw when the last one runs out
+            rows = torch.cat([rows, order(labels, generator)])
+        index, rows = rows[:batch_size], rows[batch_size:]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, 0, lr)
         features = source.train_batch(index).to(context.device)
-        loss = F.cross_entropy(head(features), labels[index].to(context.device))
+        value = loss(head(features), labels[index].to(context.device))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
-        summed += loss.detach()
+        if project is not None:
+            project()
+        summed += value.detach()
         if step >= min(total - 1, int(total * (1 - TAIL))):
-            tail.append(loss.detach())
+            tail.append(value.detach())
     if not math.isfinite(float(summed)):
         raise TrainingDiverged(f"stage 2 diverged: a training loss over {total} steps was {summed}")
     with torch.no_grad():
@@ -182,12 +205,7 @@ class ScaledHead(nn.Module):
 
     def __init__(self, frozen: HeadWeights, device: torch.device) -> None:
         super().__init__()
-        self.frozen = HeadWeights(
-            frozen.weight.to(device),
-            None if frozen.bias is None else frozen.bias.to(device),
-            frozen.kind,
-            frozen.scale,
-        )
+        self.frozen = frozen.to(device)
         self.log_scales = nn.Parameter(torch.zeros(len(frozen.weight), device=device))
 
     @property
@@ -216,6 +234,80 @@ def lws(
     fit = fit_head(head, context, FitSchedule(epochs, min_steps, lr, batch_size, weight_decay))
     scales = [round(s, 6) for s in head.scales.detach().cpu().tolist()]
     return Stage2Outcome(_evaluate(head, context), {**fit.as_dict(), "scales": scales})
+
+
+class AlignedHead(nn.Module):
+    """The frozen stage-1 head under DisAlign's adaptive calibration (Zhang et al., CVPR 2021).
+
+    With z the head's logits, the calibrated score of class j is
+    σ(x)·(α_j z_j + β_j) + (1 − σ(x))·z_j: a per-class magnitude α_j and margin β_j, blended in
+    by a confidence σ(x), the sigmoid of a linear function of the features. α_j = 1 + a_j, and
+    a and β start at zero, so the calibration starts as the identity whatever σ, and weight
+    decay pulls it back towards the stage-1 head.
+    """
+
+    def __init__(self, frozen: HeadWeights, device: torch.device) -> None:
+        super().__init__()
+        self.frozen = frozen.to(device)
+        classes, dim = frozen.weight.shape
+        self.magnitude = nn.Parameter(torch.zeros(classes, device=device))  # a_j = α_j − 1
+        self.margin = nn.Parameter(torch.zeros(classes, device=device))  # β_j
+        self.confidence = nn.Linear(dim, 1).to(device)
+        nn.init.constant_(self.confidence.weight, 0.1)  # as the authors' code starts it
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.frozen.logits(features)
+        confidence = torch.sigmoid(self.confidence(features))
+        return logits + confidence * (self.magnitude * logits + self.margin)
+
+
+def generalised_reweighting(counts: np.ndarray, rho: float) -> torch.Tensor:
+    """DisAlign's class weights w_j ∝ (1/r_j)^ρ, r_j = n_j / Σ n the class's share of the
+    training set, normalised to sum to the number of classes (ρ = 0: no re-weighting)."""
+    raw = np.power(counts.astype(float) / counts.sum(), -rho)
+    return torch.tensor(raw * (len(raw) / raw.sum()), dtype=torch.float32)
+
+
+def _weighted_cross_entropy(weights: torch.Tensor) -> HeadLoss:
+    """Cross-entropy weighted by the class weight of each label (a weighted mean)."""
+    return lambda logits, labels: F.cross_entropy(logits, labels, weight=weights)
+
+
+def _rounded(values: torch.Tensor) -> list[float]:
+    return [round(v, 6) for v in values.detach().cpu().tolist()]
+
+
+# One keyword per parameter of the registry entry (bench.components.catalogue), as a recipe
+# sets them: the head-fit schedule and the method's own.
+def disalign(  # noqa: PLR0913
+    context: Stage2Context,
+    *,
+    rho: float,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> Stage2Outcome:
+    """DisAlign: the stage-1 head's adaptive calibration (`AlignedHead`) fit with the
+    generalised re-weighting loss on instance-sampled batches: the weights, not the sampler,
+    re-balance (Zhang et al., CVPR 2021)."""
+    torch.manual_seed(context.seed)
+    head = AlignedHead(context.head, context.device)
+    weights = generalised_reweighting(context.class_counts, rho).to(context.device)
+    schedule = FitSchedule(epochs, min_steps, lr, batch_size, weight_decay)
+    fit = fit_head(
+        head, context, schedule, loss=_weighted_cross_entropy(weights), order=instance_order
+    )
+    return Stage2Outcome(
+        _evaluate(head, context),
+        {
+            **fit.as_dict(),
+            "class_weights": _rounded(weights),
+            "magnitudes": _rounded(1 + head.magnitude),
+            "margins": _rounded(head.margin),
+        },
+    )
 
 
 def _pick_tau(
