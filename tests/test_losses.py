@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from bench.components.catalogue import LOSSES
-from bench.components.losses import lade_regulariser, ldam_margins, log_prior, vs_scales
+from bench.components.losses import (
+    gcl_cloud_sizes,
+    gcl_draws,
+    lade_regulariser,
+    ldam_margins,
+    log_prior,
+    margin_cross_entropy,
+    vs_scales,
+)
 from bench.components.weighting import effective_number, inverse_frequency, sqrt_inverse_frequency
 
 COUNTS = np.array([50, 20, 5])
@@ -243,3 +251,74 @@ def test_lade_is_prior_adjusted_cross_entropy_plus_alpha_regulariser(
     without = LOSSES["lade"](COUNTS, alpha=0.0, remine_lambda=0.01).fn(logits, targets, w)
     balanced = LOSSES["balanced-softmax"](COUNTS).fn(logits, targets, w)
     assert float(without) == pytest.approx(float(balanced), rel=1e-6)
+
+
+def test_gcl_cloud_sizes_grow_with_rarity() -> None:
+    counts = np.array([50, 20, 5, 5, 1])
+    sizes = gcl_cloud_sizes(counts).tolist()
+    # (log 50 − log n_j) / (log 50 − log 1): the most frequent class 0, the rarest 1.
+    expected = [(math.log(50) - math.log(n)) / math.log(50) for n in counts.tolist()]
+    assert sizes == pytest.approx(expected, abs=1e-6)
+    assert sizes[0] == 0.0 and sizes[-1] == pytest.approx(1.0)
+    generator = np.random.default_rng(0)
+    for _ in range(20):
+        counts = generator.integers(1, 500, size=6)
+        sizes = gcl_cloud_sizes(counts).tolist()
+        for i in range(6):
+            for j in range(6):
+                if counts[i] < counts[j]:
+                    assert sizes[i] > sizes[j]
+                elif counts[i] == counts[j]:
+                    assert sizes[i] == sizes[j]
+
+
+def test_gcl_without_imbalance_has_no_clouds() -> None:
+    assert gcl_cloud_sizes(np.array([7, 7, 7])).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_gcl_draws_are_half_normal_clipped_at_one() -> None:
+    torch.manual_seed(0)
+    draws = gcl_draws(torch.empty(400, 500))
+    assert draws.shape == (400, 500) and float(draws.min()) >= 0 and float(draws.max()) <= 1
+    # E|ε| for ε ~ N(0, 1/3²) is (1/3)·sqrt(2/π) ≈ 0.266 (clipping at 3σ moves it by < 1e-3).
+    assert float(draws.mean()) == pytest.approx(math.sqrt(2 / math.pi) / 3, abs=2e-3)
+
+
+@pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0]])
+def test_gcl_matches_per_sample_reference(weights: list[float] | None) -> None:
+    noise, margin, scale = 0.5, 0.1, 30.0
+    built = LOSSES["gcl"](COUNTS, noise=noise, margin=margin, scale=scale)
+    assert (built.head, built.head_scale) == ("cosine", 30.0)
+    logits, targets = _batch(11)
+    torch.manual_seed(3)
+    loss = built.fn(logits, targets, None if weights is None else torch.tensor(weights))
+    torch.manual_seed(3)  # the same draws, the slow way
+    draws = (torch.randn(logits.shape) / 3).clamp(-1, 1).abs().tolist()
+    sizes = [(math.log(50) - math.log(n)) / (math.log(50) - math.log(5)) for n in COUNTS.tolist()]
+    per_sample = []
+    for row, t, eps in zip(logits.tolist(), targets.tolist(), draws, strict=True):
+        lowered = [z - scale * noise * e * a for z, e, a in zip(row, eps, sizes, strict=True)]
+        lowered[t] -= scale * margin
+        per_sample.append(_nll(lowered, t))
+    assert float(loss) == pytest.approx(
+        _reference_mean(per_sample, targets.tolist(), weights), rel=1e-5
+    )
+
+
+def test_gcl_without_noise_is_the_plain_margin_loss() -> None:
+    logits, targets = _batch(12)
+    margin = LOSSES["gcl"](COUNTS, noise=0.0, margin=0.1, scale=30.0).fn(logits, targets, None)
+    same_margins = margin_cross_entropy(logits, targets, margins=torch.full((3,), 30.0 * 0.1))
+    assert float(margin) == pytest.approx(float(same_margins), rel=1e-6)
+    plain = LOSSES["gcl"](COUNTS, noise=0.0, margin=0.0, scale=30.0).fn(logits, targets, None)
+    assert float(plain) == pytest.approx(float(LOSSES["ce"](COUNTS).fn(logits, targets, None)))
+
+
+def test_gcl_clouds_make_rare_samples_harder_and_frequent_ones_easier() -> None:
+    # Two classes, counts (100, 1): only the rare class's logit is ever lowered, so every draw
+    # raises the loss of a rare-class sample and lowers that of a frequent-class one.
+    counts, logits = np.array([100, 1]), torch.zeros(1000, 2)
+    clouded = LOSSES["gcl"](counts, noise=0.5, margin=0.0, scale=30.0).fn
+    rare, frequent = torch.ones(1000, dtype=torch.long), torch.zeros(1000, dtype=torch.long)
+    torch.manual_seed(4)
+    assert float(clouded(logits, rare, None)) > math.log(2) > float(clouded(logits, frequent, None))

@@ -71,6 +71,13 @@ LOSSES.add(
     alpha=Param(0.1, NON_NEGATIVE),
     remine_lambda=Param(0.01, NON_NEGATIVE),
 )
+LOSSES.add(
+    "gcl",
+    "bench.components.losses:build_gcl",
+    noise=Param(0.5, NON_NEGATIVE),
+    margin=Param(0.0, NON_NEGATIVE),
+    scale=Param(30.0, POSITIVE),
+)
 
 METRIC_LOSSES: Registry[MetricLossInfo] = Registry("metric")
 METRIC_LOSSES.add(

@@ -1,7 +1,7 @@
 """Stage-1 classification losses, each a small function of (logits, targets, class weights).
 
 Registered builders take the training class counts and the recipe's parameters and return a
-`Loss`: the function plus the classifier head it expects (LDAM needs a cosine head).
+`Loss`: the function plus the classifier head it expects (LDAM and GCL need a cosine head).
 """
 
 from __future__ import annotations
@@ -177,3 +177,50 @@ def build_lade(counts: np.ndarray, *, alpha: float, remine_lambda: float) -> Los
         return offset_cross_entropy(z, y, w, offsets=prior) + alpha * regulariser
 
     return Loss(lade)
+
+
+def gcl_cloud_sizes(counts: np.ndarray) -> torch.Tensor:
+    """GCL's relative cloud sizes (log n_max − log n_j) / (log n_max − log n_min): 0 for the most
+    frequent class, 1 for the rarest, all 0 when every class has as many images."""
+    rarity = np.log(counts.max()) - np.log(counts.astype(float))
+    if rarity.max() > 0:
+        rarity = rarity / rarity.max()
+    return torch.tensor(rarity, dtype=torch.float32)
+
+
+def gcl_draws(like: torch.Tensor) -> torch.Tensor:
+    """|ε| per logit, ε ~ N(0, 1/3²) clipped to [−1, 1] (GCL), from torch's global generator,
+    which stage 1 seeds with the train seed."""
+    return (torch.randn(like.shape, device=like.device) / 3).clamp(-1, 1).abs()
+
+
+def clouded_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    *,
+    amplitudes: torch.Tensor,
+    margin: float,
+    draws: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy after lowering each logit z_ij by draws_ij · amplitude_j (class j's cloud)
+    and the true-class logit by `margin`."""
+    lowered = logits - draws * amplitudes.to(logits)
+    lowered = lowered - margin * F.one_hot(targets, logits.shape[1]).to(logits)
+    return F.cross_entropy(lowered, targets, weight=class_weights)
+
+
+def build_gcl(counts: np.ndarray, *, noise: float, margin: float, scale: float) -> Loss:
+    """Gaussian clouded logits on a cosine head: each cosine lowered by noise · |ε| · cloud size
+    of its class, the true class's by `margin`, fresh ε every step, in training only (Li et al.,
+    CVPR 2022)."""
+    # The cosine head already multiplies by `scale`, so clouds and margin are scaled alike.
+    amplitudes = scale * noise * gcl_cloud_sizes(counts)
+
+    def gcl(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        draws = gcl_draws(z)
+        return clouded_cross_entropy(
+            z, y, w, amplitudes=amplitudes, margin=scale * margin, draws=draws
+        )
+
+    return Loss(gcl, head="cosine", head_scale=scale)
