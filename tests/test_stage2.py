@@ -19,6 +19,8 @@ from bench.stage2.methods import (
     Stage2Context,
     generalised_reweighting,
     logit_adjustment,
+    max_norm_radius,
+    project_max_norm,
     schedule_steps,
     tau_norm,
 )
@@ -315,3 +317,51 @@ def test_disalign_recalibrates_a_head_biased_towards_the_frequent_class() -> Non
     assert outcome.choices["class_weights"] == pytest.approx(weights.tolist(), abs=1e-6)
     assert before < 0.7 < 0.95 < _balanced_accuracy(outcome.logits["test"], test_labels)
     assert outcome.choices["steps"] == 500 and len(outcome.choices["margins"]) == 3
+
+
+def test_max_norm_projection_matches_a_row_by_row_reference() -> None:
+    weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))  # norms 0.9 to 2.6
+    expected = []
+    for row in weight.tolist():
+        norm = math.sqrt(sum(v * v for v in row))
+        expected.append([v * 1.5 / norm for v in row] if norm > 1.5 else row)
+    projected = weight.clone()
+    project_max_norm(projected, 1.5)
+    assert projected.tolist() == [pytest.approx(row, abs=1e-6) for row in expected]
+    assert 0 < sum(1 for row in weight if row.norm() <= 1.5) < 6  # some rows left alone
+
+
+def test_the_max_norm_radius_is_set_between_the_stage1_norms() -> None:
+    weight = torch.tensor([[2.0, 1.0], [0.0, 0.5], [-0.3, -0.3]])  # norms √5, 0.5, √0.18
+    assert max_norm_radius(weight, 0.1) == pytest.approx(0.424264 + 0.1 * (2.236068 - 0.424264))
+    assert max_norm_radius(weight, 0.0) == pytest.approx(0.424264, abs=1e-6)
+    assert max_norm_radius(weight, 1.0) == pytest.approx(2.236068, abs=1e-6)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 1.0])
+def test_weight_balancing_bounds_every_class_norm_and_weights_by_effective_number(
+    threshold: float,
+) -> None:
+    context, test_labels = _separable_imbalanced()
+    radius = max_norm_radius(context.head.weight, threshold)
+    outcome = STAGE2_METHODS["weight-balancing"](
+        context, threshold=threshold, beta=0.9, min_steps=300
+    )
+    assert outcome.choices["max_norm"] == pytest.approx(radius, abs=1e-6)
+    assert max(outcome.choices["weight_norms"]) <= radius + 1e-5
+    # (1 − β) / (1 − β^n) for n = 200, 20, 5 at β = 0.9: 0.1 / (≈1, 0.878423, 0.409510),
+    # normalised to sum to 3.
+    weights = [0.654972, 0.745623, 1.599405]
+    assert outcome.choices["class_weights"] == pytest.approx(weights, abs=1e-5)
+    assert _balanced_accuracy(outcome.logits["test"], test_labels) > 0.95
+
+
+def test_weight_balancing_fine_tunes_the_stage1_head_rather_than_a_fresh_one() -> None:
+    # One step at a vanishing learning rate, with a radius (threshold 1: the longest stage-1
+    # class weight) that clips nothing: the head is still the stage-1 head it started from.
+    context, _ = _separable_imbalanced()
+    outcome = STAGE2_METHODS["weight-balancing"](
+        context, threshold=1.0, lr=1e-6, weight_decay=0.0, epochs=0, min_steps=1
+    )
+    expected = context.head.logits(context.source.split("test"))
+    assert torch.allclose(outcome.logits["test"], expected, atol=1e-4)

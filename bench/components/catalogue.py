@@ -161,6 +161,22 @@ STAGE2_METHODS.add(
     rho=Param(1.2, NON_NEGATIVE),
     **HEAD_FIT,
 )
+# Weight balancing's stage 2 (Alshammari et al., CVPR 2022; the authors' CIFAR100-LT demo):
+# MaxNorm radius 10% of the way from the shortest stage-1 class weight to the longest,
+# class-balanced loss with β = 0.9999, 10 epochs, lr 0.01 at batch 64, weight decay 0.1.
+STAGE2_METHODS.add(
+    "weight-balancing",
+    "bench.stage2.methods:weight_balancing",
+    Stage2Info(trainable=True),
+    threshold=Param(0.1, Range(low=0, high=1)),
+    beta=Param(0.9999, OPEN_UNIT),
+    **{
+        **HEAD_FIT,
+        "lr": Param(0.01, POSITIVE),
+        "batch_size": Param(64, AT_LEAST_ONE),
+        "weight_decay": Param(0.1, NON_NEGATIVE),
+    },
+)
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
 BACKBONES.add("resnet-compact", "bench.components.models:resnet_compact", BackboneInfo())

@@ -4,7 +4,8 @@ cRT re-trains a fresh linear head and LWS learns one positive scale per class on
 head, both with class-balanced sampling (Kang et al., ICLR 2020), for 10 epochs but at least
 2000 optimisation steps (about what cRT takes on ImageNet-LT: 10 epochs of 116k images at batch
 512), keeping the last step. DisAlign calibrates the frozen head's logits under generalised
-re-weighting (Zhang et al., CVPR 2021) on the same schedule.
+re-weighting (Zhang et al., CVPR 2021) and weight balancing fine-tunes the stage-1 head under
+MaxNorm with a class-balanced loss (Alshammari et al., CVPR 2022), on the same schedule.
 τ-normalisation rescales the head's class weights by ‖w_j‖^−τ and post-hoc logit adjustment
 subtracts τ·log π_j (Menon et al., ICLR 2021), each τ picked on validation over 0..2 in steps
 of 0.1. Nearest class mean scores cosine similarity to the train-set class means
@@ -29,6 +30,7 @@ from bench.components.losses import log_prior
 from bench.components.metrics import balanced_accuracy
 from bench.components.models import head_logits
 from bench.components.samplers import class_balanced_order, instance_order
+from bench.components.weighting import effective_number
 from bench.core.errors import TrainingDiverged
 from bench.stage1.schedule import lr_at
 from bench.stage2.feature_sources import FeatureSource
@@ -306,6 +308,77 @@ def disalign(  # noqa: PLR0913
             "class_weights": _rounded(weights),
             "magnitudes": _rounded(1 + head.magnitude),
             "margins": _rounded(head.margin),
+        },
+    )
+
+
+class FineTunedHead(nn.Module):
+    """A trainable copy of the stage-1 head, of the same kind (linear or cosine)."""
+
+    def __init__(self, stage1: HeadWeights, device: torch.device) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(stage1.weight.detach().clone())
+        self.bias = None if stage1.bias is None else nn.Parameter(stage1.bias.detach().clone())
+        self.kind, self.scale = stage1.kind, stage1.scale
+        self.to(device)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return head_logits(self.kind, features, self.weight, self.bias, self.scale)
+
+
+def max_norm_radius(weight: torch.Tensor, threshold: float) -> float:
+    """The MaxNorm radius as the authors' code sets it from the stage-1 head: `threshold` of
+    the way from the shortest class weight vector to the longest."""
+    norms = weight.norm(dim=1)
+    return float(norms.min() + threshold * (norms.max() - norms.min()))
+
+
+@torch.no_grad()
+def project_max_norm(weight: torch.Tensor, radius: float) -> None:
+    """MaxNorm's projection, in place: every class weight vector (row) longer than `radius`
+    scaled back onto the ball of that radius; shorter ones are left alone."""
+    norms = weight.norm(dim=1, keepdim=True)
+    weight.mul_(torch.where(norms > radius, radius / norms, torch.ones_like(norms)))
+
+
+# One keyword per parameter of the registry entry, as for `disalign`.
+def weight_balancing(  # noqa: PLR0913
+    context: Stage2Context,
+    *,
+    threshold: float,
+    beta: float,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> Stage2Outcome:
+    """Weight balancing's stage 2 (Alshammari et al., CVPR 2022): the stage-1 head fine-tuned
+    with a class-balanced loss (effective-number weights, Cui et al. 2019) on instance-sampled
+    batches, under weight decay and MaxNorm: after every step each class's weight vector is
+    projected into the ball of radius `max_norm_radius(threshold)` (projected gradient
+    descent); the bias is not constrained, as in the authors' code."""
+    head = FineTunedHead(context.head, context.device)
+    radius = max_norm_radius(head.weight.detach(), threshold)
+    weights = torch.tensor(
+        effective_number(context.class_counts, beta=beta), dtype=torch.float32
+    ).to(context.device)
+    schedule = FitSchedule(epochs, min_steps, lr, batch_size, weight_decay)
+    fit = fit_head(
+        head,
+        context,
+        schedule,
+        loss=_weighted_cross_entropy(weights),
+        order=instance_order,
+        project=lambda: project_max_norm(head.weight, radius),
+    )
+    return Stage2Outcome(
+        _evaluate(head, context),
+        {
+            **fit.as_dict(),
+            "class_weights": _rounded(weights),
+            "max_norm": round(radius, 6),
+            "weight_norms": _rounded(head.weight.norm(dim=1)),
         },
     )
 
