@@ -19,8 +19,8 @@ from bench.core.validation import Field, check_fields
 class TrainingSettings:
     """Stage-1 training settings; the one place their built-in defaults live.
 
-    A dataset spec's `[training]` table replaces some, a tuned recipe's `[settings]` table
-    others, and command-line overrides come last.
+    A dataset spec's `[training]` table replaces some, a method recipe's `[training]` table
+    others, a tuned recipe's `[settings]` table others, and command-line overrides come last.
     """
 
     image_size: int = 32
@@ -92,10 +92,12 @@ def resolve_settings(
     tuned: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     tuned_name: str = "",
+    recipe: Mapping[str, Any] | None = None,
 ) -> ResolvedSettings:
-    """Built-in defaults < the dataset spec's `[training]` (with its chosen profile) < a tuned
-    recipe's settings < the command line (`None` values are not given). A weights file
-    implies pretrained weights."""
+    """Built-in defaults < the dataset spec's `[training]` (with its chosen profile) < the
+    settings the method's recipe fixes (its `[training]`) < a tuned recipe's settings < the
+    command line (`None` values are not given). A weights file implies pretrained weights.
+    Each recipe or tuned value the command line replaces gets a note, named `tuned_name`."""
     given = check_settings(
         {k: v for k, v in (overrides or {}).items() if v is not None}, "command line"
     )
@@ -105,10 +107,12 @@ def resolve_settings(
                 "--weights loads pretrained weights and --no-pretrained refuses them: drop one."
             )
         given["pretrained"] = True
-    settings = TrainingSettings(**{**dataset_defaults, **(tuned or {}), **given})
+    settings = TrainingSettings(**{**dataset_defaults, **(recipe or {}), **(tuned or {}), **given})
+    layers = (("its recipe sets", recipe or {}), ("tuned with", tuned or {}))
     notes = tuple(
-        f"{tuned_name}: tuned with {name} = {tuned[name]!r}; the command line's {value!r} is used"
+        f"{tuned_name}: {how} {name} = {layer[name]!r}; the command line's {value!r} is used"
+        for how, layer in layers
         for name, value in given.items()
-        if tuned and name in tuned and tuned[name] != value
+        if name in layer and layer[name] != value
     )
     return ResolvedSettings(settings, notes)

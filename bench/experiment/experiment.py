@@ -225,8 +225,9 @@ def settings_for(
     profile: str | None = None,
 ) -> ResolvedSettings:
     """The training settings `method` runs at on `spec`: built-in defaults < the spec's
-    `[training]` with its `profile` < the method's tuned settings < `overrides` (the
-    command line)."""
+    `[training]` with its `profile` < the settings its stage-1 recipe fixes (`[training]`: a
+    method's paper fixes them, so they hold on every dataset and profile) < the method's
+    tuned settings < `overrides` (the command line, which always has the last word)."""
     tuned = method.tuning.settings if method.tuning else None
     defaults = spec.training_for(profile)
     if tuned and profile in spec.profiles:
@@ -237,7 +238,7 @@ def settings_for(
                 f"tune it at this profile (bench sweep --profile {profile} --export) or run it "
                 "without --profile."
             )
-    resolved = resolve_settings(defaults, tuned, overrides, method.name)
+    resolved = resolve_settings(defaults, tuned, overrides, method.name, method.stage1.training)
     settings = resolved.settings
     check_backbone(settings.backbone, settings.image_size, settings.pretrained, settings.weights)
     return resolved

@@ -2,7 +2,9 @@
 
 A stage-1 recipe composes registered pieces — a loss, an optional class weighting (optionally
 deferred, as in DRW), a sampler, and an optional metric-learning term — each with its
-parameters. A stage-2 recipe names a classifier re-balancing method and its parameters. A
+parameters, and may ask for the shared stage-1 options: several augmented views of each image,
+strong augmentation, mixup (`[augment]`), and the training settings its paper fixes
+(`[training]`). A stage-2 recipe names a classifier re-balancing method and its parameters. A
 method is a stage-1 recipe alone (one-stage) or `stage1+stage2` (two-stage), so new methods
 are data, not code.
 """
@@ -20,7 +22,7 @@ from bench.components.catalogue import (
     STAGE2_METHODS,
     WEIGHTINGS,
 )
-from bench.components.settings import check_settings
+from bench.components.settings import SETTING_FIELDS, check_settings
 from bench.core.errors import BenchError, unknown_name
 from bench.core.layout import methods_dir
 from bench.core.ranges import NON_NEGATIVE, POSITIVE, Range
@@ -35,7 +37,17 @@ from bench.core.validation import (
 )
 
 LISTS_FILE = "_lists.toml"
-STAGE1_KEYS = {"description", "reference", "loss", "weighting", "sampler", "metric", "search"}
+STAGE1_KEYS = {
+    "description",
+    "reference",
+    "loss",
+    "weighting",
+    "sampler",
+    "metric",
+    "augment",
+    "training",
+    "search",
+}
 STAGE2_KEYS = {"description", "reference", "stage2", "search"}
 TUNED = "tuned/"  # prefix of methods exported by `bench sweep --export`
 TUNED_KEYS = ("description", "reference", "tuned", "settings", "stage1_recipe", "stage2_recipe")
@@ -53,6 +65,27 @@ TUNED_FIELDS = {
     "exported": Field(str),
 }
 STAGE2_MODES = ("features", "finetune-bn")
+# The augmentations stage 1 may train under (`bench.stage1.augment.AUGMENTATIONS`).
+AUGMENT_STRENGTHS = ("standard", "strong")
+# The `[augment]` table: the shared stage-1 options any recipe may ask for.
+AUGMENT_FIELDS = {
+    "views": Field(int, 1, 8, advice="use 1 to 8 views of each image"),
+    "strength": Field(str, choices=AUGMENT_STRENGTHS),
+    "mixup_alpha": Field(float, 0.0, 10.0, advice="use 0 (no mixup) up to 10"),
+}
+# The training settings a recipe's `[training]` table may fix (a method's paper fixes its
+# optimisation: weight balancing's strong weight decay). The backbone, input and checkpoint
+# rule are the comparison's, the same for every method: the dataset spec or the command line
+# sets them.
+RECIPE_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "min_steps",
+)
 FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
 
 
@@ -95,8 +128,37 @@ class MetricTerm:
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """How stage 1 augments a batch (`[augment]`): `views` augmented views of each image (a
+    contrastive loss compares them), the augmentation's `strength` (`standard`: the shared
+    flips, rotation, scaling and photometric jitter; `strong`: random resized crops, colour
+    jitter and greyscale, as contrastive methods train), and mixup's α (λ ~ Beta(α, α); 0: no
+    mixing)."""
+
+    views: int = 1
+    strength: str = "standard"
+    mixup_alpha: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Recorded form (hashed into ids when it differs from the default)."""
+        return {"views": self.views, "strength": self.strength, "mixup_alpha": self.mixup_alpha}
+
+    def describe(self) -> str:
+        """What differs from the default, in words (empty when nothing does)."""
+        parts = []
+        if self.views > 1:
+            parts.append(f"{self.views} views")
+        if self.strength != "standard":
+            parts.append(f"{self.strength} augmentation")
+        if self.mixup_alpha:
+            parts.append(f"mixup α={self.mixup_alpha}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """A stage-1 recipe: what loss, weighting, sampler and metric term train the network."""
+    """A stage-1 recipe: what loss, weighting, sampler and metric term train the network, how
+    its batches are augmented, and the training settings it fixes."""
 
     name: str
     description: str
@@ -107,10 +169,13 @@ class Recipe:
     weighting_start: float = 0.0
     metric: MetricTerm | None = None
     path: Path | None = None
+    augment: Augmentation = Augmentation()
+    training: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> dict[str, Any]:
-        """Everything about the recipe that changes a result (hashed into ids)."""
-        resolved = {
+        """Everything about the recipe that changes a result (hashed into ids); the shared
+        stage-1 options only where a recipe sets them, so other recipes keep their ids."""
+        resolved: dict[str, Any] = {
             "loss": self.loss.as_dict(),
             "weighting": self.weighting.as_dict() if self.weighting else None,
             "weighting_start": self.weighting_start,
@@ -118,6 +183,10 @@ class Recipe:
         }
         if self.metric:
             resolved["metric"] = self.metric.as_dict()
+        if self.augment != Augmentation():
+            resolved["augment"] = self.augment.as_dict()
+        if self.training:
+            resolved["training"] = dict(self.training)
         return resolved
 
     def summary(self) -> str:
@@ -131,6 +200,10 @@ class Recipe:
         if self.sampler.name != "instance":
             rebalances = " (re-balances)" if SAMPLERS.meta(self.sampler.name).rebalancing else ""
             parts.append(f"sampler {self.sampler.describe()}{rebalances}")
+        if augmented := self.augment.describe():
+            parts.append(augmented)
+        if self.training:
+            parts.append(", ".join(f"{k}={v}" for k, v in self.training.items()))
         return "; ".join(parts)
 
 
@@ -276,6 +349,8 @@ def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
     """The valid range of `table.field` in a parsed recipe file, where one is declared."""
     if table == "metric" and field in METRIC_TERM:
         return METRIC_TERM[field].range
+    if table == "augment" and field in AUGMENT_FIELDS:
+        return AUGMENT_FIELDS[field].range
     registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
     if registry is None or component not in registry:
         return None
@@ -301,6 +376,42 @@ def _metric_term(raw: Any, path: Path) -> MetricTerm:
     )
 
 
+def _augmentation(raw: dict[str, Any], path: Path, metric: MetricTerm | None) -> Augmentation:
+    """The `[augment]` table (`AUGMENT_FIELDS`). Mixup blends two images and their labels, so a
+    metric-learning term, which takes one label per image, is refused beside it."""
+    given = check_fields(table_at(raw, "augment", str(path)), AUGMENT_FIELDS, f"{path}: [augment]")
+    augment = Augmentation(**given)
+    if augment.mixup_alpha and metric is not None:
+        raise BenchError(
+            f"{path}: [augment] mixup_alpha mixes two labels per image, which the [metric] "
+            "term cannot take (it needs one label per image): drop one of them."
+        )
+    return augment
+
+
+def _recipe_training(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The `[training]` table: settings a method's paper fixes (`RECIPE_SETTINGS`), each
+    checked by the setting's own field. A sweep fixes the training settings of all its trials,
+    so `[search]` cannot tune them."""
+    table = table_at(raw, "training", str(path))
+    where = f"{path}: [training]"
+    comparison = sorted(set(table) & set(SETTING_FIELDS) - set(RECIPE_SETTINGS))
+    if comparison:
+        raise BenchError(
+            f"{where}: {', '.join(comparison)} is the comparison's, the same for every method: "
+            f"set it in the dataset spec or on the command line. A recipe may fix "
+            f"{', '.join(RECIPE_SETTINGS)}."
+        )
+    checked = check_fields(table, {k: SETTING_FIELDS[k] for k in RECIPE_SETTINGS}, where)
+    tuned = [key for key in table_at(raw, "search", str(path)) if key.startswith("training.")]
+    if tuned:
+        raise BenchError(
+            f"{path}: [search] {tuned[0]!r}: a sweep trains every trial at one set of training "
+            "settings; sweep the setting from the command line instead (one sweep per value)."
+        )
+    return checked
+
+
 def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
     """Validate one stage-1 recipe file (read unless its parsed `raw` content is given);
     errors name the file and the field."""
@@ -321,7 +432,17 @@ def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
             )
     metric = _metric_term(raw["metric"], path) if "metric" in raw else None
     return Recipe(
-        path.stem, description, reference, loss, sampler, weighting, float(start), metric, path
+        path.stem,
+        description,
+        reference,
+        loss,
+        sampler,
+        weighting,
+        float(start),
+        metric,
+        path,
+        _augmentation(raw, path, metric),
+        _recipe_training(raw, path),
     )
 
 

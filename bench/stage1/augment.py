@@ -2,16 +2,26 @@
 
 One affine warp per image (flip, rotation, scale, shift) through a single `grid_sample`, then
 per-image brightness, contrast and saturation jitter. Dermoscopy has no canonical orientation,
-so flips on both axes and any rotation are label-preserving.
+so flips on both axes and any rotation are label-preserving. The strong augmentation of
+contrastive methods warps a random resized crop instead and jitters colour harder; mixup
+blends the images of a batch in pairs. No per-image Python loop anywhere.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+# An augmentation: a uint8 batch and the generator its draws come from, to float [0, 255].
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's greyscale
+# RGB to YIQ (FCC NTSC): hue is the angle of the (I, Q) chroma plane.
+YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
 
 @dataclass(frozen=True)
@@ -96,3 +106,137 @@ class Augment:
             grey = out.mean(dim=1, keepdim=True)
             out = (out - grey) * saturation + grey
         return out.clamp(0, 255)
+
+
+def _warp(batch: torch.Tensor, linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Each image resampled at `linear @ (x, y) + shift` (normalised coordinates, one 2×2
+    matrix and shift per image), reflected at the borders."""
+    theta = torch.cat([linear, shift[:, :, None]], 2)
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    return F.grid_sample(
+        batch.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+
+
+def _luma(batch: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(LUMA, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
+    return (batch * weights).sum(1, keepdim=True)
+
+
+def _rotate_hue(batch: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Hue rotated by `turns` of a full turn per image, as a rotation of the YIQ chroma
+    plane (a linear stand-in for torchvision's HSV shift: one matrix product per image)."""
+    to_yiq = torch.tensor(YIQ, device=batch.device, dtype=batch.dtype)
+    angle = 2 * math.pi * turns
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.zeros(len(turns), 3, 3, device=batch.device, dtype=batch.dtype)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2] = cos, -sin
+    rotation[:, 2, 1], rotation[:, 2, 2] = sin, cos
+    matrices = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum("nij,njhw->nihw", matrices, batch)
+
+
+@dataclass(frozen=True)
+class StrongAugment:
+    """The augmentation of contrastive views (SimCLR, Chen et al., ICML 2020, at CIFAR scale):
+    a random resized crop of 20–100 % of the image's area at an aspect ratio of 3/4 to 4/3
+    (the lower bound of SupCon's and BCL's CIFAR pipelines; SimCLR's 8 % leaves a few pixels of
+    a 28-px image), with the shared flips and rotation; then, with probability 0.8, brightness,
+    contrast and saturation jitter of 0.4 and a hue shift of up to 0.1 of a turn (SimCLR's
+    colour distortion at strength 0.5, its CIFAR setting), and greyscale with probability 0.2.
+    A crop side longer than the image is cut to it (torchvision redraws instead)."""
+
+    crop_area: tuple[float, float] = (0.2, 1.0)
+    crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
+    max_rotation_deg: float = 180.0
+    jitter: float = 0.4
+    hue: float = 0.1
+    jitter_probability: float = 0.8
+    greyscale_probability: float = 0.2
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a uint8 batch; returns float values in [0, 255]. Randomness from
+        `generator`, drawn for the whole batch at once (as `Augment`)."""
+        n, device = batch.shape[0], batch.device
+        draws = iter(torch.rand(13, n, generator=generator).to(device, non_blocking=True))
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return low + (high - low) * next(draws)
+
+        area = uniform(*self.crop_area)
+        aspect = torch.exp(uniform(math.log(self.crop_aspect[0]), math.log(self.crop_aspect[1])))
+        width, height = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+        shift = torch.stack([(1 - width) * uniform(-1, 1), (1 - height) * uniform(-1, 1)], 1)
+        angle = uniform(-1, 1) * math.radians(self.max_rotation_deg)
+        flip_x = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+        flip_y = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        linear = torch.stack(
+            [
+                torch.stack([width * cos * flip_x, -width * sin * flip_y], 1),
+                torch.stack([height * sin * flip_x, height * cos * flip_y], 1),
+            ],
+            1,
+        )
+        out = _warp(batch, linear, shift)
+
+        jittered = uniform(0, 1) < self.jitter_probability
+
+        def factor(spread: float) -> torch.Tensor:
+            return torch.where(jittered, uniform(1 - spread, 1 + spread), 1.0).view(n, 1, 1, 1)
+
+        brightness, contrast, saturation = (factor(self.jitter) for _ in range(3))
+        turns = torch.where(jittered, uniform(-self.hue, self.hue), 0.0)
+        greyscale = (uniform(0, 1) < self.greyscale_probability).view(n, 1, 1, 1)
+        out = (out * brightness).clamp(0, 255)
+        if out.shape[1] != 3:
+            mean = out.mean(dim=(1, 2, 3), keepdim=True)
+            return ((out - mean) * contrast + mean).clamp(0, 255)
+        mean = _luma(out).mean(dim=(2, 3), keepdim=True)
+        out = ((out - mean) * contrast + mean).clamp(0, 255)
+        grey = _luma(out)
+        out = ((out - grey) * saturation + grey).clamp(0, 255)
+        out = _rotate_hue(out, turns).clamp(0, 255)
+        return torch.where(greyscale, _luma(out).expand_as(out), out)
+
+
+# The augmentations a recipe's `[augment] strength` names.
+AUGMENTATIONS: dict[str, Callable[[], Augmentation]] = {
+    "standard": Augment,
+    "strong": StrongAugment,
+}
+
+
+@dataclass(frozen=True)
+class Mixup:
+    """One batch's mixup (Zhang et al., ICLR 2018): image i blended with image `partner[i]` of
+    the same batch, λ·x_i + (1 − λ)·x_partner, and its loss likewise blended between the two
+    labels."""
+
+    lam: float
+    partner: torch.Tensor
+
+    @classmethod
+    def draw(
+        cls, alpha: float, n: int, rng: np.random.Generator, generator: torch.Generator
+    ) -> Mixup:
+        """λ ~ Beta(α, α) from `rng`, partners a permutation of the batch from `generator`."""
+        return cls(float(rng.beta(alpha, alpha)), torch.randperm(n, generator=generator))
+
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        """The blended batch (float)."""
+        partner = self.partner.to(batch.device)
+        return self.lam * batch.float() + (1 - self.lam) * batch[partner].float()
+
+    def loss(
+        self,
+        fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """λ·loss(own labels) + (1 − λ)·loss(the partners' labels)."""
+        partner = self.partner.to(targets.device)
+        own, other = fn(logits, targets, weights), fn(logits, targets[partner], weights)
+        return self.lam * own + (1 - self.lam) * other

@@ -19,7 +19,7 @@ from bench.data.imageset import ImageSet
 from bench.data.split import Split
 from bench.recipes.methods import Recipe
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
-from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.augment import AUGMENTATIONS, Augment, Normalizer
 from bench.stage1.schedule import Schedule
 from bench.stage1.training import Objective, Training, predict, train_stage1
 
@@ -27,7 +27,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
-    """The loss, class weights, sampler and metric term of a stage-1 recipe."""
+    """The loss, class weights, sampler, metric term, views and mixup of a stage-1 recipe."""
     weights = (
         WEIGHTINGS[recipe.weighting.name](counts, **recipe.weighting.params)
         if recipe.weighting
@@ -47,6 +47,8 @@ def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
         metric_weight=recipe.metric.weight if recipe.metric else 0.0,
         metric_lr_multiplier=recipe.metric.lr_multiplier if recipe.metric else 1.0,
         metric_weight_decay=recipe.metric.weight_decay if recipe.metric else True,
+        views=recipe.augment.views,
+        mixup_alpha=recipe.augment.mixup_alpha,
     )
 
 
@@ -124,6 +126,7 @@ def train_artefacts(
             on_epoch=on_epoch,
             compile_model=job.compile,
             also_watch=also_watch,
+            augment=AUGMENTATIONS[job.recipe.augment.strength](),
         )
     )
     artefacts = {}

@@ -1,6 +1,7 @@
 """Stage-1 training: SGD with warm-up and cosine decay over at least a floor of steps
-(`bench.stage1.schedule`), batched augmentation on the device, and the checkpoint a rule keeps
-(`bench.components.checkpoints`: the last epoch by default).
+(`bench.stage1.schedule`), batched augmentation on the device (several views of each image and
+mixup where a recipe asks), and the checkpoint a rule keeps (`bench.components.checkpoints`:
+the last epoch by default).
 
 Built for throughput on a GPU as on the CPU: images arrive as uint8 batches already on the
 device (`bench.stage1.batches`), the models are channels-last, matrix work runs in bfloat16 autocast
@@ -33,7 +34,7 @@ from bench.components.metrics import balanced_accuracy
 from bench.components.models import Classifier
 from bench.components.settings import TrainingSettings
 from bench.core.errors import TrainingDiverged
-from bench.stage1.augment import Augment, Normalizer
+from bench.stage1.augment import Augment, Augmentation, Mixup, Normalizer
 from bench.stage1.batches import BatchSource
 from bench.stage1.schedule import Schedule
 
@@ -48,6 +49,8 @@ class Objective:
     `metric` is set, `metric_weight` times a metric-learning loss on the model's normalised
     projection of the features. The metric loss's own parameters (proxies, learned centres)
     train at `metric_lr_multiplier` times the learning rate, with weight decay or without.
+    Each batch holds `views` augmented views of each sampled image (stacked view after view,
+    so a loss sees every view with its label) and, when `mixup_alpha` is above 0, is mixed up.
     """
 
     loss: Loss
@@ -58,6 +61,8 @@ class Objective:
     metric_weight: float = 1.0
     metric_lr_multiplier: float = 1.0
     metric_weight_decay: bool = True
+    views: int = 1
+    mixup_alpha: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,7 @@ class Training:
     each epoch (a sweep reports to its pruner there, and may stop the training by raising).
     `compile_model`: train and evaluate through a compiled backbone (`CompiledBackbone`).
     `also_watch`: more checkpoint rules whose kept weights are returned too (to compare rules
-    on one training)."""
+    on one training). `augment`: the augmentation of every view (`bench.stage1.augment`)."""
 
     model: Classifier
     train: tuple[torch.Tensor, torch.Tensor]
@@ -191,7 +196,7 @@ class Training:
     settings: TrainingSettings
     device: torch.device
     seed: int = 0
-    augment: Augment = field(default_factory=Augment)
+    augment: Augmentation = field(default_factory=Augment)
     progress: bool = True
     on_epoch: Callable[[int, float], None] | None = None
     compile_model: bool = False
@@ -210,6 +215,7 @@ class _Loop:
     schedule: Schedule
     generator: torch.Generator
     class_weights: torch.Tensor | None
+    mixing: np.random.Generator  # mixup's λ (drawn only when a recipe mixes)
 
 
 def _set_up(training: Training) -> _Loop:
@@ -234,7 +240,38 @@ def _set_up(training: Training) -> _Loop:
         class_weights=None
         if weights is None
         else torch.tensor(weights, dtype=torch.float32, device=device),
+        mixing=np.random.default_rng(training.seed),
     )
+
+
+def _batch_loss(
+    training: Training,
+    loop: _Loop,
+    uint8_batch: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """The objective on one batch: its views augmented and stacked (labels repeated alike),
+    mixed up where the objective asks, then the classification loss and the metric term."""
+    model, objective = training.model, training.objective
+    views = [training.augment(uint8_batch, loop.generator) for _ in range(objective.views)]
+    batch = views[0] if objective.views == 1 else torch.cat(views)
+    targets = targets.repeat(objective.views)
+    mixup = None
+    if objective.mixup_alpha > 0:  # at 0 nothing is drawn: plain training, to the bit
+        mixup = Mixup.draw(objective.mixup_alpha, len(batch), loop.mixing, loop.generator)
+        batch = mixup.images(batch)
+    with autocast(training.device):
+        features = loop.backbone(loop.on_device(batch))
+        logits = model.head(features)
+    if mixup is None:
+        loss = objective.loss.fn(logits.float(), targets, weights)
+    else:
+        loss = mixup.loss(objective.loss.fn, logits.float(), targets, weights)
+    if objective.metric is not None:
+        embeddings = model.embed(features).float()
+        loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
+    return loss
 
 
 def _train_epoch(training: Training, loop: _Loop, epoch: int) -> float:
@@ -249,17 +286,10 @@ def _train_epoch(training: Training, loop: _Loop, epoch: int) -> float:
     for step, (uint8_batch, targets) in enumerate(
         loop.source.batches(order, settings.batch_size, steps)
     ):
-        batch = training.augment(uint8_batch, loop.generator)
         lr = loop.schedule.lr(epoch * steps + step, settings.lr)
         for group in loop.optimizer.param_groups:
             group["lr"] = lr * group["lr_multiplier"]
-        with autocast(training.device):
-            features = loop.backbone(loop.on_device(batch))
-            logits = model.head(features)
-        loss = objective.loss.fn(logits.float(), targets, weights)
-        if objective.metric is not None:
-            embeddings = model.embed(features).float()
-            loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
+        loss = _batch_loss(training, loop, uint8_batch, targets, weights)
         loop.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         loop.optimizer.step()
