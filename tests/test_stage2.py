@@ -18,10 +18,13 @@ from bench.stage2.methods import (
     HeadWeights,
     Stage2Context,
     generalised_reweighting,
+    label_aware_loss,
+    label_smoothing_factors,
     logit_adjustment,
     max_norm_radius,
     project_max_norm,
     schedule_steps,
+    smoothed_targets,
     tau_norm,
 )
 
@@ -365,3 +368,92 @@ def test_weight_balancing_fine_tunes_the_stage1_head_rather_than_a_fresh_one() -
     )
     expected = context.head.logits(context.source.split("test"))
     assert torch.allclose(outcome.logits["test"], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("shape", "middle"),
+    # The middle class sits 15/195 of the way from the rarest count to the most frequent:
+    # 0.3·sin(π/2·15/195), 0.3·15/195, 0.3·(1 − cos(π/2·15/195)).
+    [("concave", 0.0361610), ("linear", 0.0230769), ("convex", 0.0021874)],
+)
+def test_label_aware_smoothing_is_larger_for_head_classes(shape: str, middle: float) -> None:
+    counts = np.array([20, 200, 5])  # the classes in no particular order of frequency
+    smoothing = label_smoothing_factors(counts, 0.3, 0.0, shape)
+    assert smoothing.tolist() == pytest.approx([middle, 0.3, 0.0], abs=1e-6)
+    assert smoothing[1] > smoothing[0] > smoothing[2]
+    equal = label_smoothing_factors(np.array([7, 7, 7]), 0.3, 0.1, shape)
+    assert equal.tolist() == pytest.approx([0.3] * 3)  # no tail: every class is the head
+
+
+def test_label_aware_targets_are_distributions_with_the_class_smoothing() -> None:
+    smoothing = label_smoothing_factors(np.array([20, 200, 5, 50]), 0.4, 0.1, "concave")
+    labels = torch.tensor([0, 1, 2, 3, 1])
+    targets = smoothed_targets(labels, smoothing, 4)
+    assert torch.allclose(targets.sum(1), torch.ones(5)) and (targets >= 0).all()
+    on_label = targets[torch.arange(5), labels]
+    assert torch.allclose(on_label, 1 - smoothing[labels])
+    off_label = targets[1, [0, 2, 3]]  # a head-class image: ε_1 / (K − 1) on each other class
+    assert torch.allclose(off_label, torch.full((3,), 0.4 / 3))
+
+
+def test_label_aware_loss_matches_a_per_sample_reference() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(6, 3, generator=generator), torch.tensor([0, 1, 2, 2, 1, 0])
+    smoothing = torch.tensor([0.3, 0.1, 0.0])
+    expected = 0.0
+    for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
+        log_norm = math.log(sum(math.exp(v) for v in row))
+        epsilon = smoothing[label].item()
+        q = [1 - epsilon if j == label else epsilon / 2 for j in range(3)]
+        expected -= sum(q[j] * (row[j] - log_norm) for j in range(3)) / len(labels)
+    assert label_aware_loss(smoothing)(logits, labels).item() == pytest.approx(expected, abs=1e-6)
+    plain = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(label_aware_loss(torch.zeros(3))(logits, labels), plain)
+
+
+def test_label_aware_smoothing_at_zero_is_crt() -> None:
+    context, _ = _separable_imbalanced()
+    schedule = {"epochs": 10, "min_steps": 300, "lr": 0.05, "batch_size": 32}
+    crt = STAGE2_METHODS["crt"](context, **schedule)
+    smoothed = STAGE2_METHODS["label-aware-smoothing"](
+        context, smooth_head=0.0, smooth_tail=0.0, **schedule
+    )
+    assert torch.equal(smoothed.logits["test"], crt.logits["test"])
+    assert smoothed.choices["smoothing"] == [0.0, 0.0, 0.0]
+    default = STAGE2_METHODS["label-aware-smoothing"](context, **schedule)
+    assert default.choices["smoothing"] == pytest.approx([0.3, 0.036161, 0.0], abs=1e-6)
+    # Smoothing the frequent class's targets lowers its confidence more than cRT does.
+    confidence = {
+        name: torch.softmax(outcome.logits["test"], 1)[:, 0].max().item()
+        for name, outcome in (("crt", crt), ("smoothed", default))
+    }
+    assert confidence["smoothed"] < confidence["crt"]
+
+
+def test_mislas_shifts_batch_norm_while_it_retrains_the_head() -> None:
+    from bench.components.models import build_classifier
+    from bench.recipes.methods import MethodRegistry
+    from bench.stage1.augment import Normalizer
+    from bench.stage2.feature_sources import BatchNormFinetuning
+
+    assert MethodRegistry().get("ce+mislas").stage2.mode == "finetune-bn"
+    torch.manual_seed(0)
+    model = build_classifier("resnet-compact", 3)
+    images = torch.randint(0, 256, (24, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(24) % 3
+    source = BatchNormFinetuning(
+        model,
+        {"train": images, "val": images, "test": images},
+        labels,
+        Normalizer.fit(images),
+        CPU,
+        seed=0,
+    )
+    head = HeadWeights(model.head.weight.detach(), model.head.bias.detach())
+    context = Stage2Context(
+        source, {"train": labels, "val": labels}, head, np.array([8, 8, 8]), 0, CPU
+    )
+    before = model.backbone.state_dict()["body.1.running_mean"].clone()
+    outcome = STAGE2_METHODS["label-aware-smoothing"](context, epochs=0, min_steps=3, batch_size=8)
+    assert not torch.equal(before, model.backbone.state_dict()["body.1.running_mean"])
+    assert outcome.choices["steps"] == 3 and outcome.logits["test"].shape == (24, 3)

@@ -177,6 +177,17 @@ STAGE2_METHODS.add(
         "weight_decay": Param(0.1, NON_NEGATIVE),
     },
 )
+# MiSLAS's stage 2 (Zhong et al., CVPR 2021): label-aware smoothing from ε_1 = 0.3 (most
+# frequent class) to ε_K = 0 (rarest), concave: the authors' ImageNet-LT config and code default.
+STAGE2_METHODS.add(
+    "label-aware-smoothing",
+    "bench.stage2.methods:label_aware_smoothing",
+    Stage2Info(trainable=True),
+    smooth_head=Param(0.3, FRACTION),
+    smooth_tail=Param(0.0, FRACTION),
+    shape=Param("concave", choices=("concave", "linear", "convex")),
+    **HEAD_FIT,
+)
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
 BACKBONES.add("resnet-compact", "bench.components.models:resnet_compact", BackboneInfo())

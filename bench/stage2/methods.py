@@ -4,8 +4,9 @@ cRT re-trains a fresh linear head and LWS learns one positive scale per class on
 head, both with class-balanced sampling (Kang et al., ICLR 2020), for 10 epochs but at least
 2000 optimisation steps (about what cRT takes on ImageNet-LT: 10 epochs of 116k images at batch
 512), keeping the last step. DisAlign calibrates the frozen head's logits under generalised
-re-weighting (Zhang et al., CVPR 2021) and weight balancing fine-tunes the stage-1 head under
-MaxNorm with a class-balanced loss (Alshammari et al., CVPR 2022), on the same schedule.
+re-weighting (Zhang et al., CVPR 2021), weight balancing fine-tunes the stage-1 head under
+MaxNorm with a class-balanced loss (Alshammari et al., CVPR 2022) and MiSLAS re-trains cRT's
+head with label-aware smoothing (Zhong et al., CVPR 2021), on the same schedule.
 τ-normalisation rescales the head's class weights by ‖w_j‖^−τ and post-hoc logit adjustment
 subtracts τ·log π_j (Menon et al., ICLR 2021), each τ picked on validation over 0..2 in steps
 of 0.1. Nearest class mean scores cosine similarity to the train-set class means
@@ -191,11 +192,18 @@ def crt(
     weight_decay: float,
 ) -> Stage2Outcome:
     """Classifier re-training: a re-initialised linear head on class-balanced batches."""
+    head, fit = _retrain(context, FitSchedule(epochs, min_steps, lr, batch_size, weight_decay))
+    return Stage2Outcome(_evaluate(head, context), fit.as_dict())
+
+
+def _retrain(
+    context: Stage2Context, schedule: FitSchedule, loss: HeadLoss = F.cross_entropy
+) -> tuple[nn.Linear, HeadFit]:
+    """cRT's head: a re-initialised linear head fit on class-balanced batches."""
     torch.manual_seed(context.seed)
     in_features = context.head.weight.shape[1]
     head = nn.Linear(in_features, len(context.class_counts)).to(context.device)
-    fit = fit_head(head, context, FitSchedule(epochs, min_steps, lr, batch_size, weight_decay))
-    return Stage2Outcome(_evaluate(head, context), fit.as_dict())
+    return head, fit_head(head, context, schedule, loss=loss)
 
 
 class ScaledHead(nn.Module):
@@ -380,6 +388,69 @@ def weight_balancing(  # noqa: PLR0913
             "max_norm": round(radius, 6),
             "weight_norms": _rounded(head.weight.norm(dim=1)),
         },
+    )
+
+
+SMOOTHING_SHAPES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "concave": lambda position: np.sin(np.pi / 2 * position),
+    "linear": lambda position: position,
+    "convex": lambda position: 1 - np.cos(np.pi / 2 * position),
+}
+
+
+def label_smoothing_factors(
+    counts: np.ndarray, smooth_head: float, smooth_tail: float, shape: str
+) -> torch.Tensor:
+    """MiSLAS's smoothing ε_j of each class (Zhong et al., CVPR 2021): ε_K = `smooth_tail` for
+    the rarest class up to ε_1 = `smooth_head` for the most frequent, by a concave, linear or
+    convex function (`SMOOTHING_SHAPES`) of the class's place (n_j − n_K) / (n_1 − n_K)
+    between them. Where every class has as many images, each is the most frequent: ε_1."""
+    counts = counts.astype(float)
+    spread = counts.max() - counts.min()
+    position = (counts - counts.min()) / spread if spread else np.ones_like(counts)
+    factors = smooth_tail + (smooth_head - smooth_tail) * SMOOTHING_SHAPES[shape](position)
+    return torch.tensor(factors, dtype=torch.float32)
+
+
+def smoothed_targets(
+    labels: torch.Tensor, smoothing: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Label-aware smoothed target distributions: 1 − ε_y on the label y, ε_y / (K − 1) on
+    each other class, as the MiSLAS paper defines them."""
+    epsilon = smoothing[labels].unsqueeze(1)
+    one_hot = F.one_hot(labels, num_classes).to(smoothing.dtype)
+    return one_hot * (1 - epsilon) + (1 - one_hot) * epsilon / (num_classes - 1)
+
+
+def label_aware_loss(smoothing: torch.Tensor) -> HeadLoss:
+    """Cross-entropy against `smoothed_targets` (plain cross-entropy where every ε is 0)."""
+    return lambda logits, labels: F.cross_entropy(
+        logits, smoothed_targets(labels, smoothing, logits.shape[1])
+    )
+
+
+# One keyword per parameter of the registry entry, as for `disalign`.
+def label_aware_smoothing(  # noqa: PLR0913
+    context: Stage2Context,
+    *,
+    smooth_head: float,
+    smooth_tail: float,
+    shape: str,
+    epochs: int,
+    min_steps: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+) -> Stage2Outcome:
+    """MiSLAS's stage 2 (Zhong et al., CVPR 2021): cRT's re-initialised linear head on
+    class-balanced batches, fit with label-aware smoothing, ε larger for frequent classes,
+    whose predictions are the most over-confident. Its shifted batch normalisation is the
+    `finetune-bn` feature source, which its recipe names."""
+    smoothing = label_smoothing_factors(context.class_counts, smooth_head, smooth_tail, shape)
+    schedule = FitSchedule(epochs, min_steps, lr, batch_size, weight_decay)
+    head, fit = _retrain(context, schedule, label_aware_loss(smoothing.to(context.device)))
+    return Stage2Outcome(
+        _evaluate(head, context), {**fit.as_dict(), "smoothing": _rounded(smoothing)}
     )
 
 
