@@ -23,6 +23,10 @@ ISSUE_METHODS = {
     "logit-adjusted",
 }
 
+# The metric-learning stage 1s of the foundation, and issue 23's representation learners.
+FOUNDATION_METRIC = {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
+REPRESENTATION_LEARNERS = {"simclr"}
+
 
 def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:
     registry = MethodRegistry()
@@ -31,14 +35,14 @@ def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:
     metric_stage1 = {
         n for n, r in registry.stage1.items() if r.metric and r.sampler.name == "instance"
     }
-    assert metric_stage1 == {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
+    assert metric_stage1 >= FOUNDATION_METRIC | REPRESENTATION_LEARNERS
     expected = (
         ISSUE_METHODS
         | {"focal-g2"}
         | {f"ce+{s}" for s in ("crt", "lws", "tau", "ncm", "posthoc-la")}
-        | {f"{m}+{s}" for m in metric_stage1 for s in ("crt", "lws")}
+        | {f"{m}+{s}" for m in FOUNDATION_METRIC for s in ("crt", "lws")}
     )
-    assert set(registry.lists["all"]) == expected
+    assert set(registry.lists["all"]) >= expected
     drw = registry.get("ldam-drw").stage1
     assert drw.loss.params == {"max_margin": 0.5, "scale": 30.0}
     assert drw.weighting is not None and drw.weighting.params == {"beta": 0.9999}
@@ -94,7 +98,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         (
             'description = "x"\n[loss]\nname = "focal"\ngama = 2\n',
-            r"\[loss\] field 'gama' is not a parameter of 'focal' \(accepted: gamma\)",
+            r"\[loss\] field 'gama' is not a parameter of 'focal' \(accepted: gamma, detached\)",
         ),
         ('description = "x"\n[loss]\nname = "focal"\ngamma = "two"\n', r"'gamma' must be a number"),
         ('[loss]\nname = "ce"\n', r"'description'"),
@@ -107,6 +111,18 @@ def _write(tmp_path: Path, text: str) -> Path:
         (
             'description = "x"\nsampling = "x"\n[loss]\nname = "ce"\n',
             r"unknown key\(s\) sampling \('sampling': did you mean 'sampler'\?\)",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "ce"\ndetached = true\n',
+            r"\[loss\] detached = true trains the backbone on the \[metric\] term alone",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "ce"\ndetached = 1\n',
+            r"\[loss\] field 'detached' must be true or false",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "ce"\n[metric]\nname = "nt-xent"\n',
+            r"\[metric\] nt-xent compares views of each image: set \[augment\] views = 2",
         ),
     ],
 )
@@ -163,3 +179,20 @@ def test_a_malformed_tuned_table_names_the_file_and_field(
     with pytest.raises(BenchError, match=message) as error:
         MethodRegistry(folder).get("tuned/x")
     assert "x.toml" in str(error.value)
+
+
+def test_representation_learners_compose_with_every_head_based_stage2() -> None:
+    registry = MethodRegistry()
+    for name in REPRESENTATION_LEARNERS:
+        for stage2 in ("crt", "lws", "tau", "posthoc-la"):
+            method = registry.get(f"{name}+{stage2}")
+            assert method.stage1.name == name and method.stage2 is not None
+
+
+def test_simclr_is_label_free_with_a_detached_probe_on_two_strong_views() -> None:
+    simclr = MethodRegistry().get("simclr").stage1
+    assert simclr.detached_head and simclr.resolved()["loss"] == {"name": "ce", "detached": True}
+    assert simclr.metric is not None and simclr.metric.loss.params == {"temperature": 0.5}
+    assert (simclr.augment.views, simclr.augment.strength) == (2, "strong")
+    assert simclr.sampler.name == "instance" and simclr.weighting is None
+    assert "detached" not in MethodRegistry().get("ce").stage1.resolved()["loss"]

@@ -17,9 +17,13 @@ OPEN_UNIT = Range(low=0, high=1, low_open=True, high_open=True)  # (0, 1)
 class MetricLossInfo:
     """`lr_multiplier`: of the loss's own parameters (proxies, learned centres), where its
     paper sets one: proxy-anchor's proxies learn 100 times faster than the network (Kim et
-    al., CVPR 2020)."""
+    al., CVPR 2020). `inputs`: what the loss takes beside embeddings and labels, as keywords
+    (`instances`: which image of the batch each row is a view of). `min_views`: the augmented
+    views of each image it needs in a batch (a recipe asks for them in `[augment]`)."""
 
     lr_multiplier: float = 1.0
+    inputs: tuple[str, ...] = ()
+    min_views: int = 1
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,12 @@ METRIC_LOSSES.add(
     "bench.components.metric_losses:build_centre",
     MetricLossInfo(),
     alpha=Param(0.5, Range(low=0, high=1, low_open=True)),
+)
+METRIC_LOSSES.add(
+    "nt-xent",
+    "bench.components.metric_losses:build_nt_xent",
+    MetricLossInfo(inputs=("instances",), min_views=2),
+    temperature=Param(0.5, POSITIVE),
 )
 
 SAMPLERS: Registry[SamplerInfo] = Registry("sampler")

@@ -1,10 +1,11 @@
 """Metric-learning losses added to cross-entropy in stage 1, on L2-normalised embeddings.
 
-Supervised contrastive, triplet (with a semi-hard miner) and proxy-anchor come from
-pytorch-metric-learning; the class-centre triplet and the centre loss are ours. Every builder
-takes the class count and the embedding size, and returns a module called as
-`loss(embeddings, labels)`; modules with parameters (proxies, learned centres) are trained
-with the network.
+Supervised contrastive, triplet (with a semi-hard miner), proxy-anchor and SimCLR's NT-Xent
+come from pytorch-metric-learning; the class-centre triplet and the centre loss are ours. Every
+builder takes the class count and the embedding size, and returns a module called as
+`loss(embeddings, labels)`, plus, as keywords, the inputs its catalogue entry declares
+(`MetricLossInfo.inputs`); modules with parameters (proxies, learned centres) are trained with
+the network.
 """
 
 from __future__ import annotations
@@ -25,6 +26,23 @@ class MinedTripletLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss(embeddings, labels, self.miner(embeddings, labels))
+
+
+class SelfSupervisedContrast(nn.Module):
+    """NT-Xent, SimCLR's loss (Chen et al., ICML 2020): each view's positive is another view of
+    the same image, its negatives every view of the other images of the batch,
+    −log(exp(s⁺/τ) / (exp(s⁺/τ) + Σ exp(s⁻/τ))) on cosine similarities, averaged over the
+    positive pairs (with two views, SimCLR's mean over the 2N views). Labels play no part:
+    `instances` says which image each row is a view of."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.loss = losses.NTXentLoss(temperature=temperature)
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, *, instances: torch.Tensor
+    ) -> torch.Tensor:
+        return self.loss(embeddings, instances)
 
 
 class ClassCentreTripletLoss(nn.Module):
@@ -121,3 +139,8 @@ def build_centre_triplet(
 def build_centre(num_classes: int, dim: int, *, alpha: float) -> nn.Module:
     """Centre loss (Wen et al., ECCV 2016)."""
     return CentreLoss(num_classes, dim, alpha)
+
+
+def build_nt_xent(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+    """SimCLR's label-free NT-Xent loss (`SelfSupervisedContrast`)."""
+    return SelfSupervisedContrast(temperature)

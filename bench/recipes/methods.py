@@ -171,12 +171,20 @@ class Recipe:
     path: Path | None = None
     augment: Augmentation = Augmentation()
     training: dict[str, Any] = field(default_factory=dict)
+    detached_head: bool = False
+
+    def loss_record(self) -> dict[str, Any]:
+        """The `[loss]` table as recorded: its extras only where a recipe sets them."""
+        record = self.loss.as_dict()
+        if self.detached_head:
+            record["detached"] = True
+        return record
 
     def resolved(self) -> dict[str, Any]:
         """Everything about the recipe that changes a result (hashed into ids); the shared
         stage-1 options only where a recipe sets them, so other recipes keep their ids."""
         resolved: dict[str, Any] = {
-            "loss": self.loss.as_dict(),
+            "loss": self.loss_record(),
             "weighting": self.weighting.as_dict() if self.weighting else None,
             "weighting_start": self.weighting_start,
             "sampler": self.sampler.as_dict(),
@@ -191,7 +199,7 @@ class Recipe:
 
     def summary(self) -> str:
         """One line: the pieces and their parameters."""
-        parts = [self.loss.describe()]
+        parts = [self.loss.describe() + (" (a probe on detached features)" * self.detached_head)]
         if self.metric:
             parts[0] += f" + {self.metric.weight} × {self.metric.loss.describe()}"
         if self.weighting:
@@ -351,6 +359,8 @@ def field_range(raw: dict[str, Any], table: str, field: str) -> Range | None:
         return METRIC_TERM[field].range
     if table == "augment" and field in AUGMENT_FIELDS:
         return AUGMENT_FIELDS[field].range
+    if table == "loss" and field in LOSS_TERM:
+        return LOSS_TERM[field].range
     registry, component = TABLE_REGISTRIES.get(table), raw.get(table, {}).get("name")
     if registry is None or component not in registry:
         return None
@@ -378,7 +388,8 @@ def _metric_term(raw: Any, path: Path) -> MetricTerm:
 
 def _augmentation(raw: dict[str, Any], path: Path, metric: MetricTerm | None) -> Augmentation:
     """The `[augment]` table (`AUGMENT_FIELDS`). Mixup blends two images and their labels, so a
-    metric-learning term, which takes one label per image, is refused beside it."""
+    metric-learning term, which takes one label per image, is refused beside it; a metric loss
+    that compares views of one image needs its `min_views`."""
     given = check_fields(table_at(raw, "augment", str(path)), AUGMENT_FIELDS, f"{path}: [augment]")
     augment = Augmentation(**given)
     if augment.mixup_alpha and metric is not None:
@@ -386,7 +397,33 @@ def _augmentation(raw: dict[str, Any], path: Path, metric: MetricTerm | None) ->
             f"{path}: [augment] mixup_alpha mixes two labels per image, which the [metric] "
             "term cannot take (it needs one label per image): drop one of them."
         )
+    needed = METRIC_LOSSES.meta(metric.loss.name).min_views if metric else 1
+    if augment.views < needed:
+        raise BenchError(
+            f"{path}: [metric] {metric.loss.name if metric else ''} compares views of each "
+            f"image: set [augment] views = {needed} (or more)."
+        )
     return augment
+
+
+# The `[loss]` table's own fields beside its loss's parameters.
+LOSS_TERM = {"detached": Param(False)}
+
+
+def _detached_head(extras: dict[str, Any], path: Path, metric: MetricTerm | None) -> bool:
+    """`[loss] detached`: the head is a linear probe trained on detached features, so the
+    backbone learns from the metric term alone (a self-supervised stage 1 has no other)."""
+    detached = bool(
+        LOSS_TERM["detached"].check(
+            extras.get("detached", False), f"{path}: [loss] field 'detached'"
+        )
+    )
+    if detached and metric is None:
+        raise BenchError(
+            f"{path}: [loss] detached = true trains the backbone on the [metric] term alone; "
+            "add a [metric] table or drop 'detached'."
+        )
+    return detached
 
 
 def _recipe_training(raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -417,7 +454,7 @@ def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
     errors name the file and the field."""
     raw = read_toml(path) if raw is None else raw
     description, reference = _common(raw, path, STAGE1_KEYS)
-    loss, _ = _component(raw.get("loss"), "loss", LOSSES, path)
+    loss, loss_extras = _component(raw.get("loss"), "loss", LOSSES, path, tuple(LOSS_TERM))
     sampler, _ = _component(raw.get("sampler", {"name": "instance"}), "sampler", SAMPLERS, path)
     weighting, start = None, 0.0
     if "weighting" in raw:
@@ -443,6 +480,7 @@ def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
         path,
         _augmentation(raw, path, metric),
         _recipe_training(raw, path),
+        _detached_head(loss_extras, path, metric),
     )
 
 

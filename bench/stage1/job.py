@@ -49,6 +49,8 @@ def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
         metric_weight_decay=recipe.metric.weight_decay if recipe.metric else True,
         views=recipe.augment.views,
         mixup_alpha=recipe.augment.mixup_alpha,
+        metric_inputs=METRIC_LOSSES.meta(recipe.metric.loss.name).inputs if recipe.metric else (),
+        detached_head=recipe.detached_head,
     )
 
 

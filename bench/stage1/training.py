@@ -51,6 +51,9 @@ class Objective:
     train at `metric_lr_multiplier` times the learning rate, with weight decay or without.
     Each batch holds `views` augmented views of each sampled image (stacked view after view,
     so a loss sees every view with its label) and, when `mixup_alpha` is above 0, is mixed up.
+    The metric loss gets, as keywords, the `metric_inputs` its catalogue entry declares. With
+    `detached_head` the head is a linear probe on detached features: it learns to classify
+    them, but no gradient of the classification loss (no label) reaches the backbone.
     """
 
     loss: Loss
@@ -63,6 +66,8 @@ class Objective:
     metric_weight_decay: bool = True
     views: int = 1
     mixup_alpha: float = 0.0
+    metric_inputs: tuple[str, ...] = ()
+    detached_head: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,15 +268,25 @@ def _batch_loss(
         batch = mixup.images(batch)
     with autocast(training.device):
         features = loop.backbone(loop.on_device(batch))
-        logits = model.head(features)
+        logits = model.head(features.detach() if objective.detached_head else features)
     if mixup is None:
         loss = objective.loss.fn(logits.float(), targets, weights)
     else:
         loss = mixup.loss(objective.loss.fn, logits.float(), targets, weights)
     if objective.metric is not None:
         embeddings = model.embed(features).float()
-        loss = loss + objective.metric_weight * objective.metric(embeddings, targets)
+        inputs = _metric_inputs(objective, len(uint8_batch), targets.device)
+        loss = loss + objective.metric_weight * objective.metric(embeddings, targets, **inputs)
     return loss
+
+
+def _metric_inputs(
+    objective: Objective, images: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """What the metric loss takes beside embeddings and labels (`Objective.metric_inputs`):
+    `instances`, the image of the batch each row is a view of."""
+    available = {"instances": lambda: torch.arange(images, device=device).repeat(objective.views)}
+    return {name: available[name]() for name in objective.metric_inputs}
 
 
 def _train_epoch(training: Training, loop: _Loop, epoch: int) -> float:
