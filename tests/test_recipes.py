@@ -196,3 +196,12 @@ def test_simclr_is_label_free_with_a_detached_probe_on_two_strong_views() -> Non
     assert (simclr.augment.views, simclr.augment.strength) == (2, "strong")
     assert simclr.sampler.name == "instance" and simclr.weighting is None
     assert "detached" not in MethodRegistry().get("ce").stage1.resolved()["loss"]
+
+
+def test_mixup_is_cross_entropy_with_mixup_and_composes_with_mislas() -> None:
+    registry = MethodRegistry()
+    mixup = registry.get("mixup").stage1
+    assert mixup.loss.name == "ce" and mixup.metric is None and mixup.augment.mixup_alpha == 0.2
+    assert mixup.resolved()["augment"] == {"views": 1, "strength": "standard", "mixup_alpha": 0.2}
+    for stage2 in ("crt", "mislas"):
+        assert registry.get(f"mixup+{stage2}").stage1 is mixup
