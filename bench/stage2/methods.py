@@ -287,9 +287,7 @@ def _rounded(values: torch.Tensor) -> list[float]:
     return [round(v, 6) for v in values.detach().cpu().tolist()]
 
 
-# One keyword per parameter of the registry entry (bench.components.catalogue), as a recipe
-# sets them: the head-fit schedule and the method's own.
-def disalign(  # noqa: PLR0913
+def disalign(
     context: Stage2Context,
     *,
     rho: float,
@@ -349,8 +347,7 @@ def project_max_norm(weight: torch.Tensor, radius: float) -> None:
     weight.mul_(torch.where(norms > radius, radius / norms, torch.ones_like(norms)))
 
 
-# One keyword per parameter of the registry entry, as for `disalign`.
-def weight_balancing(  # noqa: PLR0913
+def weight_balancing(
     context: Stage2Context,
     *,
     threshold: float,
@@ -429,8 +426,7 @@ def label_aware_loss(smoothing: torch.Tensor) -> HeadLoss:
     )
 
 
-# One keyword per parameter of the registry entry, as for `disalign`.
-def label_aware_smoothing(  # noqa: PLR0913
+def label_aware_smoothing(
     context: Stage2Context,
     *,
     smooth_head: float,
