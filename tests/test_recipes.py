@@ -25,7 +25,7 @@ ISSUE_METHODS = {
 
 # The metric-learning stage 1s of the foundation, and issue 23's representation learners.
 FOUNDATION_METRIC = {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
-REPRESENTATION_LEARNERS = {"simclr"}
+REPRESENTATION_LEARNERS = {"simclr", "kcl"}
 
 
 def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:
@@ -205,3 +205,11 @@ def test_mixup_is_cross_entropy_with_mixup_and_composes_with_mislas() -> None:
     assert mixup.resolved()["augment"] == {"views": 1, "strength": "standard", "mixup_alpha": 0.2}
     for stage2 in ("crt", "mislas"):
         assert registry.get(f"mixup+{stage2}").stage1 is mixup
+
+
+def test_kcl_is_its_loss_alone_on_two_views_with_a_probe_for_a_balanced_classifier() -> None:
+    kcl = MethodRegistry().get("kcl+crt")
+    assert kcl.stage1.detached_head and kcl.stage1.augment.views == 2
+    assert kcl.stage1.metric is not None
+    assert kcl.stage1.metric.loss.params == {"k": 6, "temperature": 0.07}
+    assert kcl.stage2 is not None and kcl.stage2.name == "crt"

@@ -123,6 +123,13 @@ METRIC_LOSSES.add(
     MetricLossInfo(inputs=("instances",), min_views=2),
     temperature=Param(0.5, POSITIVE),
 )
+METRIC_LOSSES.add(
+    "kcl",
+    "bench.components.contrastive:build_kcl",
+    MetricLossInfo(inputs=("instances",)),
+    k=Param(6, AT_LEAST_ONE),
+    temperature=Param(0.07, POSITIVE),
+)
 
 SAMPLERS: Registry[SamplerInfo] = Registry("sampler")
 SAMPLERS.add("instance", "bench.components.samplers:instance_order", SamplerInfo())
