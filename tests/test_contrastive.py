@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses
 
 from bench.components.catalogue import METRIC_LOSSES
-from bench.components.contrastive import k_positive_mask
+from bench.components.contrastive import (
+    class_averaged_log_probabilities,
+    contrast_log_probabilities,
+    k_positive_mask,
+)
+from bench.components.models import build_classifier
+from bench.recipes.methods import MethodRegistry
+from bench.stage1.job import build_objective
 
 
 def _views(labels: list[int], views: int = 2, dim: int = 6, seed: int = 0):
@@ -90,3 +98,91 @@ def test_kcl_matches_its_formula_and_is_supcon_when_k_covers_the_class() -> None
     assert float(everything(embeddings, labels, instances=instances)) == pytest.approx(
         float(supcon(embeddings, labels)), rel=1e-5
     )
+
+
+# BCL: class-averaging, class-complement, logit compensation.
+
+
+def _slow_bcl(
+    z: list[list[float]], labels: list[int], prototypes: list[list[float]], temperature: float
+) -> float:
+    """Zhu et al. (2022), eq. 7: for each row i, the mean over its positives p (other rows of
+    its class and its prototype) of −log(exp(z_i·z_p/τ) / Σ_c (1/|S_c|) Σ_{k∈S_c}
+    exp(z_i·z_k/τ)), S_c = class c's rows other than i plus prototype c; mean over rows."""
+    contrast = [*z, *prototypes]
+    targets = [*labels, *range(len(prototypes))]
+    total = 0.0
+    for i in range(len(z)):
+
+        def sim(k: int, i: int = i) -> float:
+            return sum(a * b for a, b in zip(z[i], contrast[k], strict=True)) / temperature
+
+        denominator = 0.0
+        for c in range(len(prototypes)):
+            members = [k for k in range(len(contrast)) if targets[k] == c and k != i]
+            denominator += sum(math.exp(sim(k)) for k in members) / len(members)
+        positives = [k for k in range(len(contrast)) if targets[k] == labels[i] and k != i]
+        total -= sum(sim(p) - math.log(denominator) for p in positives) / len(positives)
+    return total / len(z)
+
+
+def _prototypes(classes: int, dim: int = 6, seed: int = 9) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(classes, dim, generator=generator), dim=1)
+
+
+def test_bcl_matches_its_formula() -> None:
+    embeddings, labels, _ = _views([0, 0, 0, 1, 2, 2], seed=4)
+    prototypes = _prototypes(4)  # class 3 has no image in the batch: its prototype stands in
+    loss = METRIC_LOSSES["bcl"](4, 6, temperature=0.1)(embeddings, labels, prototypes=prototypes)
+    expected = _slow_bcl(embeddings.tolist(), labels.tolist(), prototypes.tolist(), 0.1)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bcl_weighs_each_class_once_whatever_its_batch_count() -> None:
+    """Copies of a negative class's row change SupCon's denominator, not BCL's: the other
+    rows' log-probabilities against the original rows and the prototypes stay the same. (BCL
+    averages within a class, its prototype included: the prototype of the class copied is set
+    to its row, so that the copies leave the class's mean as it was.)"""
+    embeddings, labels, _ = _views([0, 0, 1, 2], views=1, seed=5)
+    prototypes = _prototypes(3)
+    prototypes[2] = embeddings[3]
+    more = torch.cat([embeddings, embeddings[3:].repeat(5, 1)])  # class 2 six times as frequent
+    more_labels = torch.cat([labels, labels[3:].repeat(5)])
+    before = class_averaged_log_probabilities(embeddings, labels, prototypes, 0.1)
+    after = class_averaged_log_probabilities(more, more_labels, prototypes, 0.1)
+    same_columns = [0, 1, 2, 3, 9, 10, 11]  # the four original rows, then the prototypes
+    assert torch.allclose(after[:3, same_columns], before[:3], atol=1e-5)
+    plain_before = contrast_log_probabilities(embeddings, 0.1)
+    plain_after = contrast_log_probabilities(more, 0.1)
+    assert not torch.allclose(plain_after[:3, :4], plain_before[:3], atol=1e-3)
+
+
+def test_bcl_complements_the_batch_with_every_class_prototype() -> None:
+    """A class absent from the batch still enters every row's denominator, by its prototype."""
+    embeddings, labels, _ = _views([0, 0, 1, 1], seed=6)
+    prototypes = _prototypes(3)
+    loss_fn = METRIC_LOSSES["bcl"](3, 6, temperature=0.1)
+    moved = prototypes.clone()
+    moved[2] = -moved[2]
+    assert float(loss_fn(embeddings, labels, prototypes=prototypes)) != pytest.approx(
+        float(loss_fn(embeddings, labels, prototypes=moved))
+    )
+
+
+def test_bcls_logit_compensation_is_the_log_prior_and_its_prototypes_come_from_the_head() -> None:
+    recipe = MethodRegistry().get("bcl").stage1
+    counts = np.array([50, 10, 3])
+    objective = build_objective(recipe, counts, epochs=1)
+    logits = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 1, 2, 0, 0, 1, 2, 2])
+    prior = torch.tensor(counts / counts.sum(), dtype=torch.float32)
+    compensated = F.cross_entropy(logits + prior.log(), targets)
+    assert float(objective.loss.fn(logits, targets, None)) == pytest.approx(float(compensated))
+    assert objective.metric_weight == 0.35 and objective.views == 2
+    model = build_classifier("resnet-compact", 3, embedding_dim=128, prototypes=True)
+    prototypes = model.prototypes()
+    assert prototypes.shape == (3, 128)
+    assert torch.allclose(prototypes.norm(dim=1), torch.ones(3))
+    prototypes.sum().backward()  # the class weights learn through their prototypes
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0

@@ -25,7 +25,7 @@ ISSUE_METHODS = {
 
 # The metric-learning stage 1s of the foundation, and issue 23's representation learners.
 FOUNDATION_METRIC = {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
-REPRESENTATION_LEARNERS = {"simclr", "kcl"}
+REPRESENTATION_LEARNERS = {"simclr", "kcl", "bcl"}
 
 
 def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:

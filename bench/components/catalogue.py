@@ -18,7 +18,8 @@ class MetricLossInfo:
     """`lr_multiplier`: of the loss's own parameters (proxies, learned centres), where its
     paper sets one: proxy-anchor's proxies learn 100 times faster than the network (Kim et
     al., CVPR 2020). `inputs`: what the loss takes beside embeddings and labels, as keywords
-    (`instances`: which image of the batch each row is a view of). `min_views`: the augmented
+    (`instances`: which image of the batch each row is a view of; `prototypes`: the class
+    prototypes the model projects from its head's weights). `min_views`: the augmented
     views of each image it needs in a batch (a recipe asks for them in `[augment]`)."""
 
     lr_multiplier: float = 1.0
@@ -128,6 +129,12 @@ METRIC_LOSSES.add(
     "bench.components.contrastive:build_kcl",
     MetricLossInfo(inputs=("instances",)),
     k=Param(6, AT_LEAST_ONE),
+    temperature=Param(0.07, POSITIVE),
+)
+METRIC_LOSSES.add(
+    "bcl",
+    "bench.components.contrastive:build_bcl",
+    MetricLossInfo(inputs=("prototypes",)),
     temperature=Param(0.07, POSITIVE),
 )
 

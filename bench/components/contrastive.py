@@ -66,6 +66,59 @@ class KPositiveContrastiveLoss(nn.Module):
         )
 
 
+def class_averaged_log_probabilities(
+    embeddings: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """BCL's log-probabilities (Zhu et al., CVPR 2022, eq. 7): rows against every other row and
+    every class prototype (class-complement: each class is present, by its prototype, even
+    when the batch has none of it), each exp(z_i·z_k/τ) over a denominator that averages within
+    each class before summing over classes, Σ_c (1/|S_c|) Σ_{k∈S_c} exp(z_i·z_k/τ), S_c being
+    class c's other rows and its prototype, so a class counts once whatever its batch count.
+    Returns rows × (rows + classes); −inf where a row meets itself."""
+    rows, classes = len(embeddings), len(prototypes)
+    device = embeddings.device
+    targets = torch.cat([labels, torch.arange(classes, device=device)])
+    logits = embeddings @ torch.cat([embeddings, prototypes]).T / temperature
+    itself = torch.zeros(rows, rows + classes, dtype=torch.bool, device=device)
+    itself[:, :rows] = torch.eye(rows, dtype=torch.bool, device=device)
+    same = (labels[:, None] == targets[None, :]) & ~itself
+    class_sizes = torch.bincount(targets, minlength=classes).to(logits.dtype)
+    sizes = class_sizes[targets][None, :] - same.to(logits.dtype)  # |S_c| as row i sees it
+    logits = logits.masked_fill(itself, float("-inf"))
+    denominator = torch.logsumexp(logits - sizes.log(), dim=1, keepdim=True)
+    return logits - denominator
+
+
+class BalancedContrastiveLoss(nn.Module):
+    """BCL's balanced supervised contrastive loss (Zhu et al., "Balanced Contrastive Learning
+    for Long-Tailed Visual Recognition", CVPR 2022): class-averaged and class-complemented
+    contrast (`class_averaged_log_probabilities`) whose positives are a row's other rows of
+    its class and its class prototype, averaged as SupCon averages (the mean over its
+    positives, then over the rows). The prototypes are the classifier's weights mapped into
+    the embedding space by their own projection, as BCL builds them."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, *, prototypes: torch.Tensor
+    ) -> torch.Tensor:
+        embeddings, prototypes = F.normalize(embeddings, dim=1), F.normalize(prototypes, dim=1)
+        log_probabilities = class_averaged_log_probabilities(
+            embeddings, labels, prototypes, self.temperature
+        )
+        targets = torch.cat([labels, torch.arange(len(prototypes), device=labels.device)])
+        positives = labels[:, None] == targets[None, :]
+        positives[:, : len(labels)].fill_diagonal_(False)
+        return mean_over_positives(log_probabilities, positives)
+
+
 def build_kcl(num_classes: int, dim: int, *, k: int, temperature: float) -> nn.Module:
     """KCL's loss (`KPositiveContrastiveLoss`)."""
     return KPositiveContrastiveLoss(k, temperature)
+
+
+def build_bcl(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+    """BCL's contrastive loss (`BalancedContrastiveLoss`)."""
+    return BalancedContrastiveLoss(temperature)

@@ -66,6 +66,7 @@ def model_spec(
         "pretrained": settings.pretrained,
         "embedding_dim": recipe.metric.embedding_dim if recipe.metric else None,
         "weights_file": settings.weights,
+        "prototypes": "prototypes" in objective.metric_inputs,
     }
 
 

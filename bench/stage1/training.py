@@ -275,17 +275,22 @@ def _batch_loss(
         loss = mixup.loss(objective.loss.fn, logits.float(), targets, weights)
     if objective.metric is not None:
         embeddings = model.embed(features).float()
-        inputs = _metric_inputs(objective, len(uint8_batch), targets.device)
+        inputs = _metric_inputs(training, len(uint8_batch), targets.device)
         loss = loss + objective.metric_weight * objective.metric(embeddings, targets, **inputs)
     return loss
 
 
 def _metric_inputs(
-    objective: Objective, images: int, device: torch.device
+    training: Training, images: int, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """What the metric loss takes beside embeddings and labels (`Objective.metric_inputs`):
-    `instances`, the image of the batch each row is a view of."""
-    available = {"instances": lambda: torch.arange(images, device=device).repeat(objective.views)}
+    `instances`, the image of the batch each row is a view of; `prototypes`, the model's class
+    prototypes."""
+    objective = training.objective
+    available: dict[str, Callable[[], torch.Tensor]] = {
+        "instances": lambda: torch.arange(images, device=device).repeat(objective.views),
+        "prototypes": lambda: training.model.prototypes().float(),
+    }
     return {name: available[name]() for name in objective.metric_inputs}
 
 
