@@ -16,6 +16,7 @@ from bench.components.contrastive import (
     class_averaged_log_probabilities,
     contrast_log_probabilities,
     k_positive_mask,
+    paco_positive_weights,
 )
 from bench.components.models import build_classifier
 from bench.recipes.methods import MethodRegistry
@@ -84,7 +85,7 @@ def test_kcl_draws_its_k_positives_uniformly() -> None:
 
 def test_kcl_matches_its_formula_and_is_supcon_when_k_covers_the_class() -> None:
     embeddings, labels, instances = _views(LONG_TAILED, seed=3)
-    loss_fn = METRIC_LOSSES["kcl"](3, 6, k=6, temperature=0.07)
+    loss_fn = METRIC_LOSSES["kcl"](np.ones(3), 6, k=6, temperature=0.07)
     torch.manual_seed(7)
     mask = k_positive_mask(labels, instances, k=6)
     torch.manual_seed(7)
@@ -93,7 +94,7 @@ def test_kcl_matches_its_formula_and_is_supcon_when_k_covers_the_class() -> None
         _slow_mean_over_positives(embeddings.tolist(), mask.tolist(), 0.07), rel=1e-5
     )
     # With k at least the class's size every same-class row is a positive: SupCon's loss.
-    everything = METRIC_LOSSES["kcl"](3, 6, k=100, temperature=0.1)
+    everything = METRIC_LOSSES["kcl"](np.ones(3), 6, k=100, temperature=0.1)
     supcon = losses.SupConLoss(temperature=0.1)
     assert float(everything(embeddings, labels, instances=instances)) == pytest.approx(
         float(supcon(embeddings, labels)), rel=1e-5
@@ -134,7 +135,9 @@ def _prototypes(classes: int, dim: int = 6, seed: int = 9) -> torch.Tensor:
 def test_bcl_matches_its_formula() -> None:
     embeddings, labels, _ = _views([0, 0, 0, 1, 2, 2], seed=4)
     prototypes = _prototypes(4)  # class 3 has no image in the batch: its prototype stands in
-    loss = METRIC_LOSSES["bcl"](4, 6, temperature=0.1)(embeddings, labels, prototypes=prototypes)
+    loss = METRIC_LOSSES["bcl"](np.ones(4), 6, temperature=0.1)(
+        embeddings, labels, prototypes=prototypes
+    )
     expected = _slow_bcl(embeddings.tolist(), labels.tolist(), prototypes.tolist(), 0.1)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
@@ -162,7 +165,7 @@ def test_bcl_complements_the_batch_with_every_class_prototype() -> None:
     """A class absent from the batch still enters every row's denominator, by its prototype."""
     embeddings, labels, _ = _views([0, 0, 1, 1], seed=6)
     prototypes = _prototypes(3)
-    loss_fn = METRIC_LOSSES["bcl"](3, 6, temperature=0.1)
+    loss_fn = METRIC_LOSSES["bcl"](np.ones(3), 6, temperature=0.1)
     moved = prototypes.clone()
     moved[2] = -moved[2]
     assert float(loss_fn(embeddings, labels, prototypes=prototypes)) != pytest.approx(
@@ -186,3 +189,82 @@ def test_bcls_logit_compensation_is_the_log_prior_and_its_prototypes_come_from_t
     assert torch.allclose(prototypes.norm(dim=1), torch.ones(3))
     prototypes.sum().backward()  # the class weights learn through their prototypes
     assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
+
+
+# PaCo: learnable centres inside the contrast, with α re-weighting.
+
+
+def _slow_paco(
+    z: list[list[float]],
+    labels: list[int],
+    logits: list[list[float]],
+    log_prior: list[float],
+    hyper: tuple[float, float, float, float],
+) -> float:
+    """Cui et al. (2021): for each row i, contrast the C centres (similarity logit_ic + log π_c)
+    and the other rows (z_i·z_j/τ, weighted γ in the denominator); the positives are its own
+    centre (weight β) and its class's other rows (weight α each); the weighted mean of their
+    −log-probabilities, then the mean over rows."""
+    alpha, beta, gamma, temperature = hyper
+    total = 0.0
+    for i in range(len(z)):
+        centres = [logits[i][c] + log_prior[c] for c in range(len(log_prior))]
+        rows = {
+            j: sum(a * b for a, b in zip(z[i], z[j], strict=True)) / temperature
+            for j in range(len(z))
+            if j != i
+        }
+        log_denominator = math.log(
+            sum(math.exp(s) for s in centres) + gamma * sum(math.exp(s) for s in rows.values())
+        )
+        positives = [(beta, centres[labels[i]])]
+        positives += [(alpha, s) for j, s in rows.items() if labels[j] == labels[i]]
+        weight = sum(w for w, _ in positives)
+        total -= sum(w * (s - log_denominator) for w, s in positives) / weight
+    return total / len(z)
+
+
+def test_paco_matches_its_formula() -> None:
+    embeddings, labels, _ = _views([0, 0, 0, 1, 2, 2], seed=8)
+    counts = np.array([30, 8, 4, 2])  # class 3 has no image in the batch
+    logits = torch.randn(len(labels), 4, generator=torch.Generator().manual_seed(2))
+    hyper = (0.3, 1.0, 0.7, 0.2)
+    alpha, beta, gamma, temperature = hyper
+    loss_fn = METRIC_LOSSES["paco"](
+        counts, 6, alpha=alpha, beta=beta, gamma=gamma, temperature=temperature
+    )
+    log_prior = np.log(counts / counts.sum()).tolist()
+    expected = _slow_paco(embeddings.tolist(), labels.tolist(), logits.tolist(), log_prior, hyper)
+    assert float(loss_fn(embeddings, labels, logits=logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_paco_weighs_the_centre_beta_and_each_same_class_sample_alpha() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 2, 0])  # four rows of class 0, one each of 1 and 2
+    weights = paco_positive_weights(labels, 3, alpha=0.05, beta=1.0)
+    centres, samples = weights[:, :3], weights[:, 3:]
+    assert torch.allclose(weights.sum(1), torch.ones(6))
+    for i, label in enumerate(labels.tolist()):
+        others = [j for j in range(6) if j != i and labels[j] == label]
+        total = 1.0 + 0.05 * len(others)  # β + α·|P_i|
+        assert float(centres[i, label]) == pytest.approx(1.0 / total)
+        assert centres[i].count_nonzero() == 1
+        for j in range(6):
+            expected = 0.05 / total if j in others else 0.0
+            assert float(samples[i, j]) == pytest.approx(expected)
+
+
+def test_paco_trains_every_class_centre_and_without_samples_is_balanced_softmax() -> None:
+    embeddings, labels, _ = _views([0, 0, 1, 1], seed=3)
+    counts = np.array([20, 5, 2])  # class 2 is absent from the batch
+    head = torch.nn.Linear(6, 3)
+    logits = head(torch.randn(len(labels), 6, generator=torch.Generator().manual_seed(4)))
+    loss_fn = METRIC_LOSSES["paco"](counts, 6, alpha=0.02, beta=1.0, gamma=1.0, temperature=0.05)
+    loss_fn(embeddings, labels, logits=logits).backward()
+    assert head.weight.grad is not None
+    assert bool((head.weight.grad.abs().sum(1) > 0).all())  # the absent class's centre too
+    # α = γ = 0: the centres alone, the cross-entropy of the prior-balanced logits.
+    centres_only = METRIC_LOSSES["paco"](counts, 6, alpha=0.0, beta=1.0, gamma=0.0, temperature=1)
+    prior = torch.tensor(counts / counts.sum(), dtype=torch.float32)
+    logits = logits.detach()
+    balanced = F.cross_entropy(logits + prior.log(), labels)
+    assert float(centres_only(embeddings, labels, logits=logits)) == pytest.approx(float(balanced))

@@ -48,12 +48,12 @@ def _slow_supcon(embeddings: torch.Tensor, labels: torch.Tensor, temperature: fl
 
 def test_supcon_matches_the_papers_formula() -> None:
     embeddings, labels = _embeddings()
-    loss = METRIC_LOSSES["supcon"](3, 5, temperature=0.1)(embeddings, labels)
+    loss = METRIC_LOSSES["supcon"](np.ones(3), 5, temperature=0.1)(embeddings, labels)
     assert float(loss) == pytest.approx(_slow_supcon(embeddings, labels, 0.1), rel=1e-4)
 
 
 def test_triplet_is_zero_when_classes_are_far_apart_and_positive_otherwise() -> None:
-    loss = METRIC_LOSSES["triplet"](2, 2, margin=0.2)
+    loss = METRIC_LOSSES["triplet"](np.ones(2), 2, margin=0.2)
     separated = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     labels = torch.tensor([0, 0, 1, 1])
     assert float(loss(separated, labels)) == 0.0
@@ -63,7 +63,7 @@ def test_triplet_is_zero_when_classes_are_far_apart_and_positive_otherwise() -> 
 
 
 def test_proxy_anchor_trains_its_proxies() -> None:
-    loss_fn = METRIC_LOSSES["proxy-anchor"](3, 5, margin=0.1, alpha=32.0)
+    loss_fn = METRIC_LOSSES["proxy-anchor"](np.ones(3), 5, margin=0.1, alpha=32.0)
     embeddings, labels = _embeddings()
     proxies = list(loss_fn.parameters())
     assert len(proxies) == 1 and proxies[0].shape == (3, 5)
@@ -130,7 +130,7 @@ def _two_views(n: int = 6, dim: int = 5, seed: int = 0) -> tuple[torch.Tensor, t
 
 
 def test_nt_xent_is_simclrs_loss_and_ignores_labels() -> None:
-    loss_fn = METRIC_LOSSES["nt-xent"](3, 5, temperature=0.5)
+    loss_fn = METRIC_LOSSES["nt-xent"](np.ones(3), 5, temperature=0.5)
     embeddings, instances = _two_views()
     labels = torch.tensor([0, 1, 2, 0, 1, 2]).repeat(2)
     value = float(loss_fn(embeddings, labels, instances=instances))

@@ -25,7 +25,7 @@ ISSUE_METHODS = {
 
 # The metric-learning stage 1s of the foundation, and issue 23's representation learners.
 FOUNDATION_METRIC = {"supcon", "triplet", "proxy-anchor", "centre-triplet", "centre"}
-REPRESENTATION_LEARNERS = {"simclr", "kcl", "bcl"}
+REPRESENTATION_LEARNERS = {"simclr", "kcl", "bcl", "paco"}
 
 
 def test_shipped_registry_has_every_method_the_issues_ask_for_in_all() -> None:
@@ -98,7 +98,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         (
             'description = "x"\n[loss]\nname = "focal"\ngama = 2\n',
-            r"\[loss\] field 'gama' is not a parameter of 'focal' \(accepted: gamma, detached\)",
+            r"\[loss\] field 'gama' is not a parameter of 'focal' "
+            r"\(accepted: gamma, detached, weight\)",
         ),
         ('description = "x"\n[loss]\nname = "focal"\ngamma = "two"\n', r"'gamma' must be a number"),
         ('[loss]\nname = "ce"\n', r"'description'"),
@@ -114,11 +115,19 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         (
             'description = "x"\n[loss]\nname = "ce"\ndetached = true\n',
-            r"\[loss\] detached = true trains the backbone on the \[metric\] term alone",
+            r"\[loss\] detached = true or weight = 0 leaves the backbone to the \[metric\]",
         ),
         (
             'description = "x"\n[loss]\nname = "ce"\ndetached = 1\n',
             r"\[loss\] field 'detached' must be true or false",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "ce"\nweight = 0\n[metric]\nname = "supcon"\n',
+            r"\[loss\] weight = 0: nothing would train the head",
+        ),
+        (
+            'description = "x"\n[loss]\nname = "ce"\nweight = -1\n',
+            r"\[loss\] field 'weight' = -1\.0 is out of range",
         ),
         (
             'description = "x"\n[loss]\nname = "ce"\n[metric]\nname = "nt-xent"\n',
@@ -213,3 +222,16 @@ def test_kcl_is_its_loss_alone_on_two_views_with_a_probe_for_a_balanced_classifi
     assert kcl.stage1.metric is not None
     assert kcl.stage1.metric.loss.params == {"k": 6, "temperature": 0.07}
     assert kcl.stage2 is not None and kcl.stage2.name == "crt"
+
+
+def test_paco_trains_its_head_through_its_own_loss_alone() -> None:
+    paco = MethodRegistry().get("paco").stage1
+    assert paco.loss_weight == 0.0 and not paco.detached_head
+    assert paco.resolved()["loss"] == {"name": "ce", "weight": 0.0}
+    assert paco.metric is not None and paco.metric.loss.params == {
+        "alpha": 0.02,
+        "beta": 1.0,
+        "gamma": 1.0,
+        "temperature": 0.05,
+    }
+    assert "weight" not in MethodRegistry().get("ce").stage1.resolved()["loss"]

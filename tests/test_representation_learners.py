@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 STAGE2 = ("crt", "lws", "tau", "posthoc-la")
 
 
-@pytest.mark.parametrize("stage1", ["simclr", "mixup", "kcl", "bcl"])
+@pytest.mark.parametrize("stage1", ["simclr", "mixup", "kcl", "bcl", "paco"])
 def test_a_representation_learner_trains_once_and_feeds_every_head_based_stage2(
     tiny_project: Path, tmp_path: Path, stage1: str
 ) -> None:

@@ -19,7 +19,8 @@ class MetricLossInfo:
     paper sets one: proxy-anchor's proxies learn 100 times faster than the network (Kim et
     al., CVPR 2020). `inputs`: what the loss takes beside embeddings and labels, as keywords
     (`instances`: which image of the batch each row is a view of; `prototypes`: the class
-    prototypes the model projects from its head's weights). `min_views`: the augmented
+    prototypes the model projects from its head's weights; `logits`: the head's, for a loss
+    that trains the head itself). `min_views`: the augmented
     views of each image it needs in a batch (a recipe asks for them in `[augment]`)."""
 
     lr_multiplier: float = 1.0
@@ -136,6 +137,15 @@ METRIC_LOSSES.add(
     "bench.components.contrastive:build_bcl",
     MetricLossInfo(inputs=("prototypes",)),
     temperature=Param(0.07, POSITIVE),
+)
+METRIC_LOSSES.add(
+    "paco",
+    "bench.components.contrastive:build_paco",
+    MetricLossInfo(inputs=("logits",)),
+    alpha=Param(0.02, NON_NEGATIVE),
+    beta=Param(1.0, NON_NEGATIVE),
+    gamma=Param(1.0, NON_NEGATIVE),
+    temperature=Param(0.05, POSITIVE),
 )
 
 SAMPLERS: Registry[SamplerInfo] = Registry("sampler")

@@ -5,11 +5,12 @@ positive and weights classes by their batch counts, which is what these methods 
 they are written here, vectorised over the batch, and tested against slow references that
 follow each paper's formula. A batch holds the views of its images stacked view after view;
 `instances` says which image each row is a view of. Built like the other metric losses
-(`bench.components.metric_losses`): from the class count and the embedding size.
+(`bench.components.metric_losses`): from the training class counts and the embedding size.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -114,11 +115,69 @@ class BalancedContrastiveLoss(nn.Module):
         return mean_over_positives(log_probabilities, positives)
 
 
-def build_kcl(num_classes: int, dim: int, *, k: int, temperature: float) -> nn.Module:
+def paco_positive_weights(
+    labels: torch.Tensor, classes: int, alpha: float, beta: float
+) -> torch.Tensor:
+    """PaCo's weights on each anchor's positives (Cui et al., ICCV 2021): β on its own
+    class centre and α on each other row of its class, normalised to sum to one per anchor,
+    β/(β + α·|P_i|) and α/(β + α·|P_i|). Rows × (classes + rows), centres first."""
+    centre = F.one_hot(labels, classes).to(torch.float32) * beta
+    same = (labels[:, None] == labels[None, :]).to(torch.float32)
+    same.fill_diagonal_(0)
+    weights = torch.cat([centre, alpha * same], dim=1)
+    return weights / weights.sum(1, keepdim=True).clamp(min=torch.finfo(weights.dtype).tiny)
+
+
+class ParametricContrastiveLoss(nn.Module):
+    """PaCo, parametric contrastive learning (Cui et al., ICCV 2021): supervised contrast in
+    which the classifier's class weights are learnable centres. Each anchor is contrasted with
+    the C centres, at similarity logit_c + log π_c (the head's logit, balanced by the training
+    prior as the authors' long-tailed code does), and with every other row at z_i·z_j/τ, those
+    weighted by `gamma` in the denominator; its positives are its class's centre (weight β) and
+    its class's other rows (weight α each: `paco_positive_weights`). The loss trains the head
+    itself: a recipe pairs it with no other classification loss (`[loss] weight = 0`)."""
+
+    log_prior: torch.Tensor
+
+    def __init__(
+        self, counts: np.ndarray, alpha: float, beta: float, gamma: float, temperature: float
+    ) -> None:
+        super().__init__()
+        prior = torch.tensor(counts / counts.sum(), dtype=torch.float32)
+        self.register_buffer("log_prior", prior.log())
+        self.alpha, self.beta, self.gamma, self.temperature = alpha, beta, gamma, temperature
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, *, logits: torch.Tensor
+    ) -> torch.Tensor:
+        rows, classes = logits.shape
+        embeddings = F.normalize(embeddings, dim=1)
+        contrast = torch.cat(
+            [logits + self.log_prior.to(logits), embeddings @ embeddings.T / self.temperature],
+            dim=1,
+        )
+        eye = torch.eye(rows, dtype=torch.bool, device=logits.device)
+        scale = torch.cat(
+            [torch.ones_like(logits), torch.full_like(contrast[:, classes:], self.gamma)], dim=1
+        )
+        scale[:, classes:] = scale[:, classes:].masked_fill(eye, 0)  # an anchor is not its own
+        log_denominator = torch.logsumexp(contrast + scale.log(), dim=1, keepdim=True)
+        weights = paco_positive_weights(labels, classes, self.alpha, self.beta)
+        return -(weights * (contrast - log_denominator)).sum(1).mean()
+
+
+def build_kcl(counts: np.ndarray, dim: int, *, k: int, temperature: float) -> nn.Module:
     """KCL's loss (`KPositiveContrastiveLoss`)."""
     return KPositiveContrastiveLoss(k, temperature)
 
 
-def build_bcl(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+def build_bcl(counts: np.ndarray, dim: int, *, temperature: float) -> nn.Module:
     """BCL's contrastive loss (`BalancedContrastiveLoss`)."""
     return BalancedContrastiveLoss(temperature)
+
+
+def build_paco(
+    counts: np.ndarray, dim: int, *, alpha: float, beta: float, gamma: float, temperature: float
+) -> nn.Module:
+    """PaCo's loss (`ParametricContrastiveLoss`)."""
+    return ParametricContrastiveLoss(counts, alpha, beta, gamma, temperature)

@@ -2,7 +2,8 @@
 
 Supervised contrastive, triplet (with a semi-hard miner), proxy-anchor and SimCLR's NT-Xent
 come from pytorch-metric-learning; the class-centre triplet and the centre loss are ours. Every
-builder takes the class count and the embedding size, and returns a module called as
+builder takes the training class counts and the embedding size (as the classification losses
+take the counts), and returns a module called as
 `loss(embeddings, labels)`, plus, as keywords, the inputs its catalogue entry declares
 (`MetricLossInfo.inputs`); modules with parameters (proxies, learned centres) are trained with
 the network.
@@ -10,6 +11,7 @@ the network.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners
@@ -114,33 +116,33 @@ class CentreLoss(nn.Module):
         self.centres -= self.alpha * delta
 
 
-def build_supcon(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+def build_supcon(counts: np.ndarray, dim: int, *, temperature: float) -> nn.Module:
     """Supervised contrastive loss (Khosla et al., NeurIPS 2020)."""
     return losses.SupConLoss(temperature=temperature)
 
 
-def build_triplet(num_classes: int, dim: int, *, margin: float) -> nn.Module:
+def build_triplet(counts: np.ndarray, dim: int, *, margin: float) -> nn.Module:
     """Triplet loss on mined triplets (`MinedTripletLoss`)."""
     return MinedTripletLoss(margin)
 
 
-def build_proxy_anchor(num_classes: int, dim: int, *, margin: float, alpha: float) -> nn.Module:
+def build_proxy_anchor(counts: np.ndarray, dim: int, *, margin: float, alpha: float) -> nn.Module:
     """Proxy-anchor loss (Kim et al., CVPR 2020)."""
-    return losses.ProxyAnchorLoss(num_classes, dim, margin=margin, alpha=alpha)
+    return losses.ProxyAnchorLoss(len(counts), dim, margin=margin, alpha=alpha)
 
 
 def build_centre_triplet(
-    num_classes: int, dim: int, *, margin: float, centres: str, momentum: float
+    counts: np.ndarray, dim: int, *, margin: float, centres: str, momentum: float
 ) -> nn.Module:
     """Class-centre triplet loss (`ClassCentreTripletLoss`)."""
-    return ClassCentreTripletLoss(num_classes, dim, margin, centres, momentum)
+    return ClassCentreTripletLoss(len(counts), dim, margin, centres, momentum)
 
 
-def build_centre(num_classes: int, dim: int, *, alpha: float) -> nn.Module:
+def build_centre(counts: np.ndarray, dim: int, *, alpha: float) -> nn.Module:
     """Centre loss (Wen et al., ECCV 2016)."""
-    return CentreLoss(num_classes, dim, alpha)
+    return CentreLoss(len(counts), dim, alpha)
 
 
-def build_nt_xent(num_classes: int, dim: int, *, temperature: float) -> nn.Module:
+def build_nt_xent(counts: np.ndarray, dim: int, *, temperature: float) -> nn.Module:
     """SimCLR's label-free NT-Xent loss (`SelfSupervisedContrast`)."""
     return SelfSupervisedContrast(temperature)

@@ -172,12 +172,15 @@ class Recipe:
     augment: Augmentation = Augmentation()
     training: dict[str, Any] = field(default_factory=dict)
     detached_head: bool = False
+    loss_weight: float = 1.0
 
     def loss_record(self) -> dict[str, Any]:
         """The `[loss]` table as recorded: its extras only where a recipe sets them."""
         record = self.loss.as_dict()
         if self.detached_head:
             record["detached"] = True
+        if self.loss_weight != 1.0:
+            record["weight"] = self.loss_weight
         return record
 
     def resolved(self) -> dict[str, Any]:
@@ -200,6 +203,8 @@ class Recipe:
     def summary(self) -> str:
         """One line: the pieces and their parameters."""
         parts = [self.loss.describe() + (" (a probe on detached features)" * self.detached_head)]
+        if self.loss_weight != 1.0:
+            parts[0] = f"{self.loss_weight} × {parts[0]}"
         if self.metric:
             parts[0] += f" + {self.metric.weight} × {self.metric.loss.describe()}"
         if self.weighting:
@@ -407,23 +412,30 @@ def _augmentation(raw: dict[str, Any], path: Path, metric: MetricTerm | None) ->
 
 
 # The `[loss]` table's own fields beside its loss's parameters.
-LOSS_TERM = {"detached": Param(False)}
+LOSS_TERM = {"detached": Param(False), "weight": Param(1.0, NON_NEGATIVE)}
 
 
-def _detached_head(extras: dict[str, Any], path: Path, metric: MetricTerm | None) -> bool:
-    """`[loss] detached`: the head is a linear probe trained on detached features, so the
-    backbone learns from the metric term alone (a self-supervised stage 1 has no other)."""
-    detached = bool(
-        LOSS_TERM["detached"].check(
-            extras.get("detached", False), f"{path}: [loss] field 'detached'"
-        )
-    )
-    if detached and metric is None:
+def _loss_term(extras: dict[str, Any], path: Path, metric: MetricTerm | None) -> tuple[bool, float]:
+    """`[loss] detached` and `weight`. Detached, the head is a linear probe trained on detached
+    features, so the backbone learns from the metric term alone (a self-supervised stage 1 has
+    no other). At weight 0 the classification loss is off, which only a metric loss that
+    trains the head itself (one that takes its logits: PaCo) can stand in for."""
+    term = {key: param.default for key, param in LOSS_TERM.items()}
+    term |= {k: LOSS_TERM[k].check(v, f"{path}: [loss] field {k!r}") for k, v in extras.items()}
+    if metric is None:
+        if term["detached"] or not term["weight"]:
+            raise BenchError(
+                f"{path}: [loss] detached = true or weight = 0 leaves the backbone to the "
+                "[metric] term alone; add a [metric] table or drop them."
+            )
+    elif not term["weight"] and (
+        term["detached"] or "logits" not in METRIC_LOSSES.meta(metric.loss.name).inputs
+    ):
         raise BenchError(
-            f"{path}: [loss] detached = true trains the backbone on the [metric] term alone; "
-            "add a [metric] table or drop 'detached'."
+            f"{path}: [loss] weight = 0: nothing would train the head; keep the loss (detached "
+            "= true makes it a linear probe) or use a metric loss that trains the head (paco)."
         )
-    return detached
+    return bool(term["detached"]), float(term["weight"])
 
 
 def _recipe_training(raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -480,7 +492,7 @@ def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
         path,
         _augmentation(raw, path, metric),
         _recipe_training(raw, path),
-        _detached_head(loss_extras, path, metric),
+        *_loss_term(loss_extras, path, metric),
     )
 
 

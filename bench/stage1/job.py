@@ -36,7 +36,7 @@ def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
     metric = None
     if recipe.metric:
         metric = METRIC_LOSSES[recipe.metric.loss.name](
-            len(counts), recipe.metric.embedding_dim, **recipe.metric.loss.params
+            counts, recipe.metric.embedding_dim, **recipe.metric.loss.params
         )
     return Objective(
         loss=LOSSES[recipe.loss.name](counts, **recipe.loss.params),
@@ -51,6 +51,7 @@ def build_objective(recipe: Recipe, counts: Any, epochs: int) -> Objective:
         mixup_alpha=recipe.augment.mixup_alpha,
         metric_inputs=METRIC_LOSSES.meta(recipe.metric.loss.name).inputs if recipe.metric else (),
         detached_head=recipe.detached_head,
+        loss_weight=recipe.loss_weight,
     )
 
 

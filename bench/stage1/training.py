@@ -53,7 +53,9 @@ class Objective:
     so a loss sees every view with its label) and, when `mixup_alpha` is above 0, is mixed up.
     The metric loss gets, as keywords, the `metric_inputs` its catalogue entry declares. With
     `detached_head` the head is a linear probe on detached features: it learns to classify
-    them, but no gradient of the classification loss (no label) reaches the backbone.
+    them, but no gradient of the classification loss (no label) reaches the backbone. The
+    classification loss counts `loss_weight` times (0: off, for a metric loss that trains the
+    head itself).
     """
 
     loss: Loss
@@ -68,6 +70,7 @@ class Objective:
     mixup_alpha: float = 0.0
     metric_inputs: tuple[str, ...] = ()
     detached_head: bool = False
+    loss_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -269,27 +272,43 @@ def _batch_loss(
     with autocast(training.device):
         features = loop.backbone(loop.on_device(batch))
         logits = model.head(features.detach() if objective.detached_head else features)
-    if mixup is None:
-        loss = objective.loss.fn(logits.float(), targets, weights)
-    else:
-        loss = mixup.loss(objective.loss.fn, logits.float(), targets, weights)
+    loss = _classification_loss(objective, logits.float(), targets, weights, mixup)
     if objective.metric is not None:
         embeddings = model.embed(features).float()
-        inputs = _metric_inputs(training, len(uint8_batch), targets.device)
+        inputs = _metric_inputs(training, len(uint8_batch), logits)
         loss = loss + objective.metric_weight * objective.metric(embeddings, targets, **inputs)
     return loss
 
 
+def _classification_loss(
+    objective: Objective,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None,
+    mixup: Mixup | None,
+) -> torch.Tensor:
+    """The classification loss (blended by mixup if any) times its weight; at weight 0 it is
+    not computed."""
+    if not objective.loss_weight:
+        return logits.new_zeros(())
+    if mixup is None:
+        loss = objective.loss.fn(logits, targets, weights)
+    else:
+        loss = mixup.loss(objective.loss.fn, logits, targets, weights)
+    return loss if objective.loss_weight == 1 else objective.loss_weight * loss
+
+
 def _metric_inputs(
-    training: Training, images: int, device: torch.device
+    training: Training, images: int, logits: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """What the metric loss takes beside embeddings and labels (`Objective.metric_inputs`):
     `instances`, the image of the batch each row is a view of; `prototypes`, the model's class
-    prototypes."""
+    prototypes; `logits`, the head's."""
     objective = training.objective
     available: dict[str, Callable[[], torch.Tensor]] = {
-        "instances": lambda: torch.arange(images, device=device).repeat(objective.views),
+        "instances": lambda: torch.arange(images, device=logits.device).repeat(objective.views),
         "prototypes": lambda: training.model.prototypes().float(),
+        "logits": lambda: logits.float(),
     }
     return {name: available[name]() for name in objective.metric_inputs}
 
