@@ -124,3 +124,18 @@ def test_shipped_recipes_without_the_options_record_what_they_recorded_before() 
     for name, recipe in registry.stage1.items():
         if recipe.augment == Augmentation() and not recipe.training:
             assert {"augment", "training"}.isdisjoint(recipe.resolved()), name
+
+
+def test_a_sweep_tunes_an_augment_field_within_its_range(tmp_path: Path) -> None:
+    from bench.sweep.space import apply, search_space
+
+    mixup = MethodRegistry().get("mixup+crt")
+    space = {dimension.path: dimension for dimension in search_space(mixup)}
+    assert space["augment.mixup_alpha"].distribution.low == 0.1
+    tuned = apply(mixup, {"augment.mixup_alpha": 0.5})
+    assert tuned.stage1.augment.mixup_alpha == 0.5 and tuned.stage2 == mixup.stage2
+    path = _recipe(
+        tmp_path, '[search]\n"augment.views" = { low = 1, high = 9 }\n[augment]\nviews = 2\n'
+    )
+    with pytest.raises(BenchError, match=r"reaches \[1, 9\], outside the field's valid values"):
+        search_space(Method(parse_recipe(path)))
