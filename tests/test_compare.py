@@ -20,7 +20,7 @@ from bench.cli.main import main
 from bench.compare.build import analyse, metric_pairs, tables, verdict
 from bench.compare.collect import DatasetScores, collect, finished_runs
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
-from bench.recipes.methods import MethodRegistry
+from bench.recipes.methods import REPRESENTATION_APPROACHES, MethodRegistry
 
 
 def test_ranks_and_friedman_match_hand_computed_values() -> None:
@@ -88,6 +88,50 @@ def test_metric_learning_methods_are_paired_with_the_same_stage2_on_cross_entrop
         ("triplet+crt", "ce+crt"),
     ]
     assert metric_pairs(["supcon+tau", "ce+crt"], registry) == []  # no ce+tau to pair with
+
+
+def test_every_representation_learner_is_paired_and_ordered_by_its_approach() -> None:
+    registry = MethodRegistry()
+    methods = ["ce+crt", "ce+lws", "simclr+lws", "mixup+crt", "kcl+crt", "supcon+crt"]
+    methods += ["gcl+crt", "ce+disalign", "bcl+lws"]  # re-weighting and stage 2: not learners
+    pairs = metric_pairs(methods, registry)
+    assert pairs == [
+        ("mixup+crt", "ce+crt"),
+        ("supcon+crt", "ce+crt"),
+        ("kcl+crt", "ce+crt"),
+        ("bcl+lws", "ce+lws"),
+        ("simclr+lws", "ce+lws"),
+    ]
+    approaches = [registry.get(method).approach for method, _ in pairs]
+    assert approaches == [
+        "augmentation",
+        "supervised metric learning",
+        "long-tailed contrastive",
+        "long-tailed contrastive",
+        "self-supervised",
+    ]
+    assert registry.get("ce+disalign").approach == "decoupled stage 2"
+    assert registry.get("gcl+crt").approach == "loss re-weighting"
+
+
+def test_the_verdict_reports_each_approach_apart() -> None:
+    index = pd.MultiIndex.from_product([range(5), range(2)], names=["split", "train_seed"])
+    base = 60 + np.random.default_rng(0).normal(0, 2, len(index))
+    blocks = pd.DataFrame(
+        {"ce+crt": base, "supcon+crt": base + 5.0, "kcl+crt": base - 5.0}, index=index
+    )
+    comparison = analyse([DatasetScores("a", blocks, test_sets=5)], MethodRegistry(), rope=1.0)
+    text = verdict(comparison)
+    metric = text.index("Supervised metric learning: Better than cross-entropy")
+    contrastive = text.index("Long-tailed contrastive: Better than cross-entropy")
+    assert metric < contrastive
+    assert "supcon+crt on a (+5.0 points" in text[metric:contrastive]
+    assert "Worse than it: kcl+crt on a (-5.0 points" in text[contrastive:]
+    (pairs,) = [t for t in tables(comparison) if t.name == "pairs"]
+    assert [row[:3] for row in pairs.rows] == [
+        ["supervised metric learning", "supcon+crt", "ce+crt"],
+        ["long-tailed contrastive", "kcl+crt", "ce+crt"],
+    ]
 
 
 def _compare(tiny_project: Path, results: Path, *extra: str) -> int:
@@ -210,13 +254,23 @@ def test_the_comparison_page_renders_every_image_in_headless_chromium(
     assert len(re.findall(r"<img ", page)) == 2 and '<pre id="probe">2/2</pre>' in shown
 
 
-def test_the_paper_list_pairs_every_metric_learning_stage1_of_all_with_crt_and_lws() -> None:
+def test_the_paper_and_contenders_lists_pair_every_learner_of_all_with_crt_and_lws() -> None:
     registry = MethodRegistry()
     curated = {name.split("+")[0] for name in registry.lists["all"]}
-    metric = {name for name, recipe in registry.stage1.items() if recipe.metric and name in curated}
+    learners = {
+        name
+        for name, recipe in registry.stage1.items()
+        if recipe.approach in REPRESENTATION_APPROACHES and name in curated
+    }
+    metric = {n for n in learners if registry.stage1[n].approach == "supervised metric learning"}
     pairs = metric_pairs(registry.lists["paper"], registry)
     assert {method for method, _ in pairs} == {f"{m}+{s}" for m in metric for s in ("crt", "lws")}
     assert {"ce", "rs-cb", "ldam-drw", "balanced-softmax"} <= set(registry.lists["paper"])
+    contenders = {method for method, _ in metric_pairs(registry.lists["contenders"], registry)}
+    assert contenders == {f"{m}+{s}" for m in learners for s in ("crt", "lws")}
+    assert learners >= {"supcon", "kcl", "bcl", "paco", "simclr", "mixup"}
+    assert set(registry.lists["paper"]) <= set(registry.lists["contenders"])
+    assert set(registry.lists["contenders"]) <= set(registry.lists["all"])
 
 
 def _scores(name: str, gain: float) -> DatasetScores:

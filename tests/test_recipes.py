@@ -235,3 +235,36 @@ def test_paco_trains_its_head_through_its_own_loss_alone() -> None:
         "temperature": 0.05,
     }
     assert "weight" not in MethodRegistry().get("ce").stage1.resolved()["loss"]
+
+
+@pytest.mark.parametrize(
+    ("body", "approach"),
+    [
+        ('[loss]\nname = "ce"\n', "plain"),
+        ('[loss]\nname = "ce"\n[sampler]\nname = "class-balanced"\n', "loss re-weighting"),
+        ('[loss]\nname = "focal"\n', "loss re-weighting"),
+        ('[loss]\nname = "ce"\n[augment]\nmixup_alpha = 0.2\n', "augmentation"),
+        ('[loss]\nname = "ce"\n[metric]\nname = "supcon"\n', "supervised metric learning"),
+        ('approach = "self-supervised"\n[loss]\nname = "ce"\n', "self-supervised"),
+    ],
+)
+def test_a_recipe_declares_its_approach_or_it_is_read_off_the_recipe(
+    tmp_path: Path, body: str, approach: str
+) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text('description = "x"\n' + body)
+    assert parse_recipe(path).approach == approach
+
+
+def test_an_unknown_approach_is_refused_with_the_close_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text('description = "x"\napproach = "self supervised"\n[loss]\nname = "ce"\n')
+    with pytest.raises(BenchError, match="Did you mean 'self-supervised'"):
+        parse_recipe(path)
+
+
+def test_a_declared_approach_leaves_the_recorded_recipe_unchanged() -> None:
+    registry = MethodRegistry()
+    assert registry.get("kcl+crt").approach == "long-tailed contrastive"
+    assert "approach" not in str(registry.get("kcl+crt").resolved())
+    assert registry.get("ce+crt").approach == "decoupled stage 2"

@@ -30,7 +30,7 @@ from bench.components.scalars import SCALARS, Scalar
 from bench.core.claims import join, try_claim
 from bench.core.errors import BenchError
 from bench.core.files import SESSION, write_text_atomic
-from bench.recipes.methods import MethodRegistry
+from bench.recipes.methods import REPRESENTATION_APPROACHES, MethodRegistry
 from bench.report import render
 from bench.report.build import swap_in
 from bench.report.page import page
@@ -48,11 +48,13 @@ OUTCOMES = {
 
 @dataclass(frozen=True)
 class PairResult:
-    """A metric-learning method against the same stage 2 on a cross-entropy stage 1: the
-    posterior per dataset (over its splits) and pooled over datasets."""
+    """A representation-learning method (its `approach`) against the same stage 2 on a
+    cross-entropy stage 1: the posterior per dataset (over its splits) and pooled over
+    datasets."""
 
     method: str
     baseline: str
+    approach: str
     per_dataset: dict[str, Posterior | None]
     pooled: Posterior | None
 
@@ -71,16 +73,20 @@ class Comparison:
 
 
 def metric_pairs(methods: list[str], registry: MethodRegistry) -> list[tuple[str, str]]:
-    """(metric-learning method, its baseline): `X+S` with a metric-learning stage 1 X against
-    `ce+S`, for every such pair among `methods`."""
+    """(representation learner, its baseline): `X+S` whose stage 1 X is a representation
+    learner (`REPRESENTATION_APPROACHES`: supervised metric learning, long-tailed contrastive,
+    self-supervised, augmentation) against `ce+S`, for every such pair among `methods`, in
+    the order of the approaches."""
     pairs = []
     for name in methods:
         method = registry.get(name)
-        if method.stage1.metric and method.stage2 and not method.tuning:
+        learner = method.stage1.approach in REPRESENTATION_APPROACHES
+        if learner and method.stage2 and not method.tuning:
             baseline = f"ce+{method.stage2.name}"
             if baseline in methods:
                 pairs.append((name, baseline))
-    return pairs
+    order = {a: k for k, a in enumerate(REPRESENTATION_APPROACHES)}
+    return sorted(pairs, key=lambda pair: order[registry.get(pair[0]).stage1.approach])
 
 
 def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) -> Comparison:
@@ -104,7 +110,8 @@ def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) 
         pooled = None
         if len(scores) > 1:
             pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope, higher)
-        results.append(PairResult(method, baseline, per_dataset, pooled))
+        approach = registry.get(method).stage1.approach
+        results.append(PairResult(method, baseline, approach, per_dataset, pooled))
     ranks = mean_ranks(means, higher)
     return Comparison(scores, means, ranks, friedman(means), results, rope, metric)
 
@@ -158,10 +165,10 @@ def tables(comparison: Comparison) -> list[Table]:
         numbers=numbers.loc[order].reset_index(names="method"),
         best={(0, len(header) - 1)},
     )
-    pair_header = ["Method", "Against", *comparison.means.index, "Pooled"]
+    pair_header = ["Approach", "Method", "Against", *comparison.means.index, "Pooled"]
     pair_rows, records = [], []
     for pair in comparison.pairs:
-        cells = [pair.method, pair.baseline]
+        cells = [pair.approach, pair.method, pair.baseline]
         for d in comparison.means.index:
             cells.append(_p(pair.per_dataset[d]))
         cells.append(_p(pair.pooled))
@@ -169,14 +176,15 @@ def tables(comparison: Comparison) -> list[Table]:
         for d, posterior in [*pair.per_dataset.items(), ("pooled", pair.pooled)]:
             if posterior is not None:
                 records.append(
-                    {"method": pair.method, "against": pair.baseline, "dataset": d,
+                    {"approach": pair.approach, "method": pair.method,
+                     "against": pair.baseline, "dataset": d,
                      "mean_difference": posterior.mean_difference, "p_better": posterior.better,
                      "p_equivalent": posterior.equivalent, "p_worse": posterior.worse,
                      "observations": posterior.observations}
                 )  # fmt: skip
     pair_table = Table(
         name="pairs",
-        title="Metric learning in stage 1: paired against the same stage 2 on cross-entropy",
+        title="Representation learners in stage 1, against the same stage 2 on cross-entropy",
         caption=(
             f"Mean paired difference ({metric.short} points, i.e. × 100): P(better) / "
             "P(equivalent) / P(worse) from the Bayesian signed-rank test (baycomp), with a "
@@ -189,9 +197,27 @@ def tables(comparison: Comparison) -> list[Table]:
         header=pair_header,
         rows=pair_rows,
         numbers=pd.DataFrame(records),
-        text_columns=2,
+        text_columns=3,
     )
     return [rank_table, pair_table]
+
+
+def _approach_lines(approach: str, tests: list[tuple[PairResult, str, Posterior]]) -> list[str]:
+    """What the tests of one approach's pairs decided, outcome by outcome."""
+    if not tests:
+        return [f"{approach.capitalize()}: no dataset with enough splits to test."]
+    lines = []
+    for outcome in OUTCOMES:
+        found = [
+            f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points, "
+            f"P = {getattr(posterior, outcome):.2f})"
+            for pair, dataset, posterior in tests
+            if posterior.decision(LEVEL) == outcome
+        ]
+        lines.append(f"{OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
+    undecided = sum(posterior.decision(LEVEL) == "undecided" for _, _, posterior in tests)
+    lines.append(f"Undecided: {undecided} of its {len(tests)} (pair, dataset) tests.")
+    return [f"{approach.capitalize()}: {lines[0]}", *lines[1:]]
 
 
 def verdict(comparison: Comparison) -> str:
@@ -200,8 +226,10 @@ def verdict(comparison: Comparison) -> str:
     lines = []
     splits = ", ".join(f"{s.name} {s.described()}" for s in comparison.scores)
     lines.append(
-        f"Over {n} dataset(s) ({splits}), the question is whether a metric-learning stage 1 "
-        f"beats cross-entropy under the same stage 2 in test {comparison.metric.long}."
+        f"Over {n} dataset(s) ({splits}), the question is whether a representation-learning "
+        "stage 1 (supervised metric learning, long-tailed contrastive, self-supervised, "
+        "augmentation; each approach reported apart) beats cross-entropy under the same stage 2 "
+        f"in test {comparison.metric.long}."
     )
     if shared := [s.name for s in comparison.scores if s.test_sets < s.splits]:
         lines.append(
@@ -226,17 +254,8 @@ def verdict(comparison: Comparison) -> str:
         for dataset, posterior in pair.per_dataset.items()
         if posterior is not None
     ]
-    for outcome in OUTCOMES:
-        found = [
-            f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points, "
-            f"P = {getattr(posterior, outcome):.2f})"
-            for pair, dataset, posterior in tests
-            if posterior.decision(LEVEL) == outcome
-        ]
-        lines.append(f"{OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
-    if tests:
-        undecided = sum(posterior.decision(LEVEL) == "undecided" for _, _, posterior in tests)
-        lines.append(f"Undecided: {undecided} of the {len(tests)} (pair, dataset) tests.")
+    for approach in dict.fromkeys(pair.approach for pair in comparison.pairs):
+        lines += _approach_lines(approach, [t for t in tests if t[0].approach == approach])
     pooled = [(pair, pair.pooled) for pair in comparison.pairs if pair.pooled is not None]
     if pooled:
         observations = len(comparison.scores)  # one mean difference per dataset

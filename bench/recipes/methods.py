@@ -40,6 +40,7 @@ LISTS_FILE = "_lists.toml"
 STAGE1_KEYS = {
     "description",
     "reference",
+    "approach",
     "loss",
     "weighting",
     "sampler",
@@ -87,6 +88,19 @@ RECIPE_SETTINGS = (
     "min_steps",
 )
 FAMILIES = ("one-stage", "two-stage", "two-stage + metric learning")
+# What a stage 1 does about the imbalance, for the verdict of `bench compare` (a recipe declares
+# it as `approach = "..."`, or it is read off the recipe: `stage1_approach`). The representation
+# learners are compared with cross-entropy under the same stage 2, each approach reported apart.
+APPROACHES = (
+    "plain",
+    "loss re-weighting",
+    "augmentation",
+    "supervised metric learning",
+    "long-tailed contrastive",
+    "self-supervised",
+)
+REPRESENTATION_APPROACHES = APPROACHES[2:]
+DECOUPLED = "decoupled stage 2"  # a plain stage 1 under a stage-2 method
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,21 @@ class Recipe:
     training: dict[str, Any] = field(default_factory=dict)
     detached_head: bool = False
     loss_weight: float = 1.0
+    declared_approach: str | None = None
+
+    @property
+    def approach(self) -> str:
+        """What this stage 1 does about the imbalance (APPROACHES): as declared, else a metric
+        term is supervised metric learning, mixup augmentation, any other change to plain
+        cross-entropy on instance-sampled batches loss re-weighting, and none of them plain."""
+        if self.declared_approach:
+            return self.declared_approach
+        if self.metric:
+            return "supervised metric learning"
+        if self.augment.mixup_alpha:
+            return "augmentation"
+        plain = self.loss.name == "ce" and self.weighting is None
+        return "plain" if plain and self.sampler.name == "instance" else "loss re-weighting"
 
     def loss_record(self) -> dict[str, Any]:
         """The `[loss]` table as recorded: its extras only where a recipe sets them."""
@@ -286,6 +315,15 @@ class Method:
         if self.stage2 is None:
             return FAMILIES[0]
         return FAMILIES[2] if self.stage1.metric else FAMILIES[1]
+
+    @property
+    def approach(self) -> str:
+        """The family of the verdict (`bench compare`): the stage 1's approach, or `decoupled
+        stage 2` for a stage-2 method on a plain stage 1. Not recorded in runs (their ids keep
+        their form); read from the recipes when compared."""
+        if self.stage2 is not None and self.stage1.approach == "plain":
+            return DECOUPLED
+        return self.stage1.approach
 
     def resolved(self) -> dict[str, Any]:
         """The recorded method block of a run's config."""
@@ -493,6 +531,9 @@ def parse_recipe(path: Path, raw: dict[str, Any] | None = None) -> Recipe:
         _augmentation(raw, path, metric),
         _recipe_training(raw, path),
         *_loss_term(loss_extras, path, metric),
+        Field(str, choices=APPROACHES).check(raw["approach"], f"{path}: 'approach'")
+        if "approach" in raw
+        else None,
     )
 
 
