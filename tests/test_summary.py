@@ -68,8 +68,7 @@ def test_the_printed_table_is_the_main_tables_headline_columns_without_bold(
     bacc = f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f}"
     (row,) = [line for line in lines if line.startswith("| two-stage | ce+crt |")]
     assert row.split(" | ")[3:6:2] == ["3", bacc]  # seeds, then BAcc after Acc
-    aurocs = 100 * results.runs.set_index("method").loc["ce+crt", "auroc"].to_numpy()
-    assert row.split(" | ")[-1] == f"{aurocs.mean():.1f} ± {aurocs.std(ddof=1):.1f} |"
+    assert "AUROC" not in lines[0]  # in summary.md and the report; the printed table is short
     # Rows follow the families, then the order the results were read in.
     methods = [line.split(" | ")[1] for line in lines[2:]]
     assert methods == ["ce", "focal", "ce+crt", "ce+lws", "supcon+crt"]
