@@ -41,6 +41,33 @@ def test_zero_strength_augmentation_only_flips() -> None:
         assert min(float((out[k] - c[k].float()).abs().max()) for c in candidates) < 1e-3
 
 
+@pytest.mark.parametrize("strong", [False, True])
+def test_a_fixed_orientation_is_never_flipped_and_barely_rotated(strong: bool) -> None:
+    kind = StrongAugment if strong else Augment
+    fixed = kind.for_orientation("fixed")
+    assert not fixed.flips and fixed.max_rotation_deg <= 10
+    # An image whose left half is bright: a flip or a half turn would put the light on the right.
+    images = torch.zeros(64, 3, 16, 16, dtype=torch.uint8)
+    images[..., :8] = 255
+    if not strong:  # no zoom, shift or jitter: the warp alone
+        fixed = dataclasses.replace(fixed, scale=(1.0, 1.0), max_shift=0.0, brightness=0.0,
+                                    contrast=0.0, saturation=0.0)  # fmt: skip
+    out = fixed(images, torch.Generator().manual_seed(0))
+    left, right = out[..., :4].mean((1, 2, 3)), out[..., -4:].mean((1, 2, 3))
+    assert bool((left > right).all())
+    free = kind.for_orientation("free")
+    assert free == kind()  # the defaults: free orientation keeps its records and results
+    flipped = free(images, torch.Generator().manual_seed(0))
+    assert bool((flipped[..., :4].mean((1, 2, 3)) < flipped[..., -4:].mean((1, 2, 3))).any())
+
+
+def test_only_a_fixed_orientation_is_recorded() -> None:
+    assert "orientation" not in TrainingSettings().as_dict()
+    assert TrainingSettings(orientation="fixed").as_dict()["orientation"] == "fixed"
+    assert "flips" not in Augment().as_dict()
+    assert Augment.for_orientation("fixed").as_dict()["flips"] is False
+
+
 def test_augmentation_is_deterministic_and_in_range() -> None:
     images = _images()
     first = Augment()(images, torch.Generator().manual_seed(3))

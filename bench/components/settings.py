@@ -38,6 +38,10 @@ class TrainingSettings:
     min_steps: int = 500
     checkpoint: str = DEFAULT_CHECKPOINT  # the stage-1 epoch kept (`bench.components.checkpoints`)
     weights: str = ""  # a torchvision state dict file; empty: torch's hub cache
+    # Whether the images have a canonical orientation (`bench.stage1.augment`): `free`
+    # (dermoscopy, microscopy, fundus: any flip or rotation keeps the label) or `fixed`
+    # (radiology: anatomy has a left and a right, so no flips and small rotations only).
+    orientation: str = "free"
 
     def as_dict(self) -> dict[str, Any]:
         """The recorded form (part of every run's config); `weights` only when a file is
@@ -45,6 +49,8 @@ class TrainingSettings:
         recorded = dataclasses.asdict(self)
         if not self.weights:
             del recorded["weights"]
+        if self.orientation == "free":  # likewise the records of free-orientation runs
+            del recorded["orientation"]
         return recorded
 
 
@@ -66,6 +72,7 @@ SETTING_FIELDS: dict[str, Field] = {
     "min_steps": Field(int, 0, 10_000_000, advice="use 0 (the epochs alone decide) up to 10000000"),
     "checkpoint": Field(str, choices=tuple(CHECKPOINT_RULES)),
     "weights": Field(str),
+    "orientation": Field(str, choices=("free", "fixed")),
 }
 assert set(SETTING_FIELDS) == set(SETTING_NAMES)
 

@@ -9,7 +9,6 @@ very settings a run evaluates.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import time
@@ -60,7 +59,8 @@ def dataset_block(spec: DatasetSpec) -> dict[str, Any]:
 def training_block(settings: TrainingSettings) -> dict[str, Any]:
     """The recorded training settings, with the augmentation they train under and, when the
     weights come from a file, that file's digest (its content decides the result)."""
-    block = {**settings.as_dict(), "augment": dataclasses.asdict(Augment())}
+    augment = Augment.for_orientation(settings.orientation)
+    block = {**settings.as_dict(), "augment": augment.as_dict()}
     if settings.weights:
         block["weights_digest"] = weights_digest(settings.weights)
     return block

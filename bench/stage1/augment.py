@@ -2,13 +2,16 @@
 
 One affine warp per image (flip, rotation, scale, shift) through a single `grid_sample`, then
 per-image brightness, contrast and saturation jitter. Dermoscopy has no canonical orientation,
-so flips on both axes and any rotation are label-preserving. The strong augmentation of
+so flips on both axes and any rotation are label-preserving; radiology has a left and a right
+(a flipped left kidney is a right one), so a dataset of fixed orientation trains without flips
+and with small rotations (`for_orientation`). The strong augmentation of
 contrastive methods warps a random resized crop instead and jitters colour harder; mixup
 blends the images of a batch in pairs. No per-image Python loop anywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,9 @@ import torch.nn.functional as F
 
 # An augmentation: a uint8 batch and the generator its draws come from, to float [0, 255].
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# Rotations of a fixed-orientation image (radiology): a patient lies a little askew, never
+# upside down.
+FIXED_ROTATION_DEG = 10.0
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's greyscale
 # RGB to YIQ (FCC NTSC): hue is the angle of the (I, Q) chroma plane.
 YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
@@ -68,6 +74,20 @@ class Augment:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    flips: bool = True
+
+    @classmethod
+    def for_orientation(cls, orientation: str) -> Augment:
+        """The augmentation of images whose orientation is `free` (the defaults) or `fixed`
+        (no flips, rotations within ±FIXED_ROTATION_DEG)."""
+        return cls() if orientation == "free" else cls(FIXED_ROTATION_DEG, flips=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """The recorded form; `flips` only when off, so free-orientation records keep theirs."""
+        recorded = dataclasses.asdict(self)
+        if self.flips:
+            del recorded["flips"]
+        return recorded
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a uint8 batch; returns float values in [0, 255]. Randomness from `generator`
@@ -81,8 +101,8 @@ class Augment:
 
         angle = uniform(-1, 1) * math.radians(self.max_rotation_deg)
         scale = uniform(*self.scale)
-        flip_x = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
-        flip_y = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+        flip_x = torch.where(uniform(0, 1) < 0.5 * self.flips, -1.0, 1.0)  # drawn either way:
+        flip_y = torch.where(uniform(0, 1) < 0.5 * self.flips, -1.0, 1.0)  # the same stream
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         theta = torch.stack(
             [
@@ -154,6 +174,16 @@ class StrongAugment:
     hue: float = 0.1
     jitter_probability: float = 0.8
     greyscale_probability: float = 0.2
+    flips: bool = True
+
+    @classmethod
+    def for_orientation(cls, orientation: str) -> StrongAugment:
+        """As `Augment.for_orientation`: no flips and small rotations for `fixed`."""
+        return (
+            cls()
+            if orientation == "free"
+            else cls(max_rotation_deg=FIXED_ROTATION_DEG, flips=False)
+        )
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a uint8 batch; returns float values in [0, 255]. Randomness from
@@ -169,8 +199,8 @@ class StrongAugment:
         width, height = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
         shift = torch.stack([(1 - width) * uniform(-1, 1), (1 - height) * uniform(-1, 1)], 1)
         angle = uniform(-1, 1) * math.radians(self.max_rotation_deg)
-        flip_x = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
-        flip_y = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+        flip_x = torch.where(uniform(0, 1) < 0.5 * self.flips, -1.0, 1.0)  # drawn either way:
+        flip_y = torch.where(uniform(0, 1) < 0.5 * self.flips, -1.0, 1.0)  # the same stream
         cos, sin = torch.cos(angle), torch.sin(angle)
         linear = torch.stack(
             [
@@ -201,10 +231,10 @@ class StrongAugment:
         return torch.where(greyscale, _luma(out).expand_as(out), out)
 
 
-# The augmentations a recipe's `[augment] strength` names.
-AUGMENTATIONS: dict[str, Callable[[], Augmentation]] = {
-    "standard": Augment,
-    "strong": StrongAugment,
+# The augmentations a recipe's `[augment] strength` names, built for an orientation.
+AUGMENTATIONS: dict[str, Callable[[str], Augmentation]] = {
+    "standard": Augment.for_orientation,
+    "strong": StrongAugment.for_orientation,
 }
 
 

@@ -130,7 +130,7 @@ def train_artefacts(
             on_epoch=on_epoch,
             compile_model=job.compile,
             also_watch=also_watch,
-            augment=AUGMENTATIONS[job.recipe.augment.strength](),
+            augment=AUGMENTATIONS[job.recipe.augment.strength](job.settings.orientation),
         )
     )
     artefacts = {}
@@ -195,13 +195,18 @@ def obtain_artefact(
 
 
 def augmented_view_features(
-    artefact: Stage1Artefact, images: torch.Tensor, views: int, seed: int, device: torch.device
+    artefact: Stage1Artefact,
+    images: torch.Tensor,
+    views: int,
+    seed: int,
+    device: torch.device,
+    augment: Augment,
 ) -> torch.Tensor:
     """Features of `views` augmented passes of the stage-1 network over `images`, stacked view
     after view (cached beside the artefact for stage 2's `views` option, so they are computed
     here, by the code the artefact key covers)."""
     model = rebuild(artefact, device)
-    normalizer, augment = Normalizer(*artefact.normalizer), Augment()
+    normalizer = Normalizer(*artefact.normalizer)
     generator = torch.Generator().manual_seed(seed)
     stacked = []
     for _ in range(views):

@@ -7,7 +7,7 @@ import torch
 from bench.components.catalogue import STAGE2_METHODS
 from bench.recipes.methods import Stage2Recipe
 from bench.stage1.artefacts import ArtefactCache, Stage1Artefact
-from bench.stage1.augment import Normalizer
+from bench.stage1.augment import Augment, Normalizer
 from bench.stage1.job import SPLIT_NAMES, Stage1Job, augmented_view_features, rebuild
 from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures, FeatureSource
 from bench.stage2.methods import HeadWeights, Stage2Context, Stage2Outcome
@@ -26,6 +26,7 @@ def feature_source(
 ) -> FeatureSource:
     """Cached features (plus cached augmented views), or the backbone in finetune-bn mode."""
     train_labels = job.labels("train")
+    augment = Augment.for_orientation(job.settings.orientation)  # as stage 1 was trained
     if recipe.mode == "finetune-bn":
         return BatchNormFinetuning(
             rebuild(artefact, job.device),
@@ -34,6 +35,7 @@ def feature_source(
             Normalizer(*artefact.normalizer),
             job.device,
             job.seed,
+            augment,
         )
     rows, row_labels = artefact.features["train"], train_labels
     if recipe.views:
@@ -41,7 +43,7 @@ def feature_source(
         extra = cache.load_extra(key, name)
         if extra is None:
             extra = augmented_view_features(
-                artefact, job.images("train"), recipe.views, job.seed, job.device
+                artefact, job.images("train"), recipe.views, job.seed, job.device, augment
             )
             cache.save_extra(key, name, extra)
         rows = torch.cat([rows, extra])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from bench.components.models import Classifier
@@ -42,6 +44,7 @@ class CachedFeatures(FeatureSource):
         return self.splits[name]
 
 
+@dataclass
 class BatchNormFinetuning(FeatureSource):
     """The `finetune-bn` mode: augmented images through the frozen backbone in train mode.
 
@@ -50,19 +53,17 @@ class BatchNormFinetuning(FeatureSource):
     re-trained). Evaluation splits are re-computed with the updated statistics.
     """
 
-    def __init__(
-        self,
-        model: Classifier,
-        images: dict[str, torch.Tensor],
-        train_labels: torch.Tensor,
-        normalizer: Normalizer,
-        device: torch.device,
-        seed: int,
-    ) -> None:
-        self.model, self.images, self.train_labels = model, images, train_labels
-        self.normalizer, self.device = normalizer, device
-        self.augment, self.generator = Augment(), torch.Generator().manual_seed(seed)
-        for parameter in model.parameters():
+    model: Classifier
+    images: dict[str, torch.Tensor]
+    train_labels: torch.Tensor
+    normalizer: Normalizer
+    device: torch.device
+    seed: int
+    augment: Augment = field(default_factory=Augment)  # as stage 1 trained
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
     @torch.no_grad()
