@@ -155,7 +155,7 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     assert _compare(tiny_project, results, "--pdf") == 0
     out = capsys.readouterr().out
     assert "(tiny 3 split(s), other 3 split(s))" in out
-    assert "Undecided: 2 of the 2 (pair, dataset) tests" in out  # 3 splits decide nothing
+    assert "Undecided: 2 of its 2 (pair, dataset) tests" in out  # 3 splits decide nothing
     folder = results / "compare"
     for name in ("ranks", "pairs"):
         for suffix in (".md", ".csv", ".tex"):
@@ -301,7 +301,7 @@ def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_show
     text = verdict(comparison)
     assert "Better than cross-entropy under the same stage 2: supcon+crt on a (+5.0 points" in text
     assert "Practically equivalent to it: supcon+crt on bb (" in text
-    assert "Worse than it: none." in text and "Undecided: 0 of the 2 (pair, dataset) tests." in text
+    assert "Worse than it: none." in text and "Undecided: 0 of its 2 (pair, dataset) tests." in text
     assert "2 per-dataset mean differences, too few datasets to decide" in text
     assert "share a test set" not in text
     fixed = DatasetScores("bb", _scores("bb", 0.0).blocks, test_sets=1)
