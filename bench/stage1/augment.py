@@ -30,6 +30,20 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's greyscale
 YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
 
+def _uniform_draws(
+    count: int, n: int, generator: torch.Generator, device: torch.device
+) -> Callable[[float, float], torch.Tensor]:
+    """`uniform(low, high)`, each call the next of `count` rows of `n` draws made at once on the
+    CPU from `generator` (so a seed gives the same augmentation on any device) and moved to
+    `device` in one copy."""
+    draws = iter(torch.rand(count, n, generator=generator).to(device, non_blocking=True))
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * next(draws)
+
+    return uniform
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Converts uint8 batches to float, standardised with per-channel training statistics,
@@ -93,11 +107,8 @@ class Augment:
         """Augment a uint8 batch; returns float values in [0, 255]. Randomness from `generator`
         (on the CPU, so a seed gives the same augmentation on any device): all of a batch's
         draws are made at once and reach the device in one copy."""
-        n, device = batch.shape[0], batch.device
-        draws = iter(torch.rand(9, n, generator=generator).to(device, non_blocking=True))
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return low + (high - low) * next(draws)
+        n = batch.shape[0]
+        uniform = _uniform_draws(9, n, generator, batch.device)
 
         angle = uniform(-1, 1) * math.radians(self.max_rotation_deg)
         scale = uniform(*self.scale)
@@ -188,11 +199,8 @@ class StrongAugment:
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a uint8 batch; returns float values in [0, 255]. Randomness from
         `generator`, drawn for the whole batch at once (as `Augment`)."""
-        n, device = batch.shape[0], batch.device
-        draws = iter(torch.rand(13, n, generator=generator).to(device, non_blocking=True))
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return low + (high - low) * next(draws)
+        n = batch.shape[0]
+        uniform = _uniform_draws(13, n, generator, batch.device)
 
         area = uniform(*self.crop_area)
         aspect = torch.exp(uniform(math.log(self.crop_aspect[0]), math.log(self.crop_aspect[1])))
