@@ -302,7 +302,7 @@ def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_show
     assert "Better than cross-entropy under the same stage 2: supcon+crt on a (+5.0 points" in text
     assert "Practically equivalent to it: supcon+crt on bb (" in text
     assert "Worse than it: none." in text and "Undecided: 0 of its 2 (pair, dataset) tests." in text
-    assert "2 per-dataset mean differences, too few datasets to decide" in text
+    assert "2 per-dataset mean differences (a, bb), too few datasets to decide" in text
     assert "share a test set" not in text
     fixed = DatasetScores("bb", _scores("bb", 0.0).blocks, test_sets=1)
     text = verdict(analyse([_scores("a", 5.0), fixed], MethodRegistry(), rope=1.0))

@@ -18,6 +18,7 @@ import scikit_posthocs as posthocs
 from matplotlib.figure import Figure
 
 from bench.compare.collect import DatasetScores
+from bench.compare.intervals import BOOTSTRAP, Interval, interval, split_differences
 from bench.compare.stats import (
     MIN_OBSERVATIONS,
     Friedman,
@@ -34,7 +35,7 @@ from bench.recipes.methods import REPRESENTATION_APPROACHES, MethodRegistry
 from bench.report import render
 from bench.report.build import swap_in
 from bench.report.page import page
-from bench.report.plots import data_span, mean_interval, save_figure
+from bench.report.plots import data_span, save_figure
 from bench.report.tables import Table
 
 LEVEL = 0.95  # the posterior probability a decision needs
@@ -48,15 +49,17 @@ OUTCOMES = {
 
 @dataclass(frozen=True)
 class PairResult:
-    """A representation-learning method (its `approach`) against the same stage 2 on a
-    cross-entropy stage 1: the posterior per dataset (over its splits) and pooled over
-    datasets."""
+    """A representation-learning method (its `approach`) against the same stage 2 on the
+    reference stage 1: per dataset the posterior over its splits, the interval of the mean
+    difference and the decision; and the posterior pooled over the pooled datasets."""
 
     method: str
     baseline: str
     approach: str
     per_dataset: dict[str, Posterior | None]
     pooled: Posterior | None
+    intervals: dict[str, Interval | None]
+    decisions: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -70,58 +73,116 @@ class Comparison:
     pairs: list[PairResult]
     rope: float
     metric: Scalar
+    pooled: tuple[str, ...]  # the datasets the mean rank, Friedman and pooled tests are over
+    reference: str = "ce"
+
+    @property
+    def apart(self) -> list[str]:
+        """The datasets reported apart from the pooled analyses."""
+        return [s.name for s in self.scores if s.name not in self.pooled]
+
+    def tests(self) -> int:
+        """How many tests the page makes: per (pair, dataset) and pooled."""
+        tested = [[*pair.per_dataset.values(), pair.pooled] for pair in self.pairs]
+        return sum(posterior is not None for row in tested for posterior in row)
 
 
-def metric_pairs(methods: list[str], registry: MethodRegistry) -> list[tuple[str, str]]:
+def metric_pairs(
+    methods: list[str], registry: MethodRegistry, reference: str = "ce"
+) -> list[tuple[str, str]]:
     """(representation learner, its baseline): `X+S` whose stage 1 X is a representation
     learner (`REPRESENTATION_APPROACHES`: supervised metric learning, long-tailed contrastive,
-    self-supervised, augmentation) against `ce+S`, for every such pair among `methods`, in
-    the order of the approaches."""
+    self-supervised, augmentation) against `reference+S`, for every such pair among
+    `methods`, in the order of the approaches."""
     pairs = []
     for name in methods:
         method = registry.get(name)
         learner = method.stage1.approach in REPRESENTATION_APPROACHES
-        if learner and method.stage2 and not method.tuning:
-            baseline = f"ce+{method.stage2.name}"
+        if learner and method.stage2 and not method.tuning and method.stage1.name != reference:
+            baseline = f"{reference}+{method.stage2.name}"
             if baseline in methods:
                 pairs.append((name, baseline))
     order = {a: k for k, a in enumerate(REPRESENTATION_APPROACHES)}
     return sorted(pairs, key=lambda pair: order[registry.get(pair[0]).stage1.approach])
 
 
-def analyse(scores: list[DatasetScores], registry: MethodRegistry, rope: float) -> Comparison:
+def decide(
+    posterior: Posterior,
+    spread: Interval | None,
+    rope: float,
+    higher_is_better: bool = True,
+    level: float = LEVEL,
+) -> str:
+    """The posterior's decision at `level`, kept where the splits share a test set only if
+    the bootstrap interval (which counts the test sample's variance) agrees: better or worse
+    need it on that side of zero, equivalent need it within the ROPE; else undecided."""
+    made = posterior.decision(level)
+    if made == "undecided" or spread is None or spread.kind != BOOTSTRAP:
+        return made
+    low, high = (spread.low, spread.high) if higher_is_better else (-spread.high, -spread.low)
+    agrees = {"better": low > 0, "worse": high < 0, "equivalent": -rope <= low and high <= rope}
+    return made if agrees[made] else "undecided"
+
+
+def analyse(
+    scores: list[DatasetScores], registry: MethodRegistry, rope: float, reference: str = "ce"
+) -> Comparison:
     """Means and ranks per dataset, the Friedman/Nemenyi tests, and the paper's pairs, in the
     metric the scores hold (one, as `collect` gives them), ranked and tested in its direction
-    (lower ECE is better)."""
+    (lower ECE is better). Mean ranks, Friedman and the pooled tests are over the pooled
+    datasets (every dataset when none is)."""
     metric = SCALARS[scores[0].metric]
     higher = metric.higher_is_better
     methods = list(scores[0].blocks.columns)
     means = pd.DataFrame({s.name: s.blocks.mean() for s in scores}).T[methods]
+    pooled_names = tuple(s.name for s in scores if s.pooled) or tuple(means.index)
+    pooled_means = means.loc[list(pooled_names)]
     results = []
-    for method, baseline in metric_pairs(methods, registry):
+    for method, baseline in metric_pairs(methods, registry, reference):
         per_dataset: dict[str, Posterior | None] = {}
+        intervals: dict[str, Interval | None] = {}
+        decisions: dict[str, str] = {}
         for s in scores:
             # Runs on one split share its test set: one observation per distinct split.
             splits = s.blocks.groupby(level="split").mean()
             first, second = splits[method].to_numpy(), splits[baseline].to_numpy()
-            per_dataset[s.name] = (
-                signed_rank(first, second, rope, higher) if len(first) > 1 else None
-            )
+            posterior = signed_rank(first, second, rope, higher) if len(first) > 1 else None
+            per_dataset[s.name] = posterior
+            intervals[s.name] = interval(s, method, baseline)
+            if posterior is not None:
+                decisions[s.name] = decide(posterior, intervals[s.name], rope, higher)
         pooled = None
-        if len(scores) > 1:
-            pooled = signed_rank(means[method].to_numpy(), means[baseline].to_numpy(), rope, higher)
+        if len(pooled_names) > 1:
+            pooled = signed_rank(
+                pooled_means[method].to_numpy(), pooled_means[baseline].to_numpy(), rope, higher
+            )
         approach = registry.get(method).stage1.approach
-        results.append(PairResult(method, baseline, approach, per_dataset, pooled))
-    ranks = mean_ranks(means, higher)
-    return Comparison(scores, means, ranks, friedman(means), results, rope, metric)
+        results.append(
+            PairResult(method, baseline, approach, per_dataset, pooled, intervals, decisions)
+        )
+    ranks = mean_ranks(pooled_means, higher)
+    ranks = pd.concat([mean_ranks(means, higher).drop(index="mean rank"), ranks.loc[["mean rank"]]])
+    return Comparison(
+        scores,
+        means,
+        ranks,
+        friedman(pooled_means),
+        results,
+        rope,
+        metric,
+        pooled_names,
+        reference,
+    )
 
 
-def _p(posterior: Posterior | None) -> str:
+def _p(posterior: Posterior | None, spread: Interval | None = None, decision: str = "") -> str:
     if posterior is None:
         return "–"
+    around = f" {spread.text()}" if spread is not None else ""
     return (
-        f"{posterior.mean_difference:+.1f}: {posterior.better:.2f} / "
-        f"{posterior.equivalent:.2f} / {posterior.worse:.2f} ({posterior.decision(LEVEL)})"
+        f"{posterior.mean_difference:+.1f}{around}: {posterior.better:.2f} / "
+        f"{posterior.equivalent:.2f} / {posterior.worse:.2f} "
+        f"({decision or posterior.decision(LEVEL)})"
     )
 
 
@@ -151,6 +212,12 @@ def tables(comparison: Comparison) -> list[Table]:
     suffix = "_bacc" if metric.key == "balanced_accuracy" else f"_{metric.key}"
     numbers = pd.concat([means.T.add_suffix(suffix), ranked.add_suffix("_rank")], axis=1)
     described = ", ".join(f"{d}: {blocks[d]} run(s) on {splits[d]}" for d in means.index)
+    over = (
+        f"; the mean rank is over {', '.join(comparison.pooled)} ({', '.join(comparison.apart)} "
+        "reported apart)"
+        if comparison.apart
+        else ""
+    )
     rank_table = Table(
         name="ranks",
         title="Mean rank over datasets",
@@ -158,7 +225,7 @@ def tables(comparison: Comparison) -> list[Table]:
             f"Test {metric.long} (× 100, mean over each dataset's blocks; {described}) and "
             "its rank per dataset (1 best, ties averaged"
             + ("" if metric.higher_is_better else "; lower is better")
-            + "); sorted by mean rank."
+            + f"){over}; sorted by mean rank."
         ),
         header=header,
         rows=rows,
@@ -170,17 +237,23 @@ def tables(comparison: Comparison) -> list[Table]:
     for pair in comparison.pairs:
         cells = [pair.approach, pair.method, pair.baseline]
         for d in comparison.means.index:
-            cells.append(_p(pair.per_dataset[d]))
+            cells.append(_p(pair.per_dataset[d], pair.intervals[d], pair.decisions.get(d, "")))
         cells.append(_p(pair.pooled))
         pair_rows.append(cells)
         for d, posterior in [*pair.per_dataset.items(), ("pooled", pair.pooled)]:
             if posterior is not None:
+                spread = pair.intervals.get(d)
                 records.append(
                     {"approach": pair.approach, "method": pair.method,
                      "against": pair.baseline, "dataset": d,
-                     "mean_difference": posterior.mean_difference, "p_better": posterior.better,
+                     "mean_difference": posterior.mean_difference,
+                     "ci_low": spread.low if spread else None,
+                     "ci_high": spread.high if spread else None,
+                     "interval": spread.kind if spread else "",
+                     "p_better": posterior.better,
                      "p_equivalent": posterior.equivalent, "p_worse": posterior.worse,
-                     "observations": posterior.observations}
+                     "observations": posterior.observations,
+                     "decision": pair.decisions.get(d, posterior.decision(LEVEL))}
                 )  # fmt: skip
     pair_table = Table(
         name="pairs",
@@ -190,8 +263,12 @@ def tables(comparison: Comparison) -> list[Table]:
             "P(equivalent) / P(worse) from the Bayesian signed-rank test (baycomp), with a "
             f"region of practical equivalence of ±{comparison.rope:g} {metric.short} points; "
             "a decision needs a probability of 0.95. Per dataset the observations are its "
-            "independent splits (train seeds averaged within a split); pooled, the "
-            "per-dataset mean differences. Fewer than "
+            "independent splits (train seeds averaged within a split), and the bracket is the "
+            "95 % interval of the mean difference over them: Student's t where each split has "
+            "its own test set, a bootstrap over splits and test images where splits share one "
+            "(a decision there also needs the interval on its side of zero, or within the ROPE "
+            "for equivalence); no bracket with one split. Pooled: the mean differences of "
+            f"{', '.join(comparison.pooled)}. Fewer than "
             f"{MIN_OBSERVATIONS} observations decide nothing (undecided)."
         ),
         header=pair_header,
@@ -209,13 +286,14 @@ def _approach_lines(approach: str, tests: list[tuple[PairResult, str, Posterior]
     lines = []
     for outcome in OUTCOMES:
         found = [
-            f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points, "
-            f"P = {getattr(posterior, outcome):.2f})"
+            f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points"
+            + (f" {spread.text()}" if (spread := pair.intervals.get(dataset)) else "")
+            + f", P = {getattr(posterior, outcome):.2f})"
             for pair, dataset, posterior in tests
-            if posterior.decision(LEVEL) == outcome
+            if pair.decisions[dataset] == outcome
         ]
         lines.append(f"{OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
-    undecided = sum(posterior.decision(LEVEL) == "undecided" for _, _, posterior in tests)
+    undecided = sum(pair.decisions[dataset] == "undecided" for pair, dataset, _ in tests)
     lines.append(f"Undecided: {undecided} of its {len(tests)} (pair, dataset) tests.")
     return [f"{approach.capitalize()}: {lines[0]}", *lines[1:]]
 
@@ -225,17 +303,23 @@ def verdict(comparison: Comparison) -> str:
     n = len(comparison.scores)
     lines = []
     splits = ", ".join(f"{s.name} {s.described()}" for s in comparison.scores)
+    reference = "cross-entropy" if comparison.reference == "ce" else comparison.reference
     lines.append(
         f"Over {n} dataset(s) ({splits}), the question is whether a representation-learning "
         "stage 1 (supervised metric learning, long-tailed contrastive, self-supervised, "
-        "augmentation; each approach reported apart) beats cross-entropy under the same stage 2 "
+        f"augmentation; each approach reported apart) beats {reference} under the same stage 2 "
         f"in test {comparison.metric.long}."
     )
-    if shared := [s.name for s in comparison.scores if s.test_sets < s.splits]:
+    if comparison.apart:
+        lines.append(
+            f"{', '.join(comparison.apart)} (generated, or marked so in the study) is tested "
+            "on its own but left out of the pooled test, the mean ranks and Friedman's test."
+        )
+    if shared := [s.name for s in comparison.scores if s.shared_test_set]:
         lines.append(
             f"The splits of {', '.join(shared)} share a test set (the source fixes it): there "
-            "the analysis over splits captures the variation of training data and seeds, not "
-            "of the test sample."
+            "the interval is a bootstrap over splits and test images, and a decision stands "
+            "only where that interval agrees with it."
         )
     if not comparison.pairs:
         lines.append(
@@ -258,21 +342,18 @@ def verdict(comparison: Comparison) -> str:
         lines += _approach_lines(approach, [t for t in tests if t[0].approach == approach])
     pooled = [(pair, pair.pooled) for pair in comparison.pairs if pair.pooled is not None]
     if pooled:
-        observations = len(comparison.scores)  # one mean difference per dataset
+        observations = len(comparison.pooled)  # one mean difference per pooled dataset
         listed = ", ".join(
             f"{pair.method} {p.better:.2f} / {p.worse:.2f} ({p.mean_difference:+.1f})"
             for pair, p in pooled
         )
         lines.append(
-            f"Pooled over the {observations} per-dataset mean differences"
+            f"Pooled over the {observations} per-dataset mean differences "
+            f"({', '.join(comparison.pooled)})"
             + (", too few datasets to decide" if observations < MIN_OBSERVATIONS else "")
             + f", P(better) / P(worse) (mean difference): {listed}."
         )
-    if len(comparison.pairs) > 1:
-        lines.append(
-            f"{len(comparison.pairs)} pairs are tested, each on its own: at a 0.95 threshold "
-            "a few decisions can come from chance alone."
-        )
+    lines += _multiplicity(comparison, tests)
     f = comparison.friedman
     if f.p_value is None:
         lines.append("The Friedman test needs three or more methods and two or more datasets.")
@@ -280,14 +361,15 @@ def verdict(comparison: Comparison) -> str:
         lines.append("Every method ranks the same on every dataset: Friedman's test finds nothing.")
     else:
         power = (
-            f"With only {n} datasets this test has little power; the paired analyses over "
-            "independent splits carry the evidence."
-            if n < 10
+            f"With only {len(comparison.pooled)} datasets this test has little power; the paired "
+            "analyses over independent splits carry the evidence."
+            if len(comparison.pooled) < 10
             else ""
         )
         lines.append(
-            f"Across all {comparison.means.shape[1]} methods, Friedman's test over the {n} "
-            f"datasets gives p = {f.p_value:.3f} (Nemenyi's critical difference of mean ranks: "
+            f"Across all {comparison.means.shape[1]} methods, Friedman's test over the "
+            f"{len(comparison.pooled)} pooled datasets gives p = {f.p_value:.3f} (Nemenyi's "
+            "critical difference of mean ranks: "
             f"{f.critical_difference:.2f}"
             + (
                 "; as p ≥ 0.05, the diagram's differences are not established"
@@ -299,6 +381,37 @@ def verdict(comparison: Comparison) -> str:
     return " ".join(lines)
 
 
+def _multiplicity(
+    comparison: Comparison, tests: list[tuple[PairResult, str, Posterior]]
+) -> list[str]:
+    """How many tests the page makes, what that implies at the 0.95 threshold, and which
+    decisions remain at the threshold corrected for them (Bonferroni: 1 − 0.05/n)."""
+    n = comparison.tests()
+    if n < 2:
+        return []
+    corrected = 1 - (1 - LEVEL) / n
+    higher = comparison.metric.higher_is_better
+    kept = [
+        f"{pair.method} on {dataset} ({decision})"
+        for pair, dataset, posterior in tests
+        if (decision := decide(posterior, pair.intervals.get(dataset), comparison.rope, higher,
+                               corrected)) != "undecided"
+    ]  # fmt: skip
+    kept += [
+        f"{pair.method} pooled ({decision})"
+        for pair in comparison.pairs
+        if pair.pooled is not None
+        and (decision := pair.pooled.decision(corrected)) != "undecided"
+        and len(comparison.pooled) >= MIN_OBSERVATIONS
+    ]
+    return [
+        f"The page makes {n} tests; were no stage 1 different from its baseline, each could "
+        f"still pass 0.95 by chance, so up to about {(1 - LEVEL) * n:.1f} of its decisions may "
+        f"be chance. At the threshold corrected for {n} tests (1 − 0.05/{n} = {corrected:.4f}), "
+        f"the decisions that remain: {'; '.join(kept) if kept else 'none'}."
+    ]
+
+
 def cd_diagram(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
     """The critical-difference diagram (scikit-posthocs): mean ranks, bars joining methods
     Nemenyi's test cannot tell apart."""
@@ -308,7 +421,7 @@ def cd_diagram(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
     ranks = comparison.ranks.loc["mean rank"]
     if f.nemenyi is not None:
         posthocs.critical_difference_diagram(ranks, f.nemenyi, ax=axis)
-        axis.set_title(f"Mean ranks over {comparison.means.shape[0]} datasets (Nemenyi, α = 0.05)")
+        axis.set_title(f"Mean ranks over {len(comparison.pooled)} datasets (Nemenyi, α = 0.05)")
     else:
         axis.text(0.5, 0.5, "needs 3 methods and 2 datasets", ha="center", va="center")
         axis.set_axis_off()
@@ -316,13 +429,16 @@ def cd_diagram(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
 
 
 def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path]:
-    """Each pair's mean paired difference per dataset with its 95 % t-interval over blocks,
-    on an axis spanning the data, the region of practical equivalence shaded."""
+    """Each pair's mean paired difference per dataset with the interval the pairs table gives
+    (from the observations its test uses; a bare point with one split), on an axis spanning
+    the data, the region of practical equivalence shaded."""
     rows = []
     for pair in comparison.pairs:
         for s in comparison.scores:
-            values = (s.blocks[pair.method] - s.blocks[pair.baseline]).to_numpy()
-            rows.append((f"{pair.method} − {pair.baseline}, {s.name}", *mean_interval(values)))
+            spread = pair.intervals[s.name]
+            mean = float(split_differences(s, pair.method, pair.baseline).mean())
+            low, high = (spread.low, spread.high) if spread else (mean, mean)
+            rows.append((f"{pair.method} − {pair.baseline}, {s.name}", mean, low, high))
     figure = Figure(figsize=(8, 0.3 * max(1, len(rows)) + 1.5), layout="constrained")
     axis = figure.subplots()
     if rows:
@@ -337,8 +453,8 @@ def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path
     axis.axvspan(-comparison.rope, comparison.rope, color="#999999", alpha=0.2, label="ROPE")
     axis.axvline(0, color="#555555", linewidth=0.8)
     axis.set_xlabel(
-        f"paired difference in test {comparison.metric.short} (points): mean and 95 % interval "
-        "over blocks"
+        f"paired difference in test {comparison.metric.short} (points): mean over splits and its "
+        "95 % interval"
     )
     figure.legend(loc="outside lower center", fontsize=8)
     return save_figure(figure, path, pdf)
@@ -375,9 +491,11 @@ def _write(comparison: Comparison, scratch: Path, pdf: bool) -> None:
          "Critical-difference diagram: mean rank of each method over the datasets; methods "
          "joined by a bar are not told apart by Nemenyi's test at α = 0.05."),
         (pair_differences(comparison, scratch / "pairs.png", pdf)[0],
-         f"Paired differences per dataset (metric-learning stage 1 minus cross-entropy stage "
-         f"1, same stage 2), mean and 95 % interval over blocks; shaded: ±{comparison.rope:g}"
-         " points."),
+         f"Paired differences per dataset (representation-learning stage 1 minus "
+         f"{comparison.reference} stage 1, same stage 2): the mean over splits and the interval "
+         "the pairs table gives, from the observations its test uses (Student's t over splits "
+         "with their own test sets; a bootstrap over splits and test images where they share "
+         f"one; a bare point with one split); shaded: ±{comparison.rope:g} points."),
     ]  # fmt: skip
     html = page("Comparison over datasets", text, written, figures)
     write_text_atomic(scratch / "index.html", html)

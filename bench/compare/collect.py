@@ -4,18 +4,19 @@ method has — at the methods' current settings."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.files import stable_hash
+from bench.data.formats import FORMATS
 from bench.data.specs import all_specs, get_spec
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
+from bench.results.archive import DatasetArchive, from_results
 from bench.results.store import ResultsStore
 
 
@@ -24,35 +25,42 @@ class DatasetScores:
     """One dataset's test score in `metric` (a key of `SCALARS`; × 100, in points), a row per
     block (split, train seed) and a column per method. A split is named by its digest, not its
     data seed: a source that fixes its own split (MedMNIST's files) gives every data seed the
-    same one."""
+    same one. `test_sets`: the distinct test sets under its splits. `pooled`: whether it
+    enters the verdict pooled over datasets (a generated dataset is reported apart).
+    For resampling test images (None: not kept): `predicted`, each block's predicted test
+    labels by (split, train seed, method); `test_of`, each split's test-set digest; `labels`,
+    each test set's true labels by digest."""
 
     name: str
     blocks: pd.DataFrame
     test_sets: int
     metric: str = "balanced_accuracy"
+    pooled: bool = True
+    predicted: dict[tuple[str, int, str], np.ndarray] | None = None
+    test_of: dict[str, str] | None = None
+    labels: dict[str, np.ndarray] | None = None
 
     @property
     def splits(self) -> int:
         """The distinct splits its numbers rest on."""
         return self.blocks.index.get_level_values("split").nunique()
 
+    @property
+    def shared_test_set(self) -> bool:
+        """Whether its splits share test sets (a source's fixed one)."""
+        return self.test_sets < self.splits
+
     def described(self) -> str:
         """How many splits, and test sets when splits share one (a source's fixed test set)."""
         text = f"{self.splits} split(s)"
-        if self.test_sets < self.splits:
+        if self.shared_test_set:
             text += f" sharing {self.test_sets} test set(s)"
         return text
 
 
-def _test_set(splits_dir: Path, split: str) -> str:
-    """The digest of a split's test items, read from its manifest (without one, the split's
-    own name: counted as a test set of its own)."""
-    try:
-        return stable_hash(
-            json.loads((splits_dir / f"split-{split}.json").read_text())["items"]["test"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return split
+def generated(name: str) -> bool:
+    """Whether a dataset is generated rather than collected (reported apart by default)."""
+    return all(FORMATS.meta(f).generated for f in get_spec(name).formats)
 
 
 def _done_runs(
@@ -103,11 +111,28 @@ def collect(
 ) -> list[DatasetScores]:
     """Each dataset's test `metric` (a key of `SCALARS`) for `methods` (default: those run on
     every dataset), on the blocks all of them have, from its `finished_runs`."""
-    present = {name: set(table["method"]) for name, table in runs.items()}
+    archives = {
+        name: from_results(ResultsStore(results_dir, name), table["run_id"])
+        for name, table in runs.items()
+    }
+    return scores_of(archives, methods, metric)
+
+
+def scores_of(
+    archives: dict[str, DatasetArchive],
+    methods: list[str] | None,
+    metric: str = "balanced_accuracy",
+    pooled: dict[str, bool] | None = None,
+) -> list[DatasetScores]:
+    """Each dataset's scores from its archive of runs: `methods` (default: those run on every
+    dataset) on the blocks all of them have; `pooled` by dataset (default: every dataset that
+    is not generated)."""
+    present = {name: set(archive.runs["method"]) for name, archive in archives.items()}
     if methods is None:
         common = set.intersection(*present.values())
         methods = sorted(
-            common, key=lambda m: min(list(t["method"]).index(m) for t in runs.values())
+            common,
+            key=lambda m: min(list(a.runs["method"]).index(m) for a in archives.values()),
         )
     for name, names in present.items():
         if missing := [m for m in methods if m not in names]:
@@ -118,27 +143,40 @@ def collect(
             )
     if len(methods) < 2:
         raise BenchError(f"{len(methods)} method(s) were run on every dataset; compare needs 2.")
-    scores = []
-    for name, table in runs.items():
-        table = table[table["method"].isin(methods)].copy()
-        _check_recorded(name, table, metric)
-        table["score"] = 100 * table[metric].astype(float)
-        table["split"] = table["split_hash"].where(
-            table["split_hash"].astype(bool), table["data_seed"].astype(str)
-        )  # records without a digest: their data seed
-        blocks = table.pivot_table(
-            index=["split", "train_seed"], columns="method", values="score", aggfunc="mean"
-        ).reindex(columns=methods)
-        blocks = blocks.dropna()
-        if blocks.empty:
-            raise BenchError(
-                f"{name}: no (data seed, train seed) has runs of every compared method; run "
-                "them at the same seeds."
-            )
-        splits_dir = ResultsStore(results_dir, name).splits_dir
-        test_sets = {_test_set(splits_dir, split) for split in blocks.index.unique("split")}
-        scores.append(DatasetScores(name, blocks, len(test_sets), metric))
-    return scores
+    pooled = pooled or {}
+    return [
+        _dataset_scores(name, archive, methods, metric, pooled.get(name, not generated(name)))
+        for name, archive in archives.items()
+    ]
+
+
+def _dataset_scores(
+    name: str, archive: DatasetArchive, methods: list[str], metric: str, pooled: bool
+) -> DatasetScores:
+    table = archive.runs[archive.runs["method"].isin(methods)].copy()
+    _check_recorded(name, table, metric)
+    table["score"] = 100 * table[metric].astype(float)
+    table["split"] = table["split_hash"].where(
+        table["split_hash"].fillna("").astype(bool), table["data_seed"].astype(str)
+    )  # records without a digest: their data seed
+    blocks = table.pivot_table(
+        index=["split", "train_seed"], columns="method", values="score", aggfunc="mean"
+    ).reindex(columns=methods)
+    blocks = blocks.dropna()
+    if blocks.empty:
+        raise BenchError(
+            f"{name}: no (data seed, train seed) has runs of every compared method; run "
+            "them at the same seeds."
+        )
+    table = table[table.set_index(["split", "train_seed"]).index.isin(blocks.index)]
+    keys = zip(table["split"], table["train_seed"], table["method"], table["run_id"], strict=True)
+    predicted = {
+        (str(split), int(seed), str(method)): archive.predicted[str(run_id)]
+        for split, seed, method, run_id in keys
+    }
+    test_of = dict(zip(table["split"], table["test_digest"].astype(str), strict=True))
+    labels = {digest: archive.labels[digest] for digest in set(test_of.values())}
+    return DatasetScores(name, blocks, len(labels), metric, pooled, predicted, test_of, labels)
 
 
 def _check_recorded(name: str, runs: pd.DataFrame, metric: str) -> None:

@@ -86,10 +86,23 @@ def environment() -> dict[str, Any]:
 
 
 def device_name(device: torch.device) -> str:
-    """The device's name as recorded: the GPU's model, or the CPU's."""
+    """The device's name as recorded: the GPU's model, or the CPU's (from /proc/cpuinfo
+    where there is one, else the architecture)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()})"
+    return f"{device.type} ({cpu_model() or platform.processor() or platform.machine()})"
+
+
+def cpu_model() -> str:
+    """The CPU's model name on Linux ('' elsewhere or when unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
 
 
 @dataclass(frozen=True)
