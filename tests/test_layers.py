@@ -11,7 +11,7 @@ import bench
 # Top to bottom, as the architecture page draws them.
 LAYERS = (
     ("cli",),
-    ("run", "sweep"),
+    ("run", "sweep", "study"),
     ("report", "compare"),
     ("results", "execution"),
     ("experiment",),

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli import options
 from bench.components.scalars import SCALARS
+from bench.core.errors import BenchError
 from bench.core.validation import finite_float
+
+if TYPE_CHECKING:
+    from bench.compare.collect import DatasetScores
+    from bench.recipes.methods import MethodRegistry
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +27,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "stage 2 on cross-entropy; writes results/compare/.",
     )
     parser.add_argument(
+        "--study",
+        type=Path,
+        help="compare exactly what a study file names (its datasets at their settings, methods, "
+        "seeds, reference, ROPE and metric), from the results folder and, for runs it lacks, "
+        "the study's committed archive",
+    )
+    parser.add_argument(
+        "--prefer",
+        choices=("kept", "incoming"),
+        help="with --study, when a run is in the archive and the results folder with other "
+        "numbers from another machine or thread count: use the archive's (kept) or the results "
+        "folder's (incoming); default: stop and list them",
+    )
+    parser.add_argument(
         "--datasets",
         help="comma-separated dataset names (default: every named dataset with runs)",
     )
@@ -29,17 +50,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         choices=list(SCALARS),
-        default="balanced_accuracy",
-        help="the test metric to rank and test on (default: balanced_accuracy); qwk only on "
+        help="the test metric to rank and test on (default: the study's, else "
+        "balanced_accuracy); qwk only on "
         "ordinal tasks, ece ranked lowest first. Runs recorded before a metric existed lack it: "
         "compare then names them and stops",
     )
     parser.add_argument(
         "--rope",
         type=finite_float,
-        default=1.0,
         help="region of practical equivalence, ± points of --metric as the tables show it "
-        "(× 100: 1 point is 1 percentage point of BAcc, 0.01 of AUROC or kappa; default: 1)",
+        "(× 100: 1 point is 1 percentage point of BAcc, 0.01 of AUROC or kappa; default: the "
+        "study's, else 1)",
     )
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     options.add_settings(parser, "The runs compared are those made at these settings.")
@@ -51,31 +72,71 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, write the page and print the verdict."""
     from bench.compare.build import analyse, verdict, write_comparison
-    from bench.compare.collect import collect, datasets_with_runs, finished_runs
-    from bench.core.errors import BenchError
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
-    from bench.data.specs import get_spec
     from bench.recipes.methods import MethodRegistry
 
     results_dir = args.results_dir or default_results_dir()
     registry = MethodRegistry()
+    if args.study:
+        scores, rope, reference = _study_scores(args, results_dir, registry)
+    else:
+        scores, rope, reference = _results_scores(args, results_dir, registry), args.rope, "ce"
+    if not rope > 0:
+        raise BenchError(f"--rope must be a positive number of points, got {rope}.")
+    ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
+    comparison = analyse(scores, registry, rope, reference)
+    folder = write_comparison(comparison, results_dir, args.pdf)
+    print(verdict(comparison))
+    print(f"comparison: {folder}; open {folder / 'index.html'}")
+    return 0
+
+
+def _study_scores(
+    args: argparse.Namespace, results_dir: Path, registry: MethodRegistry
+) -> tuple[list[DatasetScores], float, str]:
+    """The scores of exactly what `--study` names, its ROPE and reference."""
+    from bench.compare.collect import scores_of
+    from bench.study.file import load_study
+    from bench.study.grid import study_runs
+
+    if args.datasets or args.methods:
+        raise BenchError("--study names the datasets and methods; leave out --datasets/--methods.")
+    study = load_study(args.study, registry)
+    archives = {
+        d.name: study_runs(study, d, results_dir, registry, args.prefer) for d in study.datasets
+    }
+    if empty := [name for name, archive in archives.items() if archive.runs.empty]:
+        raise BenchError(
+            f"study {study.name}: no finished run of {', '.join(empty)} in {results_dir} or "
+            f"{study.archive}; `bench study status {args.study}` says what is missing."
+        )
+    methods = [m.name for m in study.method_list(registry)]
+    pooled = {d.name: d.pooled for d in study.datasets}
+    metric = args.metric or study.metric
+    scores = scores_of(archives, methods, metric, pooled)
+    return scores, args.rope if args.rope is not None else study.rope, study.reference
+
+
+def _results_scores(
+    args: argparse.Namespace, results_dir: Path, registry: MethodRegistry
+) -> list[DatasetScores]:
+    """The scores of the results folder's runs at the current settings."""
+    from bench.compare.collect import collect, datasets_with_runs, finished_runs
+    from bench.data.specs import get_spec
+
+    if args.prefer:
+        raise BenchError("--prefer applies to --study (archive and results folder); leave it out.")
+    if args.rope is None:
+        args.rope = 1.0
     if args.datasets:
         datasets = [get_spec(name.strip()).name for name in args.datasets.split(",")]
     else:
         datasets = datasets_with_runs(results_dir)
     if not datasets:
         raise BenchError(f"no dataset has runs in {results_dir}; run some (bench run) first.")
-    if not args.rope > 0:
-        raise BenchError(f"--rope must be a positive number of points, got {args.rope}.")
     methods = [m.name for m in registry.expand(args.methods)] if args.methods else None
-    ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
     runs = finished_runs(
         results_dir, datasets, registry, options.conditions(args), skip_stale=not args.datasets
     )
-    scores = collect(results_dir, runs, methods, args.metric)
-    comparison = analyse(scores, registry, args.rope)
-    folder = write_comparison(comparison, results_dir, args.pdf)
-    print(verdict(comparison))
-    print(f"comparison: {folder}; open {folder / 'index.html'}")
-    return 0
+    return collect(results_dir, runs, methods, args.metric or "balanced_accuracy")

@@ -9,12 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.cli import cache, compare, data, listing, report, run, status, sweep
+from bench.cli import cache, compare, data, listing, report, run, status, study, sweep
 from bench.cli.options import OneLineParser
 from bench.core.errors import BenchError, Interrupted
 from bench.core.signals import exit_code, stop_on_signals, stopped_by
 
-COMMANDS = (run, report, sweep, status, compare, listing, data, cache)
+COMMANDS = (run, report, sweep, status, compare, study, listing, data, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,58 @@
+"""`bench study run`: the study's missing runs, dataset by dataset, through `bench run`'s
+runner and executors; with `export`, each dataset's archive is written as soon as it ends, so
+a study built over several sessions loses nothing finished."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from bench.core.layout import default_results_dir
+from bench.execution.executors import ExecutorOptions
+from bench.recipes.methods import MethodRegistry
+from bench.run.runner import RunOptions, run_benchmark
+from bench.study.file import Study, StudyDataset
+from bench.study.grid import export
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """The runs that failed, by dataset (empty: every asked run is done)."""
+
+    failures: dict[str, tuple[str, ...]]
+
+
+def run_study(
+    study: Study,
+    datasets: list[StudyDataset],
+    base: RunOptions,
+    execution: ExecutorOptions,
+    export_each: bool = False,
+) -> StudyOutcome:
+    """Run what `datasets` of `study` miss (a run already in the results folder is skipped as
+    by `bench run`); `base` brings the results folder, progress bars and the conditions
+    (device, data root, cache), each dataset its settings."""
+    failures = {}
+    registry = MethodRegistry()
+    results_dir = base.results_dir or default_results_dir()
+    for dataset in datasets:
+        tqdm.write(f"study {study.name}: {dataset.name} {dataset.options()}".rstrip())
+        options = dataclasses.replace(
+            base,
+            dataset=dataset.name,
+            methods=",".join(study.methods),
+            seeds=study.train_seeds,
+            data_seeds=study.data_seeds,
+            conditions=dataset.conditions(base.conditions),
+            results_dir=results_dir,
+            report=False,
+        )
+        outcome = run_benchmark(options, execution)
+        if outcome.failures:
+            failures[dataset.name] = outcome.failures
+        if export_each:
+            written = export(study, dataset, results_dir, registry)
+            tqdm.write(f"{dataset.name}: {len(written.runs)} run(s) in {study.archive}")
+    return StudyOutcome(failures)
