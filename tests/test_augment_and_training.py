@@ -211,6 +211,27 @@ def test_greyscale_and_hue_jitter_of_the_strong_augmentation() -> None:
         assert min(float((turned[k] - c[k].float()).abs().max()) for c in colours) > 5
 
 
+def test_the_geometric_augmentation_crops_as_the_strong_one_and_keeps_every_colour() -> None:
+    # A uniform colour per image: any crop, flip or rotation leaves it; colour distortion not.
+    colours = torch.randint(30, 220, (32, 3, 1, 1), generator=torch.Generator().manual_seed(2))
+    images = colours.expand(32, 3, 16, 16).to(torch.uint8).contiguous()
+    geometric = StrongAugment.geometric("free")
+    out = geometric(images, torch.Generator().manual_seed(5))
+    centre = out[..., 6:10, 6:10]  # away from the border that a rotation fills
+    assert torch.allclose(centre, colours.float().expand_as(centre), atol=1e-3)
+    strong = StrongAugment.for_orientation("free")(images, torch.Generator().manual_seed(5))
+    assert (strong[..., 6:10, 6:10] - colours.float()).abs().amax() > 20
+    # The same draws as `strong` (one stream): at zero jitter the geometry is the same.
+    halves = torch.zeros(8, 3, 16, 16, dtype=torch.uint8)
+    halves[..., 8:] = 255
+    still = dataclasses.replace(StrongAugment(), jitter_probability=0.0, greyscale_probability=0.0)
+    assert torch.equal(
+        geometric(halves, torch.Generator().manual_seed(9)),
+        still(halves, torch.Generator().manual_seed(9)),
+    )
+    assert StrongAugment.geometric("fixed").flips is False
+
+
 class _Recorder(torch.nn.Module):
     """A metric term that records what it is given and adds nothing."""
 

@@ -67,7 +67,7 @@ TUNED_FIELDS = {
 }
 STAGE2_MODES = ("features", "finetune-bn")
 # The augmentations stage 1 may train under (`bench.stage1.augment.AUGMENTATIONS`).
-AUGMENT_STRENGTHS = ("standard", "strong")
+AUGMENT_STRENGTHS = ("standard", "strong", "geometric")
 # The `[augment]` table: the shared stage-1 options any recipe may ask for.
 AUGMENT_FIELDS = {
     "views": Field(int, 1, 8, advice="use 1 to 8 views of each image"),
@@ -146,7 +146,8 @@ class Augmentation:
     """How stage 1 augments a batch (`[augment]`): `views` augmented views of each image (a
     contrastive loss compares them), the augmentation's `strength` (`standard`: the shared
     flips, rotation, scaling and photometric jitter; `strong`: random resized crops, colour
-    jitter and greyscale, as contrastive methods train), and mixup's α (λ ~ Beta(α, α); 0: no
+    jitter and greyscale, as contrastive methods train; `geometric`: `strong`'s crops, flips
+    and rotations without its colour distortion), and mixup's α (λ ~ Beta(α, α); 0: no
     mixing)."""
 
     views: int = 1

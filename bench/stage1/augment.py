@@ -196,6 +196,15 @@ class StrongAugment:
             else cls(max_rotation_deg=FIXED_ROTATION_DEG, flips=False)
         )
 
+    @classmethod
+    def geometric(cls, orientation: str) -> StrongAugment:
+        """The same crops, flips and rotations without the colour distortion (no jitter, no
+        greyscale): for data whose classes differ in colour, which the distortion teaches a
+        contrastive loss to ignore (see docs/methods.md)."""
+        return dataclasses.replace(
+            cls.for_orientation(orientation), jitter_probability=0.0, greyscale_probability=0.0
+        )
+
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a uint8 batch; returns float values in [0, 255]. Randomness from
         `generator`, drawn for the whole batch at once (as `Augment`)."""
@@ -243,6 +252,7 @@ class StrongAugment:
 AUGMENTATIONS: dict[str, Callable[[str], Augmentation]] = {
     "standard": Augment.for_orientation,
     "strong": StrongAugment.for_orientation,
+    "geometric": StrongAugment.geometric,
 }
 
 
