@@ -118,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from bench.core.errors import BenchError
     from bench.recipes.methods import MethodRegistry
     from bench.study.grid import progress
 
@@ -129,7 +130,12 @@ def _status(args: argparse.Namespace) -> int:
         f"{list(study.data_seeds)}, train seeds {list(study.train_seeds)}"
     )
     for dataset in datasets:
-        state = progress(study, dataset, _results_dir(args), registry)
+        try:
+            state = progress(study, dataset, _results_dir(args), registry)
+        except BenchError as error:  # e.g. pretrained weights this machine lacks
+            print(f"  {dataset.name}: its runs cannot be planned here: {error}")
+            unknown.append(dataset.name)
+            continue
         missing = len(state.missing)
         total_missing += missing
         cost = "nothing left" if not missing else "cost unknown (no run of it measured yet)"
@@ -145,14 +151,14 @@ def _status(args: argparse.Namespace) -> int:
         if missing:
             method, data_seed, train_seed = state.missing[0]
             print(f"    first missing: {method} at data seed {data_seed}, train seed {train_seed}")
-    if total_missing:
+    if total_missing or unknown:
         line = (
             f"remaining: {total_missing} run(s), about {_hours(total_estimate)} of stage-1 "
             "training in one worker (the stage-1 times measured here; divide by --jobs on "
             "idle cores)"
         )
         if unknown:
-            line += f", plus {', '.join(unknown)} (not measured yet: run one split first)"
+            line += f", plus {', '.join(unknown)} (not measured or plannable here)"
         print(line + f"; `bench study run {args.file}` runs it.")
     else:
         print(f"every run is done; `bench compare --study {args.file}` compares them.")
