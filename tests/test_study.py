@@ -175,6 +175,12 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert capsys.readouterr().out.replace(str(fresh), "") == said.replace(str(results), "")
     assert _tables(fresh / "compare") == from_results
     pd.testing.assert_frame_equal(pd.read_csv(fresh / "compare" / "pairs.csv"), numbers)
+    # A part of the study (while it is being built): only the datasets named.
+    part = ["compare", "--study", str(path), "--datasets", "tiny", "--results-dir", str(fresh)]
+    assert main(part) == 0
+    assert "Over 1 dataset(s) (tiny 3 split(s))" in capsys.readouterr().out
+    assert main([*part, "--methods", "ce"]) == 2
+    assert "--study names the methods" in capsys.readouterr().err
 
     # A second machine's archive of the same study merges in; a run it has that this one
     # lacks is added.

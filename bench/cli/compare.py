@@ -42,7 +42,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--datasets",
-        help="comma-separated dataset names (default: every named dataset with runs)",
+        help="comma-separated dataset names (default: every named dataset with runs; with "
+        "--study, a part of the study's)",
     )
     parser.add_argument(
         "--methods", help="methods or lists to compare (default: those run on every dataset)"
@@ -100,19 +101,20 @@ def _study_scores(
     from bench.study.file import load_study
     from bench.study.grid import study_runs
 
-    if args.datasets or args.methods:
-        raise BenchError("--study names the datasets and methods; leave out --datasets/--methods.")
+    if args.methods:
+        raise BenchError("--study names the methods; leave out --methods.")
     study = load_study(args.study, registry)
-    archives = {
-        d.name: study_runs(study, d, results_dir, registry, args.prefer) for d in study.datasets
-    }
+    datasets = list(study.datasets)
+    if args.datasets:  # a part of the study, e.g. while it is being built
+        datasets = [study.dataset(name.strip()) for name in args.datasets.split(",")]
+    archives = {d.name: study_runs(study, d, results_dir, registry, args.prefer) for d in datasets}
     if empty := [name for name, archive in archives.items() if archive.runs.empty]:
         raise BenchError(
             f"study {study.name}: no finished run of {', '.join(empty)} in {results_dir} or "
             f"{study.archive}; `bench study status {args.study}` says what is missing."
         )
     methods = [m.name for m in study.method_list(registry)]
-    pooled = {d.name: d.pooled for d in study.datasets}
+    pooled = {d.name: d.pooled for d in datasets}
     metric = args.metric or study.metric
     scores = scores_of(archives, methods, metric, pooled)
     return scores, args.rope if args.rope is not None else study.rope, study.reference
