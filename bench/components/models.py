@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from bench.components.catalogue import BACKBONES
@@ -66,6 +65,8 @@ class CompactResNet(nn.Module):
 
 def hub_weights_file(arch: str) -> Path:
     """Where torch's hub cache keeps the ImageNet weights of a torchvision model."""
+    import torchvision  # imported where used: about 2 s that compact backbones never need
+
     url = torchvision.models.get_model_weights(arch).DEFAULT.url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
@@ -91,6 +92,8 @@ def _read_weights(name: str, arch: str, size: int, mtime: float) -> dict[str, to
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint holding the state dict
+    import torchvision
+
     expected = torchvision.models.get_model(arch, weights=None).state_dict()
     if not isinstance(state, dict):
         raise BenchError(f"--weights {path}: holds a {type(state).__name__}, not a state dict.")
@@ -117,6 +120,8 @@ def _read_weights(name: str, arch: str, size: int, mtime: float) -> dict[str, to
 
 def _torchvision_resnet(arch: str) -> Callable[[bool, str], tuple[nn.Module, int]]:
     def build(pretrained: bool, weights_file: str = "") -> tuple[nn.Module, int]:
+        import torchvision
+
         # With pretrained weights, `check_backbone` has made sure they are in the hub cache
         # (or in the given file) before any training: nothing is downloaded.
         hub = torchvision.models.get_model_weights(arch).DEFAULT
@@ -169,6 +174,8 @@ def check_backbone(name: str, image_size: int, pretrained: bool, weights_file: s
         return
     path = hub_weights_file(name)
     if not path.is_file():
+        import torchvision
+
         url = torchvision.models.get_model_weights(name).DEFAULT.url
         raise BenchError(
             f"pretrained {name}: its ImageNet weights are not in torch's hub cache ({path}); "

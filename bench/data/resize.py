@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 
 def square_resize(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -12,5 +11,9 @@ def square_resize(image: torch.Tensor, size: int) -> torch.Tensor:
     Keeps the aspect ratio: dermoscopy lesions sit near the centre, so the crop loses borders,
     not lesion.
     """
+    # Imported here: torchvision costs about 2 s to import, which a worker reading decoded
+    # images from the cache never needs.
+    import torchvision.transforms.v2.functional as TF
+
     resized = TF.resize(image, [size], antialias=True)
     return TF.center_crop(resized, [size, size])

@@ -11,6 +11,7 @@ claimed before it is evaluated, so two overlapping commands never write one run 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -24,7 +25,6 @@ from typing import Any
 import numpy as np
 import sklearn
 import torch
-import torchvision
 from tqdm import tqdm
 
 import bench
@@ -76,7 +76,7 @@ def environment() -> dict[str, Any]:
             "bench": bench.__version__,
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
+            "torchvision": importlib.metadata.version("torchvision"),
             "numpy": np.__version__,
             "scikit-learn": sklearn.__version__,
         },
