@@ -145,7 +145,7 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert main(["study", "status", str(path), *place]) == 0
     out = capsys.readouterr().out
     assert "tiny: 0 of 9 run(s) done, 9 missing, 6 stage-1 training(s) to do" in out
-    assert "not measured yet" in out
+    assert "(not measured or plannable here)" in out
     argv = ["study", "run", str(path), *place, "--device", "cpu", "--no-progress"]
     assert main([*argv, "--datasets", "tiny", "--export"]) == 0
     assert (tiny_project / "studies" / "tiny-study" / "tiny.csv").exists()
