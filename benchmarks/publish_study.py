@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.cli.main import main as bench
 from bench.study.file import load_study
 
 PUBLISHED = ("verdict.md", "ranks.md", "pairs.md", "ranks.csv", "pairs.csv")
@@ -34,9 +34,13 @@ def main() -> int:
     target = Path(__file__).resolve().parents[1] / "docs" / "study" / study.name
     with tempfile.TemporaryDirectory() as empty:
         argv = ["compare", "--study", str(args.study), "--datasets", datasets]
-        code = bench([*argv, "--results-dir", empty])
-        if code:
-            return code
+        # Its own process: the command's session ends (and its claims with it) before the
+        # scratch folder is removed.
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.cli.main", *argv, "--results-dir", empty]
+        )
+        if done.returncode:
+            return done.returncode
         target.mkdir(parents=True, exist_ok=True)
         for name in (*PUBLISHED, *FIGURES):
             shutil.copyfile(Path(empty) / "compare" / name, target / name)

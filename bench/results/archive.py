@@ -33,7 +33,6 @@ from bench.results.store import ResultsStore
 
 IDENTITY = ("run_id", "dataset", "method", "settings_id", "data_seed", "train_seed", "split_hash")
 PROVENANCE = ("test_digest", "git_commit", "bench_version", "torch_version", "device", "threads")
-TIMINGS = ("stage1_seconds", "run_seconds")
 # Columns compared when a run is found twice: its numbers.
 NUMBERS = (*SCALARS, "val_balanced_accuracy")
 PREFER = ("kept", "incoming")  # on a conflict: the archive's row, or the one merged into it
@@ -93,7 +92,7 @@ def run_row(store: ResultsStore, run_id: str) -> tuple[dict[str, object], np.nda
         "device": record.get("device_name", ""),
         "threads": record.get("torch_threads"),
         "stage1_seconds": (record.get("stage1") or {}).get("train_s"),
-        "run_seconds": sum((record.get("timings") or {}).values()) or None,
+        "run_seconds": _run_seconds(record.get("timings") or {}),
     }
     row.update({key: test.get(key) for key in SCALARS})
     row["val_balanced_accuracy"] = metrics["val"]["balanced_accuracy"]
@@ -110,6 +109,14 @@ def run_row(store: ResultsStore, run_id: str) -> tuple[dict[str, object], np.nda
             "(remove it and run it again)."
         )
     return row, predicted.astype(np.int16), labels.astype(np.int16)
+
+
+def _run_seconds(timings: dict[str, float]) -> float | None:
+    """A run's training (its stage 1 when it trained one, and its stage 2) and evaluation
+    seconds in its worker."""
+    if "train_s" not in timings:
+        return None
+    return round(timings["train_s"] + timings.get("eval_s", 0.0), 3)
 
 
 def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
