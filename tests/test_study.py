@@ -14,6 +14,7 @@ import pytest
 from bench.cli.main import main
 from bench.core.errors import BenchError
 from bench.results.archive import DatasetArchive, merge, read_archive, write_archive
+from bench.study.execute import missing_groups
 from bench.study.file import load_study
 
 STUDY = """
@@ -82,6 +83,14 @@ def test_a_wrong_study_file_is_one_error_naming_the_field(
         load_study(path)
     assert message in str(error.value) and "\n" not in str(error.value)
     assert str(error.value).startswith(str(path))
+
+
+def test_missing_cells_become_runs_that_ask_for_nothing_done() -> None:
+    missing = [("a", 0, 0), ("b", 0, 0), ("a", 1, 0), ("b", 1, 0), ("a", 2, 0), ("a", 2, 1)]
+    groups = missing_groups(missing)
+    assert groups == [(("a", "b"), 0, (0, 1)), (("a",), 0, (2,)), (("a",), 1, (2,))]
+    asked = {(m, d, t) for methods, t, seeds in groups for m in methods for d in seeds}
+    assert asked == set(missing)  # each product is exactly missing cells
 
 
 def _archive(values: dict[str, float], device: str = "cpu (EPYC)", threads: int = 1):
@@ -175,6 +184,11 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert capsys.readouterr().out.replace(str(fresh), "") == said.replace(str(results), "")
     assert _tables(fresh / "compare") == from_results
     pd.testing.assert_frame_equal(pd.read_csv(fresh / "compare" / "pairs.csv"), numbers)
+    # A fresh machine with the archive alone runs nothing again.
+    again = ["study", "run", str(path), "--results-dir", str(fresh), "--device", "cpu"]
+    assert main([*again, "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("every run is done") == 2
+    assert not (fresh / "tiny" / "runs").exists()
     # A part of the study (while it is being built): only the datasets named.
     part = ["compare", "--study", str(path), "--datasets", "tiny", "--results-dir", str(fresh)]
     assert main(part) == 0

@@ -14,7 +14,7 @@ from bench.execution.executors import ExecutorOptions
 from bench.recipes.methods import MethodRegistry
 from bench.run.runner import RunOptions, run_benchmark
 from bench.study.file import Study, StudyDataset
-from bench.study.grid import export
+from bench.study.grid import Cell, export, progress
 
 
 @dataclass(frozen=True)
@@ -31,28 +31,46 @@ def run_study(
     execution: ExecutorOptions,
     export_each: bool = False,
 ) -> StudyOutcome:
-    """Run what `datasets` of `study` miss (a run already in the results folder is skipped as
-    by `bench run`); `base` brings the results folder, progress bars and the conditions
-    (device, data root, cache), each dataset its settings."""
-    failures = {}
+    """Run what `datasets` of `study` miss: a run in the results folder or in the study's
+    archive is not run again, so a fresh checkout goes on where the archive ends. `base`
+    brings the results folder, progress bars and the conditions (device, data root, cache),
+    each dataset its settings."""
+    failures: dict[str, tuple[str, ...]] = {}
     registry = MethodRegistry()
     results_dir = base.results_dir or default_results_dir()
     for dataset in datasets:
         tqdm.write(f"study {study.name}: {dataset.name} {dataset.options()}".rstrip())
-        options = dataclasses.replace(
-            base,
-            dataset=dataset.name,
-            methods=",".join(study.methods),
-            seeds=study.train_seeds,
-            data_seeds=study.data_seeds,
-            conditions=dataset.conditions(base.conditions),
-            results_dir=results_dir,
-            report=False,
-        )
-        outcome = run_benchmark(options, execution)
-        if outcome.failures:
-            failures[dataset.name] = outcome.failures
+        missing = progress(study, dataset, results_dir, registry).missing
+        if not missing:
+            tqdm.write(f"{dataset.name}: every run is done (in {results_dir} or the archive)")
+        for methods, train_seed, data_seeds in missing_groups(missing):
+            options = dataclasses.replace(
+                base,
+                dataset=dataset.name,
+                methods=",".join(methods),
+                seeds=(train_seed,),
+                data_seeds=data_seeds,
+                conditions=dataset.conditions(base.conditions),
+                results_dir=results_dir,
+                report=False,
+            )
+            outcome = run_benchmark(options, execution)
+            if outcome.failures:
+                failures[dataset.name] = failures.get(dataset.name, ()) + outcome.failures
         if export_each:
             written = export(study, dataset, results_dir, registry)
             tqdm.write(f"{dataset.name}: {len(written.runs)} run(s) in {study.archive}")
     return StudyOutcome(failures)
+
+
+def missing_groups(missing: list[Cell]) -> list[tuple[tuple[str, ...], int, tuple[int, ...]]]:
+    """The missing cells as `bench run` invocations: (methods, train seed, data seeds) whose
+    product is exactly a set of missing cells (data seeds that miss the same methods at the
+    same train seed run together, so that their stage 1s share one pool of workers)."""
+    by_split: dict[tuple[int, int], list[str]] = {}
+    for method, data_seed, train_seed in missing:
+        by_split.setdefault((data_seed, train_seed), []).append(method)
+    groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+    for (data_seed, train_seed), methods in by_split.items():
+        groups.setdefault((tuple(methods), train_seed), []).append(data_seed)
+    return [(methods, seed, tuple(seeds)) for (methods, seed), seeds in groups.items()]
