@@ -30,6 +30,7 @@ rope = 1.0
 [[datasets]]
 name = "tiny"
 epochs = 1
+pooled = true       # generated, pooled all the same: the study says so
 
 [[datasets]]
 name = "other"
@@ -96,8 +97,10 @@ def test_missing_cells_become_runs_that_ask_for_nothing_done() -> None:
 def _archive(values: dict[str, float], device: str = "cpu (EPYC)", threads: int = 1):
     runs = pd.DataFrame(
         {
-            "run_id": list(values), "method": "ce", "data_seed": range(len(values)),
-            "train_seed": 0, "test_digest": "t", "device": device, "threads": threads,
+            "run_id": list(values), "dataset": "d", "method": "ce", "settings_id": "0123",
+            "data_seed": range(len(values)), "train_seed": 0, "split_hash": "1e5",
+            "test_digest": "t", "git_commit": "", "bench_version": "0.1.0", "torch_version": "",
+            "device": device, "threads": threads,
             "balanced_accuracy": list(values.values()), "recall_a": 0.5,
         }
     )  # fmt: skip
@@ -131,6 +134,9 @@ def test_an_archive_is_written_sorted_and_read_back_whole(tmp_path: Path) -> Non
     back = read_archive(tmp_path, "d")
     assert list(back.runs["run_id"]) == ["r2", "r1"]  # by method, then data seed
     assert set(back.predicted) == {"r1", "r2"} and set(back.labels) == {"t"}
+    # Digests of digits only stay text: "0123" is not 123, "1e5" not 100000.0.
+    assert list(back.runs["settings_id"]) == ["0123", "0123"]
+    assert list(back.runs["split_hash"]) == ["1e5", "1e5"]
     write_archive(tmp_path, "d", back)
     assert (tmp_path / "d.csv").read_bytes() == first  # an unchanged archive: the same bytes
     (tmp_path / "d.npz").unlink()

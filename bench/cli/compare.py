@@ -103,6 +103,13 @@ def _study_scores(
 
     if args.methods:
         raise BenchError("--study names the methods; leave out --methods.")
+    if given := options.conditions(args).given():
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise BenchError(
+            f"--study gives each dataset its settings; leave out {flag} (or change the study)."
+        )
+    if args.profile:
+        raise BenchError("--study gives each dataset its profile; leave out --profile.")
     study = load_study(args.study, registry)
     datasets = list(study.datasets)
     if args.datasets:  # a part of the study, e.g. while it is being built
@@ -114,7 +121,7 @@ def _study_scores(
             f"{study.archive}; `bench study status {args.study}` says what is missing."
         )
     methods = [m.name for m in study.method_list(registry)]
-    pooled = {d.name: d.pooled for d in datasets}
+    pooled = {d.name: d.pooled for d in datasets if d.pooled is not None}
     metric = args.metric or study.metric
     scores = scores_of(archives, methods, metric, pooled)
     return scores, args.rope if args.rope is not None else study.rope, study.reference

@@ -38,6 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write each dataset's archive as soon as its runs end",
     )
+    run.add_argument("--prefer", choices=("kept", "incoming"), help=f"with --export, {PREFER_HELP}")
     run.add_argument("--data-root", type=Path, help="folder holding the datasets")
     options.add_training_place(run)
     options.add_executor(run, "a job is a stage 1 and every run that shares it")
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         results_dir=_results_dir(args),
         progress=not args.no_progress,
     )
-    outcome = run_study(study, datasets, base, options.execution(args), args.export)
+    outcome = run_study(study, datasets, base, options.execution(args), args.export, args.prefer)
     if not outcome.failures:
         return 0
     for name, failed in outcome.failures.items():

@@ -82,9 +82,14 @@ class Comparison:
         return [s.name for s in self.scores if s.name not in self.pooled]
 
     def tests(self) -> int:
-        """How many tests the page makes: per (pair, dataset) and pooled."""
+        """How many tests the page makes that could decide (enough observations): per (pair,
+        dataset) and pooled."""
         tested = [[*pair.per_dataset.values(), pair.pooled] for pair in self.pairs]
-        return sum(posterior is not None for row in tested for posterior in row)
+        return sum(
+            posterior is not None and posterior.observations >= MIN_OBSERVATIONS
+            for row in tested
+            for posterior in row
+        )
 
 
 def metric_pairs(
@@ -400,9 +405,7 @@ def _multiplicity(
     kept += [
         f"{pair.method} pooled ({decision})"
         for pair in comparison.pairs
-        if pair.pooled is not None
-        and (decision := pair.pooled.decision(corrected)) != "undecided"
-        and len(comparison.pooled) >= MIN_OBSERVATIONS
+        if pair.pooled is not None and (decision := pair.pooled.decision(corrected)) != "undecided"
     ]
     return [
         f"The page makes {n} tests; were no stage 1 different from its baseline, each could "

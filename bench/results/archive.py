@@ -19,9 +19,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,8 @@ from bench.results.store import ResultsStore
 
 IDENTITY = ("run_id", "dataset", "method", "settings_id", "data_seed", "train_seed", "split_hash")
 PROVENANCE = ("test_digest", "git_commit", "bench_version", "torch_version", "device", "threads")
+# Read as text whatever they hold: a hex digest of digits only is not a number.
+TEXT = tuple(c for c in (*IDENTITY, *PROVENANCE) if c not in ("data_seed", "train_seed", "threads"))
 # Columns compared when a run is found twice: its numbers.
 NUMBERS = (*SCALARS, "val_balanced_accuracy")
 PREFER = ("kept", "incoming")  # on a conflict: the archive's row, or the one merged into it
@@ -74,9 +78,26 @@ class DatasetArchive:
 
 def run_row(store: ResultsStore, run_id: str) -> tuple[dict[str, object], np.ndarray, np.ndarray]:
     """A finished run of `store` as an archive row, its predicted and its true test labels."""
-    record, metrics = store.record(run_id), store.metrics(run_id)
-    predictions = store.predictions(run_id)
+    try:
+        record, metrics = store.record(run_id), store.metrics(run_id)
+        predictions = store.predictions(run_id)
+        return _row(store, run_id, record, metrics, predictions)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise BenchError(
+            f"{store.run_dir(run_id)}: unreadable as a finished run ({type(error).__name__}: "
+            f"{error}); remove the folder and run it again."
+        ) from None
+
+
+def _row(
+    store: ResultsStore,
+    run_id: str,
+    record: dict[str, Any],
+    metrics: dict[str, Any],
+    predictions: dict[str, np.ndarray],
+) -> tuple[dict[str, object], np.ndarray, np.ndarray]:
     config, test = record["config"], metrics["test"]
+    split_hash = config["split"].get("hash", "")
     row: dict[str, object] = {
         "run_id": run_id,
         "dataset": config["dataset"]["name"],
@@ -84,8 +105,11 @@ def run_row(store: ResultsStore, run_id: str) -> tuple[dict[str, object], np.nda
         "settings_id": record.get("settings_id", ""),
         "data_seed": config["split"]["data_seed"],
         "train_seed": config["train_seed"],
-        "split_hash": config["split"].get("hash", ""),
-        "test_digest": test_digest(store, config["split"].get("hash", "")),
+        "split_hash": split_hash,
+        # Without a split digest (older records) a data seed is a test set of its own.
+        "test_digest": test_digest(store, split_hash)
+        if split_hash
+        else f"seed-{config['split']['data_seed']}",
         "git_commit": record.get("git_commit", ""),
         "bench_version": record.get("versions", {}).get("bench", ""),
         "torch_version": record.get("versions", {}).get("torch", ""),
@@ -142,12 +166,20 @@ def read_archive(folder: Path, dataset: str) -> DatasetArchive:
     if not table.exists():
         return DatasetArchive.empty()
     try:
-        runs = pd.read_csv(table, dtype={"split_hash": str, "test_digest": str, "git_commit": str})
+        runs = pd.read_csv(table, dtype=dict.fromkeys(TEXT, str))
         with np.load(arrays) as stored:
             predicted = {k.removeprefix("pred:"): stored[k] for k in stored if k[:5] == "pred:"}
             labels = {k.removeprefix("labels:"): stored[k] for k in stored if k[:7] == "labels:"}
     except (OSError, ValueError, KeyError) as error:
         raise BenchError(f"archive {table}: unreadable ({error}); restore it from git.") from None
+    if absent := [c for c in (*IDENTITY, *PROVENANCE) if c not in runs.columns]:
+        raise BenchError(f"archive {table}: no column {absent[0]!r}; restore it from git.")
+    runs[list(TEXT)] = runs[list(TEXT)].fillna("")  # an empty cell is empty text
+    if unlabelled := sorted(set(runs["test_digest"].astype(str)) - set(labels)):
+        raise BenchError(
+            f"archive {arrays}: no labels of test set {unlabelled[0]!r}; the two files come "
+            "from different exports (restore both from git)."
+        )
     missing = [r for r in runs["run_id"] if r not in predicted]
     if missing:
         raise BenchError(
@@ -245,6 +277,6 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _same_place(first: pd.Series, second: pd.Series) -> bool:
-    return str(first["device"]) == str(second["device"]) and int(first["threads"]) == int(
+    return str(first["device"]) == str(second["device"]) and str(first["threads"]) == str(
         second["threads"]
     )

@@ -30,11 +30,13 @@ def run_study(
     base: RunOptions,
     execution: ExecutorOptions,
     export_each: bool = False,
+    prefer: str | None = None,
 ) -> StudyOutcome:
     """Run what `datasets` of `study` miss: a run in the results folder or in the study's
     archive is not run again, so a fresh checkout goes on where the archive ends. `base`
     brings the results folder, progress bars and the conditions (device, data root, cache),
-    each dataset its settings."""
+    each dataset its settings; `prefer` resolves the conflicts of `export_each` (see
+    `bench.results.archive.merge`)."""
     failures: dict[str, tuple[str, ...]] = {}
     registry = MethodRegistry()
     results_dir = base.results_dir or default_results_dir()
@@ -58,7 +60,7 @@ def run_study(
             if outcome.failures:
                 failures[dataset.name] = failures.get(dataset.name, ()) + outcome.failures
         if export_each:
-            written = export(study, dataset, results_dir, registry)
+            written = export(study, dataset, results_dir, registry, prefer)
             tqdm.write(f"{dataset.name}: {len(written.runs)} run(s) in {study.archive}")
     return StudyOutcome(failures)
 

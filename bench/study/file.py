@@ -62,13 +62,13 @@ DATASET_FIELDS = {
 class StudyDataset:
     """One dataset of a study: its spec's name, the training settings that override the
     spec's (as command-line options do), its profile and long-tail ratio, and whether its
-    comparison enters the pooled verdict (a generated dataset is reported apart)."""
+    comparison enters the pooled verdict (unsaid: unless it is generated)."""
 
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     profile: str | None = None
     imbalance: float | None = None
-    pooled: bool = True
+    pooled: bool | None = None  # None: pooled unless generated
 
     def conditions(self, base: Conditions) -> Conditions:
         """`base` (device, data root, cache) with this dataset's settings."""
@@ -178,7 +178,7 @@ def _dataset(entry: dict[str, Any], where: str) -> StudyDataset:
         name=spec.name,
         profile=profile,
         imbalance=values.pop("imbalance", None),
-        pooled=values.pop("pooled", True),
+        pooled=values.pop("pooled", None),
         overrides=values,
     )
 

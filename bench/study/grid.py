@@ -65,17 +65,11 @@ def study_runs(
     prefer: str | None = None,
 ) -> DatasetArchive:
     """The study's runs of `dataset`: its archive's, with the finished runs of `results_dir`
-    merged in (a run in both with other numbers: see `bench.study.archive.merge`), each cell
+    merged in (a run in both with other numbers: see `bench.results.archive.merge`), each cell
     once."""
     ids = settings_ids(study, dataset, registry)
-    archive = read_archive(study.archive, dataset.name)
+    archive = _merged(study, dataset, results_dir, ids, prefer)
     archive = archive.select(archive.runs.loc[_in_grid(archive.runs, study, ids), "run_id"])
-    store = ResultsStore(results_dir, dataset.name)
-    table = store.runs_table()
-    if not table.empty:
-        table = table[table["status"] == "done"]
-        found = from_results(store, table.loc[_in_grid(table, study, ids), "run_id"])
-        archive = merge(archive, found, prefer).archive
     repeated = archive.runs.duplicated(["method", "data_seed", "train_seed"], keep=False)
     if repeated.any():
         first = archive.runs[repeated].iloc[0]
@@ -84,6 +78,25 @@ def study_runs(
             f"data seed {first['data_seed']}, train seed {first['train_seed']} (different splits "
             "of one data seed: the data or its spec changed); keep one run per cell."
         )
+    return archive
+
+
+def _merged(
+    study: Study,
+    dataset: StudyDataset,
+    results_dir: Path,
+    ids: dict[str, str],
+    prefer: str | None,
+) -> DatasetArchive:
+    """The whole archive of `dataset` (rows of other settings or seeds included: an archive
+    never loses a run) with the study's finished runs of `results_dir` merged in."""
+    archive = read_archive(study.archive, dataset.name)
+    store = ResultsStore(results_dir, dataset.name)
+    table = store.runs_table()
+    if not table.empty:
+        table = table[table["status"] == "done"]
+        found = from_results(store, table.loc[_in_grid(table, study, ids), "run_id"])
+        archive = merge(archive, found, prefer).archive
     return archive
 
 
@@ -142,12 +155,13 @@ def export(
     registry: MethodRegistry,
     prefer: str | None = None,
 ) -> DatasetArchive:
-    """Write the study's runs of `dataset` (its archive with `results_dir`'s merged in) to its
-    archive; returns what was written."""
-    archive = study_runs(study, dataset, results_dir, registry, prefer)
-    if not archive.runs.empty:
-        write_archive(study.archive, dataset.name, archive)
-    return archive
+    """Merge the study's finished runs of `results_dir` into the archive of `dataset` and write
+    it (rows outside the study's grid, of other settings or seeds, are kept); returns the
+    study's runs in it."""
+    whole = _merged(study, dataset, results_dir, settings_ids(study, dataset, registry), prefer)
+    if not whole.runs.empty:
+        write_archive(study.archive, dataset.name, whole)
+    return study_runs(study, dataset, results_dir, registry, prefer)
 
 
 def merge_folder(
