@@ -75,8 +75,9 @@ def study_runs(
         first = archive.runs[repeated].iloc[0]
         raise BenchError(
             f"{dataset.name}: {int(repeated.sum())} runs share cells, first {first['method']} at "
-            f"data seed {first['data_seed']}, train seed {first['train_seed']} (different splits "
-            "of one data seed: the data or its spec changed); keep one run per cell."
+            f"data seed {first['data_seed']}, train seed {first['train_seed']} (another split "
+            "of that data seed, when the data or its spec changed, or another device type, cpu "
+            "or cuda, which enters the run id); keep one run per cell."
         )
     return archive
 
