@@ -77,12 +77,13 @@ def _bootstrap(scores: DatasetScores, first: str, second: str) -> tuple[float, f
             test: rng.integers(0, len(labels), size=(count, len(labels)))
             for test, labels in sorted(scores.labels.items())
         }  # one draw of images per test set, shared by every split and method on it
+        drawn = {test: scores.labels[test][index] for test, index in images.items()}
         per_split = np.stack(
             [
                 np.mean(
                     [
-                        _resampled(scores, split, seed, first, images[test_of[split]])
-                        - _resampled(scores, split, seed, second, images[test_of[split]])
+                        _resampled(scores, split, seed, first, images[test_of[split]], drawn)
+                        - _resampled(scores, split, seed, second, images[test_of[split]], drawn)
                         for seed in seeds[split]
                     ],
                     axis=0,
@@ -98,13 +99,20 @@ def _bootstrap(scores: DatasetScores, first: str, second: str) -> tuple[float, f
 
 
 def _resampled(
-    scores: DatasetScores, split: str, seed: int, method: str, index: np.ndarray
+    scores: DatasetScores,
+    split: str,
+    seed: int,
+    method: str,
+    index: np.ndarray,
+    drawn: dict[str, np.ndarray],
 ) -> np.ndarray:
-    """The metric (points) of one run on each resample of its test images."""
+    """The metric (points) of one run on each resample of its test images (`index`, whose
+    labels `drawn` holds by test set, gathered once for every run on it)."""
     assert scores.predicted is not None and scores.test_of and scores.labels is not None
-    labels = scores.labels[scores.test_of[split]]
+    test = scores.test_of[split]
+    labels = scores.labels[test]
     correct = scores.predicted[(split, seed, method)] == labels
     if scores.metric == "accuracy":
         return 100 * correct[index].mean(axis=1)
     classes = int(labels.max()) + 1
-    return 100 * balanced_accuracy_batch(labels[index], correct[index], classes)
+    return 100 * balanced_accuracy_batch(drawn[test], correct[index], classes)

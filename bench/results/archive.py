@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.components.metrics import balanced_accuracy
 from bench.components.scalars import SCALARS
 from bench.core.errors import BenchError
 from bench.core.files import stable_hash, write_atomic, write_text_atomic
@@ -125,7 +126,7 @@ def _row(
     predicted = predictions["test_logits"].argmax(axis=1)
     labels = predictions["test_labels"]
     recorded = test["balanced_accuracy"]
-    recomputed = _balanced_accuracy(labels, predicted)
+    recomputed = balanced_accuracy(labels, predicted)
     if not math.isclose(recorded, recomputed, abs_tol=1e-9):
         raise BenchError(
             f"{store.run_dir(run_id)}: its predictions give a test balanced accuracy of "
@@ -141,11 +142,6 @@ def _run_seconds(timings: dict[str, float]) -> float | None:
     if "train_s" not in timings:
         return None
     return round(timings["train_s"] + timings.get("eval_s", 0.0), 3)
-
-
-def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
-    present = np.unique(labels)
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in present]))
 
 
 def from_results(store: ResultsStore, run_ids: Iterable[str]) -> DatasetArchive:

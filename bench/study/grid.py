@@ -68,7 +68,13 @@ def study_runs(
     merged in (a run in both with other numbers: see `bench.results.archive.merge`), each cell
     once."""
     ids = settings_ids(study, dataset, registry)
-    archive = _merged(study, dataset, results_dir, ids, prefer)
+    return _in_study(_merged(study, dataset, results_dir, ids, prefer), study, dataset, ids)
+
+
+def _in_study(
+    archive: DatasetArchive, study: Study, dataset: StudyDataset, ids: dict[str, str]
+) -> DatasetArchive:
+    """The rows of `archive` that are cells of the study, refused when two share a cell."""
     archive = archive.select(archive.runs.loc[_in_grid(archive.runs, study, ids), "run_id"])
     repeated = archive.runs.duplicated(["method", "data_seed", "train_seed"], keep=False)
     if repeated.any():
@@ -159,10 +165,11 @@ def export(
     """Merge the study's finished runs of `results_dir` into the archive of `dataset` and write
     it (rows outside the study's grid, of other settings or seeds, are kept); returns the
     study's runs in it."""
-    whole = _merged(study, dataset, results_dir, settings_ids(study, dataset, registry), prefer)
+    ids = settings_ids(study, dataset, registry)
+    whole = _merged(study, dataset, results_dir, ids, prefer)
     if not whole.runs.empty:
         write_archive(study.archive, dataset.name, whole)
-    return study_runs(study, dataset, results_dir, registry, prefer)
+    return _in_study(whole, study, dataset, ids)
 
 
 def merge_folder(
