@@ -21,6 +21,8 @@ from pathlib import Path
 from bench.study.file import load_study
 
 PUBLISHED = ("verdict.md", "ranks.md", "pairs.md", "ranks.csv", "pairs.csv")
+# The tuning sensitivity's tables, written when the study's tuning dataset is compared.
+TUNING = ("tuning.md", "tuning.csv", "tuning_variants.md", "tuning_variants.csv")
 FIGURES = ("cd_diagram.png", "pairs.png")
 
 
@@ -44,6 +46,12 @@ def main() -> int:
         target.mkdir(parents=True, exist_ok=True)
         for name in (*PUBLISHED, *FIGURES):
             shutil.copyfile(Path(empty) / "compare" / name, target / name)
+        for name in TUNING:
+            written = Path(empty) / "compare" / name
+            if written.exists():
+                shutil.copyfile(written, target / name)
+            else:
+                (target / name).unlink(missing_ok=True)
     (target / "compared.txt").write_text(datasets + "\n")
     print(f"published in {target}")
     return 0

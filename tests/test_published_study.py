@@ -21,7 +21,15 @@ def test_the_published_study_comes_from_its_committed_archive(tmp_path: Path) ->
     argv = ["compare", "--study", str(study), "--datasets", datasets]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0  # no results: the archive only
     derived = tmp_path / "compare"
-    for name in ("verdict.md", "ranks.md", "pairs.md"):
+    tables = ["verdict.md", "ranks.md", "pairs.md"]
+    numbers = ["ranks.csv", "pairs.csv"]  # what the CD diagram and the pairs figure plot
+    if (PUBLISHED / "tuning.md").exists():  # the tuning sensitivity, once its dataset is in
+        tables += ["tuning.md", "tuning_variants.md"]
+        numbers += ["tuning.csv", "tuning_variants.csv"]
+    assert sorted(p.name for p in derived.glob("*.md")) == sorted(
+        p.name for p in PUBLISHED.glob("*.md") if p.name != "progress.md"
+    )
+    for name in tables:
         assert (derived / name).read_text() == (PUBLISHED / name).read_text(), name
-    for name in ("ranks.csv", "pairs.csv"):  # what the CD diagram and the pairs figure plot
+    for name in numbers:
         pd.testing.assert_frame_equal(pd.read_csv(derived / name), pd.read_csv(PUBLISHED / name))

@@ -12,6 +12,7 @@ from bench.core.errors import BenchError
 from bench.core.validation import finite_float
 
 if TYPE_CHECKING:
+    from bench.compare.build import Section
     from bench.compare.collect import DatasetScores
     from bench.recipes.methods import MethodRegistry
 
@@ -79,25 +80,29 @@ def run(args: argparse.Namespace) -> int:
 
     results_dir = args.results_dir or default_results_dir()
     registry = MethodRegistry()
+    sections: tuple[Section, ...] = ()
     if args.study:
-        scores, rope, reference = _study_scores(args, results_dir, registry)
+        scores, rope, reference, sections = _study_scores(args, results_dir, registry)
     else:
         scores, rope, reference = _results_scores(args, results_dir, registry), args.rope, "ce"
     if not rope > 0:
         raise BenchError(f"--rope must be a positive number of points, got {rope}.")
     ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
     comparison = analyse(scores, registry, rope, reference)
-    folder = write_comparison(comparison, results_dir, args.pdf)
-    print(verdict(comparison))
+    folder = write_comparison(comparison, results_dir, args.pdf, sections)
+    print("\n\n".join([verdict(comparison), *(section.text for section in sections)]))
     print(f"comparison: {folder}; open {folder / 'index.html'}")
     return 0
 
 
 def _study_scores(
     args: argparse.Namespace, results_dir: Path, registry: MethodRegistry
-) -> tuple[list[DatasetScores], float, str]:
-    """The scores of exactly what `--study` names, its ROPE and reference."""
+) -> tuple[list[DatasetScores], float, str, tuple[Section, ...]]:
+    """The scores of exactly what `--study` names, its ROPE and reference, and the section
+    of its tuning sensitivity when it has one and its dataset is compared."""
+    from bench.compare.build import analyse
     from bench.compare.collect import scores_of
+    from bench.compare.tuning import Sensitivity, choose, section
     from bench.study.file import load_study
     from bench.study.grid import study_runs
 
@@ -124,7 +129,29 @@ def _study_scores(
     pooled = {d.name: d.pooled for d in datasets if d.pooled is not None}
     metric = args.metric or study.metric
     scores = scores_of(archives, methods, metric, pooled)
-    return scores, args.rope if args.rope is not None else study.rope, study.reference
+    rope = args.rope if args.rope is not None else study.rope
+    tuning = study.tuning
+    if tuning is None or tuning.dataset not in archives:
+        return scores, rope, study.reference, ()
+    grids = tuning.variants(registry)
+    name = tuning.dataset
+    as_run, tuned, chosen, variants = choose(
+        name,
+        archives[name],
+        methods,
+        grids,
+        metric,
+        next(s.pooled for s in scores if s.name == name),
+    )
+    found = Sensitivity(
+        tuned,
+        grids,
+        chosen,
+        variants,
+        analyse([as_run], registry, rope, study.reference),
+        analyse([tuned], registry, rope, study.reference),
+    )
+    return scores, rope, study.reference, (section(found),)
 
 
 def _results_scores(

@@ -126,9 +126,13 @@ def _status(args: argparse.Namespace) -> int:
     study, datasets = _load(args)
     registry = MethodRegistry()
     total_missing, total_estimate, unknown = 0, 0.0, []
+    tuning = ""
+    if study.tuning:
+        variants = study.tuning.variants(registry)
+        tuning = f"; tuning {len(variants)} of them on {study.tuning.dataset}"
     print(
         f"study {study.name}: {len(study.method_list(registry))} method(s), data seeds "
-        f"{list(study.data_seeds)}, train seeds {list(study.train_seeds)}"
+        f"{list(study.data_seeds)}, train seeds {list(study.train_seeds)}{tuning}"
     )
     for dataset in datasets:
         try:
@@ -176,9 +180,9 @@ def _export(args: argparse.Namespace) -> int:
 
     study, datasets = _load(args)
     registry = MethodRegistry()
-    asked = len(cells(study, registry))
     for dataset in datasets:
         archive = export(study, dataset, _results_dir(args), registry, args.prefer)
+        asked = len(cells(study, dataset, registry))
         print(f"{dataset.name}: {len(archive.runs)} of {asked} run(s) in {study.archive}")
     return 0
 

@@ -180,7 +180,9 @@ def analyse(
     )
 
 
-def _p(posterior: Posterior | None, spread: Interval | None = None, decision: str = "") -> str:
+def posterior_text(
+    posterior: Posterior | None, spread: Interval | None = None, decision: str = ""
+) -> str:
     if posterior is None:
         return "–"
     around = f" {spread.text()}" if spread is not None else ""
@@ -242,8 +244,10 @@ def tables(comparison: Comparison) -> list[Table]:
     for pair in comparison.pairs:
         cells = [pair.approach, pair.method, pair.baseline]
         for d in comparison.means.index:
-            cells.append(_p(pair.per_dataset[d], pair.intervals[d], pair.decisions.get(d, "")))
-        cells.append(_p(pair.pooled))
+            cells.append(
+                posterior_text(pair.per_dataset[d], pair.intervals[d], pair.decisions.get(d, ""))
+            )
+        cells.append(posterior_text(pair.pooled))
         pair_rows.append(cells)
         for d, posterior in [*pair.per_dataset.items(), ("pooled", pair.pooled)]:
             if posterior is not None:
@@ -463,14 +467,29 @@ def pair_differences(comparison: Comparison, path: Path, pdf: bool) -> list[Path
     return save_figure(figure, path, pdf)
 
 
-def write_comparison(comparison: Comparison, results_dir: Path, pdf: bool = False) -> Path:
-    """Write `results_dir/compare/` (swapped in whole); returns the folder."""
+@dataclass(frozen=True)
+class Section:
+    """What a page adds after the comparison's own: a paragraph for the verdict and its
+    tables (the tuning sensitivity of a study)."""
+
+    text: str
+    tables: list[Table]
+
+
+def write_comparison(
+    comparison: Comparison,
+    results_dir: Path,
+    pdf: bool = False,
+    sections: tuple[Section, ...] = (),
+) -> Path:
+    """Write `results_dir/compare/` (swapped in whole), `sections` after the comparison's
+    own verdict and tables; returns the folder."""
     final = results_dir / "compare"
     join(results_dir)  # this process's session; scratch folders of dead ones removed
     scratch = results_dir / f".compare@{SESSION}@{uuid.uuid4().hex[:6]}.partial"
     scratch.mkdir(parents=True)
     try:
-        _write(comparison, scratch, pdf)
+        _write(comparison, scratch, pdf, sections)
         claim = try_claim(results_dir / "compare.claim")
         if claim is None:
             raise BenchError(f"another process is writing {final}; try again when it is done.")
@@ -481,13 +500,13 @@ def write_comparison(comparison: Comparison, results_dir: Path, pdf: bool = Fals
     return final
 
 
-def _write(comparison: Comparison, scratch: Path, pdf: bool) -> None:
-    written = tables(comparison)
+def _write(comparison: Comparison, scratch: Path, pdf: bool, sections: tuple[Section, ...]) -> None:
+    written = tables(comparison) + [t for section in sections for t in section.tables]
     for table in written:
         write_text_atomic(scratch / f"{table.name}.md", render.markdown(table))
         write_text_atomic(scratch / f"{table.name}.csv", render.csv(table))
         write_text_atomic(scratch / f"{table.name}.tex", render.latex(table))
-    text = verdict(comparison)
+    text = "\n\n".join([verdict(comparison), *(section.text for section in sections)])
     write_text_atomic(scratch / "verdict.md", f"# Verdict\n\n{text}\n")
     figures = [
         (cd_diagram(comparison, scratch / "cd_diagram.png", pdf)[0],

@@ -145,7 +145,9 @@ def scores_of(
         raise BenchError(f"{len(methods)} method(s) were run on every dataset; compare needs 2.")
     pooled = pooled or {}
     return [
-        _dataset_scores(name, archive, methods, metric, pooled.get(name, not generated(name)))
+        _dataset_scores(
+            name, archive, methods, metric, pooled[name] if name in pooled else not generated(name)
+        )
         for name, archive in archives.items()
     ]
 

@@ -11,9 +11,11 @@ are data, not code.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.components.catalogue import (
     LOSSES,
@@ -35,6 +37,14 @@ from bench.core.validation import (
     reject_unknown,
     table_at,
 )
+from bench.recipes.variants import (
+    STAGE2_TABLE,
+    parse_part,
+    set_fields,
+    split_outside_brackets,
+    unchanged,
+    variant_name,
+)
 
 LISTS_FILE = "_lists.toml"
 STAGE1_KEYS = {
@@ -50,6 +60,9 @@ STAGE1_KEYS = {
     "search",
 }
 STAGE2_KEYS = {"description", "reference", "stage2", "search"}
+# The tables a recipe of each stage may hold (a variant may set their fields).
+STAGE1_TABLES = ("loss", "weighting", "sampler", "metric", "augment", "training")
+STAGE2_TABLES = (STAGE2_TABLE,)
 TUNED = "tuned/"  # prefix of methods exported by `bench sweep --export`
 TUNED_KEYS = ("description", "reference", "tuned", "settings", "stage1_recipe", "stage2_recipe")
 # The [tuned] table `bench sweep --export` writes: where the values were chosen.
@@ -307,8 +320,10 @@ class Method:
 
     @property
     def slug(self) -> str:
-        """The name as it appears in file and folder names (`tuned/x` becomes `tuned_x`)."""
-        return self.name.replace("/", "_")
+        """The name as it appears in file and folder names: `tuned/x` becomes `tuned_x`,
+        `supcon[metric.weight=0.3]+crt` becomes `supcon@metric.weight=0.3+crt`."""
+        name = self.name.replace("[", "@").replace("]", "")
+        return re.sub(r"[^A-Za-z0-9_.+=@-]", "_", name)
 
     @property
     def family(self) -> str:
@@ -564,6 +579,9 @@ def parse_stage2_recipe(path: Path, raw: dict[str, Any] | None = None) -> Stage2
     return Stage2Recipe(path.stem, description, reference, method, mode, views, path)
 
 
+RecipeT = TypeVar("RecipeT", Recipe, Stage2Recipe)
+
+
 class MethodRegistry:
     """The recipes in a methods folder by name, their compositions, and the named lists."""
 
@@ -592,19 +610,58 @@ class MethodRegistry:
                     raise BenchError(f"{lists_path}: list {list_name!r} names {error}") from None
 
     def get(self, name: str) -> Method:
-        """The method called `name`: a stage-1 recipe, `stage1+stage2`, or `tuned/<file>`."""
+        """The method called `name`: a stage-1 recipe, `stage1+stage2`, or `tuned/<file>`;
+        either recipe may carry a bracket of field values (`bench.recipes.variants`)."""
         if name.startswith(TUNED):
             return self.tuned(name)
-        first, plus, second = name.partition("+")
+        parts = split_outside_brackets(name, "+")
+        if len(parts) > 2:
+            raise BenchError(f"{name!r}: a method is STAGE1 or STAGE1+STAGE2, one '+' at most.")
+        (first, values), plus = parse_part(parts[0]), len(parts) == 2
         hint = "`bench list methods` shows them all."
         if first not in self.stage1:
             kind = "stage-1 recipe" if plus else "method"
             raise unknown_name(kind, first, self.stage1, hint=hint)
+        stage1 = self._varied(self.stage1[first], values, parse_recipe, STAGE1_TABLES)
         if not plus:
-            return Method(self.stage1[first])
+            return Method(stage1)
+        second, values = parse_part(parts[1])
         if second not in self.stage2:
             raise unknown_name("stage-2 recipe", second, self.stage2, hint=hint)
-        return Method(self.stage1[first], self.stage2[second])
+        stage2 = self._varied(self.stage2[second], values, parse_stage2_recipe, STAGE2_TABLES)
+        return Method(stage1, stage2)
+
+    def variant(self, name: str, values: dict[str, Any]) -> Method:
+        """The method `name` with `values` set, each `TABLE.FIELD` in the recipe that holds its
+        table (`stage2.*` in the stage-2 recipe, any other in the stage-1 recipe)."""
+        parts = [parse_part(part) for part in split_outside_brackets(name, "+")]
+        for path, value in values.items():
+            stage = 1 if path.partition(".")[0] == STAGE2_TABLE and len(parts) == 2 else 0
+            parts[stage][1][path] = value
+        return self.get("+".join(variant_name(base, given) for base, given in parts))
+
+    @staticmethod
+    def _varied(
+        recipe: RecipeT,
+        values: dict[str, Any],
+        parse: Callable[..., RecipeT],
+        tables: tuple[str, ...],
+    ) -> RecipeT:
+        """`recipe` with `values` set and validated, named canonically (values it already
+        holds left out)."""
+        if not values:
+            return recipe
+        assert recipe.path is not None  # a registered recipe is read from its file
+        raw = read_toml(recipe.path)
+        values = {k: v for k, v in values.items() if k not in unchanged(raw, values)}
+        name = variant_name(recipe.name, values)
+        if not values:
+            return recipe
+        try:
+            varied = parse(recipe.path, set_fields(raw, values, str(recipe.path), tables))
+        except BenchError as error:
+            raise BenchError(f"variant {name}: {error}") from None
+        return replace(varied, name=name)
 
     def tuned(self, name: str) -> Method:
         """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
@@ -652,7 +709,7 @@ class MethodRegistry:
     def expand(self, spec: str) -> list[Method]:
         """Methods for a comma-separated mix of method names and list names, in order, once."""
         names: list[str] = []
-        for item in (s.strip() for s in spec.split(",")):
+        for item in (s.strip() for s in split_outside_brackets(spec, ",")):
             if not item:
                 continue
             for name in self.lists.get(item, [item]):

@@ -29,8 +29,10 @@ def figure_html(path: Path, caption: str) -> str:
 
 
 def page(title: str, intro: str, tables: list[Table], figures: list[tuple[Path, str]]) -> str:
-    """The whole page: title, a paragraph on what it shows, tables, then figures."""
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    """The whole page: title, the paragraphs on what it shows (`intro`, split at blank
+    lines), tables, then figures."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    body += [f"<p>{html.escape(paragraph)}</p>" for paragraph in intro.split("\n\n")]
     body += [render.html_fragment(t) for t in tables]
     body += ["<h2>Figures</h2>", *(figure_html(p, c) for p, c in figures)]
     return (

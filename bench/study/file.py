@@ -15,13 +15,22 @@
     backbone = "resnet-compact"     # any training setting, `profile` and `imbalance`
     pooled = true                   # false: reported apart from the pooled verdict
 
+    [tuning]                        # optional: how sensitive the verdict is to tuning
+    dataset = "retina"              # one of the study's datasets
+    [tuning.grids]                  # a study method and the values its variants take
+    "supcon+crt" = { "metric.weight" = [0.1, 0.3, 1.0] }
+    "ce+crt" = { "stage2.lr" = [0.016, 0.05, 0.16] }
+
 A dataset's settings override its spec's as the command line does; its runs are the runs
-`bench run` makes with those options, so `results/` serves both.
+`bench run` makes with those options, so `results/` serves both. On the tuning dataset every
+variant of a grid (`bench.recipes.variants`: each combination of its values) runs beside the
+study's methods, and `bench compare --study` chooses among them per split on validation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +52,9 @@ TOP_FIELDS = {
     "train_seeds": Field(list, items=int),
     "compare": Field(dict),
     "datasets": Field(list, items=dict),
+    "tuning": Field(dict),
 }
+TUNING_FIELDS = {"dataset": Field(str), "grids": Field(dict)}
 COMPARE_FIELDS = {
     "reference": Field(str),
     "rope": Field(float, 0, None, low_open=True, advice="use a positive number of points"),
@@ -91,6 +102,29 @@ class StudyDataset:
 
 
 @dataclass(frozen=True)
+class TuningPlan:
+    """How sensitive the verdict is to tuning: on `dataset`, each method of `grids` also runs at
+    every combination of its grid's values (path → values), and each split takes the variant
+    with the best validation balanced accuracy after stage 2."""
+
+    dataset: str
+    grids: dict[str, dict[str, tuple[Any, ...]]]
+
+    def variants(self, registry: MethodRegistry) -> dict[str, list[str]]:
+        """Each tuned method's variants by name, in grid order (a combination of the method's
+        own values is the method itself)."""
+        found = {}
+        for method, grid in self.grids.items():
+            paths = sorted(grid)
+            names = [
+                registry.variant(method, dict(zip(paths, values, strict=True))).name
+                for values in itertools.product(*(grid[path] for path in paths))
+            ]
+            found[method] = list(dict.fromkeys(names))
+        return found
+
+
+@dataclass(frozen=True)
 class Study:
     """A study: datasets, methods, seeds and how its comparison is made, read from `path`."""
 
@@ -104,6 +138,7 @@ class Study:
     reference: str = "ce"
     rope: float = 1.0
     metric: str = "balanced_accuracy"
+    tuning: TuningPlan | None = None
 
     @property
     def archive(self) -> Path:
@@ -113,6 +148,16 @@ class Study:
     def method_list(self, registry: MethodRegistry) -> list[Method]:
         """The methods its names and lists expand to, in order, once."""
         return registry.expand(",".join(self.methods))
+
+    def methods_on(self, dataset: StudyDataset, registry: MethodRegistry) -> list[Method]:
+        """The methods run on `dataset`: the study's, and on the tuning dataset the variants
+        of its grids."""
+        methods = self.method_list(registry)
+        if self.tuning is None or self.tuning.dataset != dataset.name:
+            return methods
+        known = {m.name for m in methods}
+        names = [n for names in self.tuning.variants(registry).values() for n in names]
+        return methods + [registry.get(n) for n in dict.fromkeys(names) if n not in known]
 
     def dataset(self, name: str) -> StudyDataset:
         """The dataset called `name`."""
@@ -146,6 +191,8 @@ def load_study(path: Path, registry: MethodRegistry | None = None) -> Study:
         train_seeds=_seeds(values["train_seeds"], f"{where}: 'train_seeds'"),
         **compare,
     )
+    if "tuning" in raw:
+        study = dataclasses.replace(study, tuning=_tuning(raw, where))
     names = [d.name for d in study.datasets]
     if repeated := sorted({n for n in names if names.count(n) > 1}):
         raise BenchError(f"{where}: dataset {repeated[0]!r} is listed twice; list it once.")
@@ -160,7 +207,50 @@ def load_study(path: Path, registry: MethodRegistry | None = None) -> Study:
             f"{where}: [compare] reference {study.reference!r} is the stage 1 of none of the "
             "study's methods; list its methods (e.g. ce+crt) or name another reference."
         )
+    if study.tuning is not None:
+        _check_tuning(study, methods, registry)
     return study
+
+
+def _tuning(raw: dict[str, Any], where: str) -> TuningPlan:
+    """The `[tuning]` table: a dataset and, per method, each path's values (each once)."""
+    values = check_fields(table_at(raw, "tuning", where), TUNING_FIELDS, f"{where}: [tuning]")
+    if "dataset" not in values or not values.get("grids"):
+        raise BenchError(
+            f"{where}: [tuning] needs a dataset and a [tuning.grids] table of methods, e.g. "
+            '"ce+crt" = {"stage2.lr" = [0.016, 0.05, 0.16]}.'
+        )
+    grids: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for method, grid in values["grids"].items():
+        at = f"{where}: [tuning.grids] {method!r}"
+        if not isinstance(grid, dict) or not grid:
+            raise BenchError(f'{at}: give each path its values, e.g. {{"metric.weight" = [0.1]}}.')
+        for path, options in grid.items():
+            if not isinstance(options, list) or not options:
+                raise BenchError(f"{at}: {path!r} needs a non-empty list of values.")
+            if len({repr(v) for v in options}) < len(options):
+                raise BenchError(f"{at}: {path!r} lists a value twice; list each once.")
+        grids[method] = {path: tuple(options) for path, options in grid.items()}
+    return TuningPlan(values["dataset"], grids)
+
+
+def _check_tuning(study: Study, methods: list[Method], registry: MethodRegistry) -> None:
+    """Refuse a tuning plan whose dataset or methods the study lacks, or whose variants do not
+    build (a path no recipe holds, a value out of range)."""
+    assert study.tuning is not None
+    where = f"{study.path}: [tuning]"
+    if study.tuning.dataset not in {d.name for d in study.datasets}:
+        known = ", ".join(d.name for d in study.datasets)
+        raise BenchError(f"{where} dataset {study.tuning.dataset!r} is not the study's ({known}).")
+    names = {m.name for m in methods}
+    if strangers := [m for m in study.tuning.grids if m not in names]:
+        raise BenchError(
+            f"{where}: {strangers[0]!r} is not one of the study's methods; tune methods it runs."
+        )
+    try:
+        study.tuning.variants(registry)
+    except BenchError as error:
+        raise BenchError(f"{where}: {error}") from None
 
 
 def _dataset(entry: dict[str, Any], where: str) -> StudyDataset:

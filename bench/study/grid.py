@@ -27,11 +27,11 @@ from bench.study.file import Study, StudyDataset
 Cell = tuple[str, int, int]  # (method, data seed, train seed)
 
 
-def cells(study: Study, registry: MethodRegistry) -> list[Cell]:
-    """Every (method, data seed, train seed) the study asks of each dataset, in order."""
+def cells(study: Study, dataset: StudyDataset, registry: MethodRegistry) -> list[Cell]:
+    """Every (method, data seed, train seed) the study asks of `dataset`, in order."""
     return [
         (method.name, data_seed, train_seed)
-        for method in study.method_list(registry)
+        for method in study.methods_on(dataset, registry)
         for data_seed in study.data_seeds
         for train_seed in study.train_seeds
     ]
@@ -40,7 +40,7 @@ def cells(study: Study, registry: MethodRegistry) -> list[Cell]:
 def settings_ids(study: Study, dataset: StudyDataset, registry: MethodRegistry) -> dict[str, str]:
     """The settings id each of the study's methods has on `dataset` at its settings."""
     conditions = dataset.conditions(Conditions())
-    names = [m.name for m in study.method_list(registry)]
+    names = [m.name for m in study.methods_on(dataset, registry)]
     return current_settings_ids(
         dataset.spec(), registry, names, conditions.overrides, conditions.profile
     )
@@ -127,7 +127,7 @@ def progress(
     estimated cost: each at the median stage-1 time of done runs with the same stage 1 on this
     dataset, else of every done run here (stage 1s of done cells counted as cached)."""
     runs = study_runs(study, dataset, results_dir, registry, prefer="kept").runs
-    grid = cells(study, registry)
+    grid = cells(study, dataset, registry)
     done = {
         (str(method), int(data_seed), int(train_seed))
         for method, data_seed, train_seed in zip(
@@ -135,7 +135,7 @@ def progress(
         )
     }
     missing = [cell for cell in grid if cell not in done]
-    stage1_of = {m.name: m.stage1.name for m in study.method_list(registry)}
+    stage1_of = {m.name: m.stage1.name for m in study.methods_on(dataset, registry)}
     trained = {(stage1_of[m], d, t) for m, d, t in done}
     needed = {(stage1_of[m], d, t) for m, d, t in missing} - trained
     times: dict[str, list[float]] = {}

@@ -1,0 +1,153 @@
+"""A study's tuning sensitivity: its `[tuning]` table checked field by field, the variants it
+adds to one dataset's runs, each split's choice made on validation (never test), and a tiny
+study whose page says how the decisions change, again from its archive alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli.main import main
+from bench.compare.tuning import choose
+from bench.core.errors import BenchError
+from bench.recipes.methods import MethodRegistry
+from bench.results.archive import DatasetArchive
+from bench.study.file import load_study
+from bench.study.grid import cells
+
+STUDY = """
+methods = ["ce", "ce+crt", "supcon+crt"]
+data_seeds = [0, 1, 2]
+train_seeds = [0]
+
+[[datasets]]
+name = "tiny"
+epochs = 1
+pooled = true
+
+[tuning]
+dataset = "tiny"
+
+[tuning.grids]
+"ce+crt" = { "stage2.lr" = [0.016, 0.05] }
+"supcon+crt" = { "metric.weight" = [0.3, 1.0] }
+"""
+LR = "ce+crt[stage2.lr=0.016]"
+WEIGHT = "supcon[metric.weight=0.3]+crt"
+
+
+def _write(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tuned-study.toml").write_text(text)
+    return folder / "tuned-study.toml"
+
+
+def test_the_tuning_dataset_runs_each_grids_variants_beside_the_methods(
+    tiny_project: Path,
+) -> None:
+    study = load_study(_write(tiny_project / "studies", STUDY))
+    registry = MethodRegistry()
+    assert study.tuning is not None
+    assert study.tuning.variants(registry) == {
+        "ce+crt": [LR, "ce+crt"],
+        "supcon+crt": [WEIGHT, "supcon+crt"],
+    }
+    names = [m.name for m in study.methods_on(study.datasets[0], registry)]
+    assert names == ["ce", "ce+crt", "supcon+crt", LR, WEIGHT]
+    assert len(cells(study, study.datasets[0], registry)) == 5 * 3
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (('dataset = "tiny"', 'dataset = "skin"'), "dataset 'skin' is not the study's (tiny)"),
+        (('"ce+crt" = {', '"ce+lws" = {'), "'ce+lws' is not one of the study's methods"),
+        (("[0.3, 1.0]", "[0.3, 0.3]"), "lists a value twice"),
+        (("[0.3, 1.0]", "[]"), "needs a non-empty list of values"),
+        (("[0.3, 1.0]", "[-1.0]"), "out of range"),
+        (('"metric.weight"', '"metric.wieght"'), "'wieght' is not a parameter"),
+        (('dataset = "tiny"', ""), "[tuning] needs a dataset"),
+    ],
+)
+def test_a_wrong_tuning_table_is_one_error_naming_the_file(
+    tiny_project: Path, change: tuple[str, str], says: str
+) -> None:
+    path = _write(tiny_project / "studies", STUDY.replace(*change))
+    with pytest.raises(BenchError) as raised:
+        load_study(path)
+    assert str(path) in str(raised.value) and says in str(raised.value)
+
+
+def _archive() -> DatasetArchive:
+    """Three splits with their own test sets; on split s0 the variant that validation prefers
+    is the worse one on test, so a choice made on test would differ."""
+    # (split, method): (validation, test) balanced accuracy
+    scores = {
+        ("s0", "ce+crt"): (0.50, 0.60), ("s0", LR): (0.55, 0.40),
+        ("s1", "ce+crt"): (0.60, 0.50), ("s1", LR): (0.40, 0.70),
+        ("s2", "ce+crt"): (0.50, 0.50), ("s2", LR): (0.50, 0.90),  # a tie: grid order wins
+        ("s0", "ce"): (0.4, 0.4), ("s1", "ce"): (0.4, 0.4), ("s2", "ce"): (0.4, 0.4),
+    }  # fmt: skip
+    rows = [
+        {"run_id": f"{method}-{split}", "dataset": "d", "method": method, "settings_id": "x",
+         "data_seed": int(split[1]), "train_seed": 0, "split_hash": split,
+         "test_digest": f"t{split}", "balanced_accuracy": test,
+         "val_balanced_accuracy": validation}
+        for (split, method), (validation, test) in scores.items()
+    ]  # fmt: skip
+    runs = pd.DataFrame(rows)
+    predicted = {row["run_id"]: np.full(4, k, np.int16) for k, row in enumerate(rows)}
+    labels = {f"t{s}": np.zeros(4, np.int16) for s in ("s0", "s1", "s2")}
+    return DatasetArchive(runs, predicted, labels)
+
+
+def test_each_split_takes_the_variant_validation_prefers_never_the_test_best() -> None:
+    archive = _archive()
+    grids = {"ce+crt": [LR, "ce+crt"]}
+    as_run, tuned, chosen, variants = choose(
+        "d", archive, ["ce", "ce+crt"], grids, "balanced_accuracy", True
+    )
+    assert list(chosen["ce+crt"]) == [LR, "ce+crt", LR]
+    assert list(tuned.blocks["ce+crt"]) == pytest.approx([40.0, 50.0, 90.0])
+    assert list(as_run.blocks["ce+crt"]) == pytest.approx([60.0, 50.0, 50.0])
+    assert list(tuned.blocks["ce"]) == list(as_run.blocks["ce"])
+    assert tuned.predicted is not None and as_run.predicted is not None
+    lr_run = archive.runs.index[archive.runs["run_id"] == f"{LR}-s0"][0]
+    assert (tuned.predicted[("s0", 0, "ce+crt")] == lr_run).all()  # the chosen run's labels
+    assert {key[2] for key in tuned.predicted} == {"ce", "ce+crt"}
+    assert variants.set_index("variant")["chosen"].to_dict() == {LR: 2, "ce+crt": 1}
+    assert variants.set_index("variant").loc[LR, "validation"] == pytest.approx(145 / 3)
+
+
+@pytest.mark.slow
+def test_a_tuned_study_says_how_its_decisions_change_from_its_archive_alone(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], one_thread: None
+) -> None:
+    path = _write(tiny_project / "studies", STUDY)
+    results = tmp_path / "results"
+    place = ["--results-dir", str(results)]
+    assert main(["study", "status", str(path), *place]) == 0
+    out = capsys.readouterr().out
+    assert "tuning 2 of them on tiny" in out
+    assert "tiny: 0 of 15 run(s) done, 15 missing, 9 stage-1 training(s) to do" in out
+    run = ["study", "run", str(path), *place, "--device", "cpu", "--no-progress", "--export"]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main(["compare", "--study", str(path), *place]) == 0
+    said = capsys.readouterr().out
+    assert "Tuning sensitivity on tiny (3 split(s)): each tuned method takes" in said
+    assert f"ce+crt: {LR}, ce+crt; supcon+crt: {WEIGHT}, supcon+crt" in said
+    variants = pd.read_csv(results / "compare" / "tuning_variants.csv")
+    assert variants.groupby("method")["chosen"].sum().to_dict() == {"ce+crt": 3, "supcon+crt": 3}
+    pairs = pd.read_csv(results / "compare" / "tuning.csv")
+    assert set(pairs["values"]) == {"defaults", "chosen"} and set(pairs["method"]) == {"supcon+crt"}
+    at_defaults = pairs[pairs["values"] == "defaults"].iloc[0]
+    page = pd.read_csv(results / "compare" / "pairs.csv")
+    assert at_defaults["mean_difference"] == pytest.approx(page.iloc[0]["mean_difference"])
+    fresh = tmp_path / "fresh"
+    assert main(["compare", "--study", str(path), "--results-dir", str(fresh)]) == 0
+    for name in ("tuning.md", "tuning_variants.md", "verdict.md"):
+        assert (fresh / "compare" / name).read_text() == (results / "compare" / name).read_text()
