@@ -167,14 +167,24 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert main(["study", "status", str(path), *place]) == 0
     out = capsys.readouterr().out
     assert "tiny: 9 of 9 run(s) done, 0 missing" in out and "other: 0 of 9" in out
+    # A row outside the study's grid (another lab's extra data seed) survives every export.
+    archived = read_archive(tiny_project / "studies" / "tiny-study", "tiny")
+    extra = archived.runs.iloc[[0]].assign(run_id="extra-d9", data_seed=9)
+    first = str(archived.runs["run_id"].iloc[0])
+    archived.predicted["extra-d9"] = archived.predicted[first]
+    archived.runs = pd.concat([archived.runs, extra], ignore_index=True)
+    write_archive(tiny_project / "studies" / "tiny-study", "tiny", archived)
     assert main(argv) == 0
     assert main(["study", "export", str(path), *place]) == 0
+    kept = read_archive(tiny_project / "studies" / "tiny-study", "tiny").runs
+    assert "extra-d9" in set(kept["run_id"]) and len(kept) == 10
     archived = pd.read_csv(tiny_project / "studies" / "tiny-study" / "other.csv")
     assert len(archived) == 9 and {"test_digest", "device", "threads", "recall_mel"} <= set(
         archived.columns
     )
     runs = pd.read_csv(results / "tiny" / "runs.csv").set_index("run_id")
     tiny = pd.read_csv(tiny_project / "studies" / "tiny-study" / "tiny.csv").set_index("run_id")
+    tiny = tiny.drop(index="extra-d9")
     assert (tiny["balanced_accuracy"] == runs.loc[tiny.index, "balanced_accuracy"]).all()
     assert set(runs.loc[tiny.index, "stage1_epochs"]) == {1}  # the study's epochs = 1
 
@@ -210,7 +220,7 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     rows = pd.read_csv(table)
     rows.iloc[1:].to_csv(table, index=False)
     assert main(["study", "merge", str(path), str(other_lab), "--datasets", "tiny"]) == 0
-    assert "tiny: 1 run(s) added, 8 already there" in capsys.readouterr().out
+    assert "tiny: 1 run(s) added, 9 already there" in capsys.readouterr().out
     changed = pd.read_csv(other_lab / "tiny.csv")
     changed.loc[0, "balanced_accuracy"] += 0.01
     changed.to_csv(other_lab / "tiny.csv", index=False)
