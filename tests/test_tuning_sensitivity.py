@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from bench.cli.main import main
-from bench.compare.tuning import choose
+from bench.compare.build import analyse
+from bench.compare.tuning import Sensitivity, choose, missing_variants, section
 from bench.core.errors import BenchError
 from bench.recipes.methods import MethodRegistry
 from bench.results.archive import DatasetArchive
@@ -65,7 +66,8 @@ def test_the_tuning_dataset_runs_each_grids_variants_beside_the_methods(
     [
         (('dataset = "tiny"', 'dataset = "skin"'), "dataset 'skin' is not the study's (tiny)"),
         (('"ce+crt" = {', '"ce+lws" = {'), "'ce+lws' is not one of the study's methods"),
-        (("[0.3, 1.0]", "[0.3, 0.3]"), "lists a value twice"),
+        (("[0.3, 1.0]", "[0.3, 0.3]"), "make the same variant"),
+        (("[0.3, 1.0]", "[3, 3.0]"), "make the same variant"),
         (("[0.3, 1.0]", "[]"), "needs a non-empty list of values"),
         (("[0.3, 1.0]", "[-1.0]"), "out of range"),
         (('"metric.weight"', '"metric.wieght"'), "'wieght' is not a parameter"),
@@ -88,7 +90,7 @@ def _archive() -> DatasetArchive:
     scores = {
         ("s0", "ce+crt"): (0.50, 0.60), ("s0", LR): (0.55, 0.40),
         ("s1", "ce+crt"): (0.60, 0.50), ("s1", LR): (0.40, 0.70),
-        ("s2", "ce+crt"): (0.50, 0.50), ("s2", LR): (0.50, 0.90),  # a tie: grid order wins
+        ("s2", "ce+crt"): (0.50, 0.50), ("s2", LR): (0.50, 0.30),  # a tie: grid order wins
         ("s0", "ce"): (0.4, 0.4), ("s1", "ce"): (0.4, 0.4), ("s2", "ce"): (0.4, 0.4),
     }  # fmt: skip
     rows = [
@@ -111,7 +113,7 @@ def test_each_split_takes_the_variant_validation_prefers_never_the_test_best() -
         "d", archive, ["ce", "ce+crt"], grids, "balanced_accuracy", True
     )
     assert list(chosen["ce+crt"]) == [LR, "ce+crt", LR]
-    assert list(tuned.blocks["ce+crt"]) == pytest.approx([40.0, 50.0, 90.0])
+    assert list(tuned.blocks["ce+crt"]) == pytest.approx([40.0, 50.0, 30.0])
     assert list(as_run.blocks["ce+crt"]) == pytest.approx([60.0, 50.0, 50.0])
     assert list(tuned.blocks["ce"]) == list(as_run.blocks["ce"])
     assert tuned.predicted is not None and as_run.predicted is not None
@@ -151,3 +153,67 @@ def test_a_tuned_study_says_how_its_decisions_change_from_its_archive_alone(
     assert main(["compare", "--study", str(path), "--results-dir", str(fresh)]) == 0
     for name in ("tuning.md", "tuning_variants.md", "verdict.md"):
         assert (fresh / "compare" / name).read_text() == (results / "compare" / name).read_text()
+
+
+def _five_splits() -> DatasetArchive:
+    """Five splits with their own test sets. At the recipes' values supcon+crt is 5.5 points
+    over ce+crt and kcl+crt 0.5; validation prefers ce+crt's LR variant (5 points higher on
+    test), so with the choice supcon+crt is level and kcl+crt 4.5 points behind."""
+    noise = [0.001, -0.002, 0.0015, -0.001, 0.0005]
+    scores = {  # method: (validation, test) before the split's noise
+        "ce+crt": (0.50, 0.50), LR: (0.60, 0.55), "supcon+crt": (0.50, 0.555),
+        WEIGHT: (0.40, 0.40), "kcl+crt": (0.50, 0.505), "ce": (0.45, 0.45),
+    }  # fmt: skip
+    rows = [
+        {"run_id": f"{method}-{k}", "dataset": "d", "method": method, "settings_id": "x",
+         "data_seed": k, "train_seed": 0, "split_hash": f"s{k}", "test_digest": f"t{k}",
+         "balanced_accuracy": test + noise[k] * (j % 3),
+         "val_balanced_accuracy": validation}
+        for j, (method, (validation, test)) in enumerate(scores.items())
+        for k in range(5)
+    ]  # fmt: skip
+    predicted = {row["run_id"]: np.zeros(4, np.int16) for row in rows}
+    return DatasetArchive(
+        pd.DataFrame(rows), predicted, {f"t{k}": np.zeros(4, np.int16) for k in range(5)}
+    )
+
+
+def test_the_section_says_which_decisions_the_choice_changed_and_who_was_tuned() -> None:
+    registry = MethodRegistry()
+    methods = ["ce", "ce+crt", "supcon+crt", "kcl+crt"]
+    grids = {"ce+crt": [LR, "ce+crt"], "supcon+crt": [WEIGHT, "supcon+crt"]}
+    archive = _five_splits()
+    assert missing_variants(archive, grids) == []
+    assert missing_variants(archive, {"ce+crt": ["ce+crt[stage2.lr=0.5]"]}) == [
+        "ce+crt[stage2.lr=0.5]"
+    ]
+    as_run, tuned, chosen, variants = choose(
+        "d", archive, methods, grids, "balanced_accuracy", True
+    )
+    assert set(chosen["ce+crt"]) == {LR} and set(chosen["supcon+crt"]) == {"supcon+crt"}
+    found = Sensitivity(
+        tuned,
+        grids,
+        chosen,
+        variants,
+        analyse([as_run], registry, 1.0, "ce"),
+        analyse([tuned], registry, 1.0, "ce"),
+    )
+    written = section(found)
+    assert "Of the 1 pair(s) with both sides tuned, 1 change their decision: supcon+crt " in (
+        written.text
+    )
+    one_sided = "with the baseline alone tuned (one-sided, against the learner), 1 change"
+    assert f"Of the 1 pair(s) {one_sided} their decision: kcl+crt (equivalent → worse)." in (
+        written.text
+    )
+    assert "supcon+crt (better → equivalent)" in written.text
+    table, variant_table = written.tables
+    assert [row[1:4] for row in table.rows] == [
+        ["supcon+crt", "ce+crt", "both"],
+        ["kcl+crt", "ce+crt", "baseline"],
+    ]
+    numbers = table.numbers.set_index(["method", "values"])
+    assert numbers.loc[("supcon+crt", "defaults"), "mean_difference"] == pytest.approx(5.5, abs=0.5)
+    assert numbers.loc[("supcon+crt", "chosen"), "mean_difference"] == pytest.approx(0.5, abs=0.5)
+    assert variant_table.numbers.set_index("variant").loc[LR, "chosen"] == 5

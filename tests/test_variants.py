@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.cli.main import main
 from bench.core.errors import BenchError
 from bench.data.specs import get_spec
 from bench.recipes.methods import MethodRegistry
@@ -37,6 +38,23 @@ def test_names_are_canonical_and_a_value_the_recipe_holds_is_no_variant() -> Non
     registry = MethodRegistry()
     assert registry.get("supcon[metric.weight=1.0]+crt").name == "supcon+crt"
     assert registry.get("supcon[metric.weight=1]+crt").name == "supcon+crt"  # 1 read as 1.0
+    # Two spellings of one content are one variant: 3 and 3.0; a default the file omits.
+    assert registry.get("supcon[metric.weight=3.0]+crt").name == "supcon[metric.weight=3]+crt"
+    assert registry.get("supcon[metric.weight=3]+crt").name == "supcon[metric.weight=3]+crt"
+    for same in ("ce[augment.views=1]", 'ce[sampler.name="instance"]', "ce[augment.mixup_alpha=0]"):
+        assert registry.get(same).name == "ce"
+    spelt_twice = ",".join(
+        [
+            "supcon+crt",
+            "supcon[metric.weight=1]+crt",
+            "supcon[metric.weight=0.3,metric.temperature=0.2]+crt",
+            "supcon[metric.temperature=0.2,metric.weight=0.3]+crt",
+        ]
+    )
+    assert [m.name for m in registry.expand(spelt_twice)] == [
+        "supcon+crt",
+        "supcon[metric.temperature=0.2,metric.weight=0.3]+crt",
+    ]
     both = "supcon[metric.weight=0.3,metric.temperature=0.2]+crt"
     assert registry.get(both).name == "supcon[metric.temperature=0.2,metric.weight=0.3]+crt"
     assert registry.variant("supcon+crt", {"metric.weight": 0.1, "stage2.lr": 0.5}).name == (
@@ -67,7 +85,8 @@ def test_names_are_canonical_and_a_value_the_recipe_holds_is_no_variant() -> Non
         ("supcon[metric.weight=0.3,metric.weight=0.1]", "sets metric.weight twice"),
         ("ce+crt[stage2.bogus=1]", "'bogus' is not a parameter of 'crt'"),
         ("ce+crt[metric.weight=1]", "names no table a recipe of this kind holds (stage2)"),
-        ("supcon+crt+lws", "one '+' at most"),
+        ("supcon+crt+lws", "one '+', a name each side"),
+        ("ce+", "one '+', a name each side"),
         ("supcn[metric.weight=0.3]", "supcon"),  # an unknown recipe, with a suggestion
     ],
 )
@@ -91,3 +110,12 @@ def test_a_variant_runs_apart_and_a_stage2_variant_keeps_its_base_stage1(
     weighted = runs["supcon[metric.weight=0.3]+crt"]
     assert weighted.stage1_key != runs["supcon+crt"].stage1_key
     assert weighted.experiment.config(weighted.method, 0)["method"]["metric"]["weight"] == 0.3
+
+
+def test_a_sweep_refuses_a_variant_and_names_its_recipe(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sweep", "--method", "supcon[metric.weight=0.3]+crt", "--dataset", "tiny"]
+    assert main([*argv, "--results-dir", str(tmp_path), "--n-trials", "1"]) == 2
+    said = capsys.readouterr().err
+    assert "a sweep tunes a recipe, not a variant of one; sweep supcon+crt" in said

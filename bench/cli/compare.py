@@ -100,9 +100,9 @@ def _study_scores(
 ) -> tuple[list[DatasetScores], float, str, tuple[Section, ...]]:
     """The scores of exactly what `--study` names, its ROPE and reference, and the section
     of its tuning sensitivity when it has one and its dataset is compared."""
-    from bench.compare.build import analyse
+    from bench.compare.build import Section, analyse
     from bench.compare.collect import scores_of
-    from bench.compare.tuning import Sensitivity, choose, section
+    from bench.compare.tuning import Sensitivity, choose, missing_variants, section
     from bench.study.file import load_study
     from bench.study.grid import study_runs
 
@@ -135,6 +135,13 @@ def _study_scores(
         return scores, rope, study.reference, ()
     grids = tuning.variants(registry)
     name = tuning.dataset
+    if missing := missing_variants(archives[name], grids):
+        note = (
+            f"Tuning sensitivity on {name}: not compared yet; {len(missing)} variant(s) of "
+            f"its grids have no finished run (first {missing[0]}); `bench study run "
+            f"{args.study} --datasets {name}` runs them."
+        )
+        return scores, rope, study.reference, (Section(note, []),)
     as_run, tuned, chosen, variants = choose(
         name,
         archives[name],

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the report and say where it is."""
     from bench.core.files import ensure_writable
     from bench.recipes.methods import MethodRegistry
+    from bench.recipes.variants import split_outside_brackets
     from bench.report.build import build_report
     from bench.report.collect import load_results
     from bench.results.store import ResultsStore
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     methods = None
     if args.methods:
         methods = [m.name for m in registry.expand(args.methods)]
-    plot_methods = [m.strip() for m in args.plot_methods.split(",")] if args.plot_methods else None
+    plot_methods = None
+    if args.plot_methods:  # commas inside a variant's brackets do not split it
+        plot_methods = [m.strip() for m in split_outside_brackets(args.plot_methods, ",")]
     settings_ids = None
     if spec is None:
         print(f"note: no dataset spec named {name!r}: every run is shown, whatever its settings")

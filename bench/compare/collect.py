@@ -4,6 +4,7 @@ method has — at the methods' current settings."""
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,8 +139,8 @@ def scores_of(
         if missing := [m for m in methods if m not in names]:
             raise BenchError(
                 f"{name}: no finished runs of {', '.join(missing)} at the current settings; "
-                f"run them (bench run --dataset {name} --methods {','.join(missing)}) or leave "
-                "them out of --methods."
+                f"run them (bench run --dataset {name} --methods {shlex.quote(','.join(missing))}"
+                ", or `bench study run` for a study) or leave them out of the methods compared."
             )
     if len(methods) < 2:
         raise BenchError(f"{len(methods)} method(s) were run on every dataset; compare needs 2.")

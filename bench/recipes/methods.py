@@ -42,7 +42,6 @@ from bench.recipes.variants import (
     parse_part,
     set_fields,
     split_outside_brackets,
-    unchanged,
     variant_name,
 )
 
@@ -615,8 +614,10 @@ class MethodRegistry:
         if name.startswith(TUNED):
             return self.tuned(name)
         parts = split_outside_brackets(name, "+")
-        if len(parts) > 2:
-            raise BenchError(f"{name!r}: a method is STAGE1 or STAGE1+STAGE2, one '+' at most.")
+        if len(parts) > 2 or not all(part.strip() for part in parts):
+            raise BenchError(
+                f"{name!r}: a method is STAGE1 or STAGE1+STAGE2 (one '+', a name each side)."
+            )
         (first, values), plus = parse_part(parts[0]), len(parts) == 2
         hint = "`bench list methods` shows them all."
         if first not in self.stage1:
@@ -647,21 +648,24 @@ class MethodRegistry:
         parse: Callable[..., RecipeT],
         tables: tuple[str, ...],
     ) -> RecipeT:
-        """`recipe` with `values` set and validated, named canonically (values it already
-        holds left out)."""
+        """`recipe` with `values` set and validated, named canonically: a path whose value
+        leaves the recipe as it is (the file's value, or the default it omits) is left out."""
         if not values:
             return recipe
         assert recipe.path is not None  # a registered recipe is read from its file
-        raw = read_toml(recipe.path)
-        values = {k: v for k, v in values.items() if k not in unchanged(raw, values)}
-        name = variant_name(recipe.name, values)
-        if not values:
+        path, raw = recipe.path, read_toml(recipe.path)
+
+        def build(given: dict[str, Any]) -> RecipeT:
+            try:
+                return parse(path, set_fields(raw, given, str(path), tables))
+            except BenchError as error:
+                raise BenchError(f"variant {variant_name(recipe.name, values)}: {error}") from None
+
+        own = recipe.resolved()
+        changed = {k: v for k, v in values.items() if build({k: v}).resolved() != own}
+        if not changed:
             return recipe
-        try:
-            varied = parse(recipe.path, set_fields(raw, values, str(recipe.path), tables))
-        except BenchError as error:
-            raise BenchError(f"variant {name}: {error}") from None
-        return replace(varied, name=name)
+        return replace(build(changed), name=variant_name(recipe.name, changed))
 
     def tuned(self, name: str) -> Method:
         """A method exported by a sweep: `methods/tuned/<file>.toml`, holding the tuned
@@ -710,11 +714,12 @@ class MethodRegistry:
         """Methods for a comma-separated mix of method names and list names, in order, once."""
         names: list[str] = []
         for item in (s.strip() for s in split_outside_brackets(spec, ",")):
-            if not item:
-                continue
-            for name in self.lists.get(item, [item]):
-                if name not in names:
-                    names.append(name)
+            if item:
+                names += self.lists.get(item, [item])
         if not names:
             raise BenchError("no methods given; try --methods all or `bench list methods`.")
-        return [self.get(name) for name in names]
+        methods: dict[str, Method] = {}
+        for name in names:  # once each, by canonical name (a variant may be spelt two ways)
+            method = self.get(name)
+            methods.setdefault(method.name, method)
+        return list(methods.values())

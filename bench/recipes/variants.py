@@ -3,10 +3,10 @@
 A bracket after a recipe's name sets fields of that recipe as `TABLE.FIELD=value` (several
 separated by commas), each value read as TOML reads it (`0.3`, `2000`, `"geometric"`, `true`).
 The registry builds the variant from the recipe file with those fields set, validates it like
-a recipe file and names it canonically (paths sorted, values as TOML writes them, a value equal
-to the recipe's own left out), so its runs get ids of their own while a variant that changes
-only stage 2 keeps its base's stage-1 artefact: cache keys hash a recipe's content, not its
-name. A sweep's trial sets fields the same way (`set_fields`).
+a recipe file and names it canonically (paths sorted, values as TOML writes them, a setting
+that leaves the recipe as it is left out), so its runs get ids of their own while a variant
+that changes only stage 2 keeps its base's stage-1 artefact: cache keys hash a recipe's
+content, not its name.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ _OUTSIDE_BRACKETS = r"(?![^\[]*\])"
 def split_outside_brackets(text: str, separator: str) -> list[str]:
     """`text` split at each `separator` that stands outside brackets."""
     return re.split(re.escape(separator) + _OUTSIDE_BRACKETS, text)
+
+
+def base_name(name: str) -> str:
+    """`name` without its brackets: the recipes it varies (`supcon+crt` for
+    `supcon[metric.weight=0.3]+crt`)."""
+    return re.sub(r"\[[^\[\]]*\]", "", name)
 
 
 def parse_part(part: str) -> tuple[str, dict[str, Any]]:
@@ -72,6 +78,8 @@ def toml_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return repr(int(value))  # 3.0 and 3 name one variant (a float field reads 3 as 3.0)
     return repr(value)
 
 
@@ -88,8 +96,7 @@ def set_fields(
 ) -> dict[str, Any]:
     """A copy of a parsed recipe file with each `TABLE.FIELD` of `values` set (`tables`: those
     a recipe of its kind may hold, added when it lacks them) and its `[search]` table dropped.
-    A whole number given where the recipe holds a float is taken as that float; the parser of
-    recipes then checks every field as in a file."""
+    The parser of recipes then checks every field as in a file."""
     changed = copy.deepcopy(raw)
     changed.pop(SEARCH, None)
     for path, value in values.items():
@@ -99,23 +106,5 @@ def set_fields(
                 f"{where}: {path!r} names no table a recipe of this kind holds "
                 f"({', '.join(tables)})."
             )
-        section = changed.setdefault(table, {})
-        current = section.get(field)
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        section[field] = value
+        changed.setdefault(table, {})[field] = value
     return changed
-
-
-def unchanged(raw: dict[str, Any], values: dict[str, Any]) -> set[str]:
-    """The paths of `values` whose value the recipe file already holds."""
-    same = set()
-    for path, value in values.items():
-        table, _, field = path.partition(".")
-        section = raw.get(table)
-        if not isinstance(section, dict) or field not in section:
-            continue
-        held = section[field]
-        if held == value and isinstance(held, bool) == isinstance(value, bool):
-            same.add(path)
-    return same

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,8 +229,6 @@ def _tuning(raw: dict[str, Any], where: str) -> TuningPlan:
         for path, options in grid.items():
             if not isinstance(options, list) or not options:
                 raise BenchError(f"{at}: {path!r} needs a non-empty list of values.")
-            if len({repr(v) for v in options}) < len(options):
-                raise BenchError(f"{at}: {path!r} lists a value twice; list each once.")
         grids[method] = {path: tuple(options) for path, options in grid.items()}
     return TuningPlan(values["dataset"], grids)
 
@@ -248,9 +247,15 @@ def _check_tuning(study: Study, methods: list[Method], registry: MethodRegistry)
             f"{where}: {strangers[0]!r} is not one of the study's methods; tune methods it runs."
         )
     try:
-        study.tuning.variants(registry)
+        variants = study.tuning.variants(registry)
     except BenchError as error:
         raise BenchError(f"{where}: {error}") from None
+    for method, grid in study.tuning.grids.items():
+        if len(variants[method]) < math.prod(len(values) for values in grid.values()):
+            raise BenchError(
+                f"{where}: two values of {method!r}'s grid make the same variant (e.g. 3 and "
+                "3.0, or a value and the default it equals); list each setting once."
+            )
 
 
 def _dataset(entry: dict[str, Any], where: str) -> StudyDataset:

@@ -13,6 +13,7 @@ from bench.core.errors import BenchError
 from bench.experiment.conditions import Conditions
 from bench.experiment.experiment import current_settings_ids
 from bench.recipes.methods import MethodRegistry
+from bench.recipes.variants import base_name
 from bench.results.archive import (
     DatasetArchive,
     Merged,
@@ -125,7 +126,8 @@ def progress(
 ) -> Progress:
     """What of `dataset` is done and what remains, with the remaining stage-1 trainings'
     estimated cost: each at the median stage-1 time of done runs with the same stage 1 on this
-    dataset, else of every done run here (stage 1s of done cells counted as cached)."""
+    dataset (a variant's: its recipe's), else of every done run here (stage 1s of done cells
+    counted as cached)."""
     runs = study_runs(study, dataset, results_dir, registry, prefer="kept").runs
     grid = cells(study, dataset, registry)
     done = {
@@ -146,9 +148,10 @@ def progress(
     estimate: float | None = None
     if every:
         overall = statistics.median(every)
+        # A variant's stage 1 not measured yet: as long as its recipe's.
+        medians = {stage1: statistics.median(values) for stage1, values in times.items()}
         estimate = sum(
-            statistics.median(times[stage1]) if stage1 in times else overall
-            for stage1, _, _ in needed
+            medians.get(stage1, medians.get(base_name(stage1), overall)) for stage1, _, _ in needed
         )
     elif not needed:
         estimate = 0.0

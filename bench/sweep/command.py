@@ -15,6 +15,7 @@ from bench.core.errors import BenchError
 from bench.data.specs import get_spec
 from bench.execution.executors import ExecutorOptions
 from bench.recipes.methods import TUNED, Method, MethodRegistry
+from bench.recipes.variants import base_name
 from bench.sweep.export import export_best
 from bench.sweep.optimise import run_sweep
 from bench.sweep.options import SweepOptions
@@ -29,6 +30,12 @@ def sweep_methods(options: SweepOptions, execution: ExecutorOptions, export: boo
     study has failed trials and no completed one, else 0."""
     registry = MethodRegistry(options.methods_dir)
     methods = registry.expand(options.method)
+    if varied := [m.name for m in methods if base_name(m.name) != m.name]:
+        raise BenchError(
+            f"{varied[0]}: a sweep tunes a recipe, not a variant of one; sweep "
+            f"{base_name(varied[0])} and give the fields it searches in --space FILE "
+            "(docs/sweeps.md)."
+        )
     code = 0
     if execution.in_process and execution.threads:
         torch.set_num_threads(execution.threads)

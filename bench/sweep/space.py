@@ -18,8 +18,7 @@ import optuna
 from bench.core.errors import BenchError
 from bench.core.validation import read_toml
 from bench.recipes.methods import Method, field_range, parse_recipe, parse_stage2_recipe
-
-SEARCH = "search"
+from bench.recipes.variants import SEARCH
 
 
 @dataclass(frozen=True)
