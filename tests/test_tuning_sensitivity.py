@@ -12,7 +12,14 @@ import pytest
 
 from bench.cli.main import main
 from bench.compare.build import analyse
-from bench.compare.tuning import Sensitivity, choose, missing_variants, section
+from bench.compare.collect import scores_of
+from bench.compare.tuning import (
+    Sensitivity,
+    choose,
+    missing_variants,
+    section,
+    sensitivity_section,
+)
 from bench.core.errors import BenchError
 from bench.recipes.methods import MethodRegistry
 from bench.results.archive import DatasetArchive
@@ -217,3 +224,24 @@ def test_the_section_says_which_decisions_the_choice_changed_and_who_was_tuned()
     assert numbers.loc[("supcon+crt", "defaults"), "mean_difference"] == pytest.approx(5.5, abs=0.5)
     assert numbers.loc[("supcon+crt", "chosen"), "mean_difference"] == pytest.approx(0.5, abs=0.5)
     assert variant_table.numbers.set_index("variant").loc[LR, "chosen"] == 5
+
+
+def test_the_page_notes_a_tuning_grid_not_yet_run_and_omits_one_not_compared(
+    tiny_project: Path,
+) -> None:
+    registry = MethodRegistry()
+    study = load_study(_write(tiny_project / "studies", STUDY), registry)
+    archive = _five_splits()
+    runs = archive.runs
+    partial = DatasetArchive(runs[runs["method"] != WEIGHT], archive.predicted, archive.labels)
+    scores = scores_of({"tiny": partial}, list(study.methods), "balanced_accuracy")
+    note = sensitivity_section(study, {"tiny": partial}, scores, registry, "balanced_accuracy", 1)
+    assert note is not None and note.tables == []
+    assert note.text == (
+        f"Tuning sensitivity on tiny: not compared yet; 1 variant(s) of its grids have no "
+        f"finished run (first {WEIGHT}); `bench study run {study.path} --datasets tiny` runs them."
+    )
+    other = {"elsewhere": partial}
+    assert sensitivity_section(study, other, scores, registry, "balanced_accuracy", 1) is None
+    found = sensitivity_section(study, {"tiny": archive}, scores, registry, "balanced_accuracy", 1)
+    assert found is not None and "Tuning sensitivity on tiny (5 split(s))" in found.text

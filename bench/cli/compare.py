@@ -100,9 +100,8 @@ def _study_scores(
 ) -> tuple[list[DatasetScores], float, str, tuple[Section, ...]]:
     """The scores of exactly what `--study` names, its ROPE and reference, and the section
     of its tuning sensitivity when it has one and its dataset is compared."""
-    from bench.compare.build import Section, analyse
     from bench.compare.collect import scores_of
-    from bench.compare.tuning import Sensitivity, choose, missing_variants, section
+    from bench.compare.tuning import sensitivity_section
     from bench.study.file import load_study
     from bench.study.grid import study_runs
 
@@ -130,35 +129,8 @@ def _study_scores(
     metric = args.metric or study.metric
     scores = scores_of(archives, methods, metric, pooled)
     rope = args.rope if args.rope is not None else study.rope
-    tuning = study.tuning
-    if tuning is None or tuning.dataset not in archives:
-        return scores, rope, study.reference, ()
-    grids = tuning.variants(registry)
-    name = tuning.dataset
-    if missing := missing_variants(archives[name], grids):
-        note = (
-            f"Tuning sensitivity on {name}: not compared yet; {len(missing)} variant(s) of "
-            f"its grids have no finished run (first {missing[0]}); `bench study run "
-            f"{args.study} --datasets {name}` runs them."
-        )
-        return scores, rope, study.reference, (Section(note, []),)
-    as_run, tuned, chosen, variants = choose(
-        name,
-        archives[name],
-        methods,
-        grids,
-        metric,
-        next(s.pooled for s in scores if s.name == name),
-    )
-    found = Sensitivity(
-        tuned,
-        grids,
-        chosen,
-        variants,
-        analyse([as_run], registry, rope, study.reference),
-        analyse([tuned], registry, rope, study.reference),
-    )
-    return scores, rope, study.reference, (section(found),)
+    found = sensitivity_section(study, archives, scores, registry, metric, rope)
+    return scores, rope, study.reference, (found,) if found else ()
 
 
 def _results_scores(

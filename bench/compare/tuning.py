@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.compare.build import Comparison, PairResult, Section, posterior_text
+from bench.compare.build import Comparison, PairResult, Section, analyse, posterior_text
 from bench.compare.collect import DatasetScores, scores_of
+from bench.recipes.methods import MethodRegistry
 from bench.report.tables import Table
 from bench.results.archive import DatasetArchive
+from bench.study.file import Study
 
 VALIDATION = "val_balanced_accuracy"  # what a split's choice is made on, after stage 2
 
@@ -36,6 +38,44 @@ class Sensitivity:
     variants: pd.DataFrame
     at_defaults: Comparison
     tuned: Comparison
+
+
+def sensitivity_section(
+    study: Study,
+    archives: dict[str, DatasetArchive],
+    scores: list[DatasetScores],
+    registry: MethodRegistry,
+    metric: str,
+    rope: float,
+) -> Section | None:
+    """The page's section on `study`'s tuning sensitivity, from the runs in `archives` (by
+    dataset; `scores`, the study's methods on them, say whether each is pooled): None when
+    the study tunes nothing or its tuning dataset is not compared, a note while a variant has
+    no finished run."""
+    tuning = study.tuning
+    if tuning is None or tuning.dataset not in archives:
+        return None
+    name = tuning.dataset
+    grids = tuning.variants(registry)
+    if missing := missing_variants(archives[name], grids):
+        return Section(
+            f"Tuning sensitivity on {name}: not compared yet; {len(missing)} variant(s) of "
+            f"its grids have no finished run (first {missing[0]}); `bench study run "
+            f"{study.path} --datasets {name}` runs them.",
+            [],
+        )
+    methods = [m.name for m in study.method_list(registry)]
+    pooled = next(s.pooled for s in scores if s.name == name)
+    as_run, tuned, chosen, variants = choose(name, archives[name], methods, grids, metric, pooled)
+    found = Sensitivity(
+        tuned,
+        grids,
+        chosen,
+        variants,
+        analyse([as_run], registry, rope, study.reference),
+        analyse([tuned], registry, rope, study.reference),
+    )
+    return section(found)
 
 
 def missing_variants(archive: DatasetArchive, grids: dict[str, list[str]]) -> list[str]:
