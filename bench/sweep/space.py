@@ -8,7 +8,6 @@ integers), optionally `log = true` or `step`, or `{choices = [...]}`. A composed
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,17 @@ import optuna
 
 from bench.core.errors import BenchError
 from bench.core.validation import read_toml
-from bench.recipes.methods import Method, field_range, parse_recipe, parse_stage2_recipe
-from bench.recipes.variants import SEARCH
+from bench.recipes.methods import (
+    STAGE1_TABLES,
+    STAGE2_TABLES,
+    Method,
+    Recipe,
+    Stage2Recipe,
+    field_range,
+    parse_recipe,
+    parse_stage2_recipe,
+)
+from bench.recipes.variants import SEARCH, set_fields
 
 
 @dataclass(frozen=True)
@@ -119,15 +127,18 @@ def search_space(method: Method, override: Path | None = None) -> list[Dimension
 def applied(method: Method, values: dict[str, Any]) -> list[dict[str, Any]]:
     """The parsed TOML of `method`'s recipe file(s) with each dotted-path value set and the
     `[search]` table dropped: what a tuned recipe file holds."""
-    raws = [copy.deepcopy(_raw(method.stage1.path))]
+    parts: list[tuple[Recipe | Stage2Recipe, tuple[str, ...]]] = [(method.stage1, STAGE1_TABLES)]
     if method.stage2:
-        raws.append(copy.deepcopy(_raw(method.stage2.path)))
-    for path, value in values.items():
-        table, _, field = path.partition(".")
-        next(raw for raw in raws if table in raw)[table][field] = value
-    for raw in raws:
-        raw.pop(SEARCH, None)
-    return raws
+        parts.append((method.stage2, STAGE2_TABLES))
+    return [
+        set_fields(
+            _raw(recipe.path),
+            {path: value for path, value in values.items() if path.partition(".")[0] in tables},
+            str(recipe.path),
+            tables,
+        )
+        for recipe, tables in parts
+    ]
 
 
 def apply(method: Method, values: dict[str, Any]) -> Method:
