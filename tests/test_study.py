@@ -14,7 +14,6 @@ import pytest
 from bench.cli.main import main
 from bench.core.errors import BenchError
 from bench.results.archive import DatasetArchive, merge, read_archive, write_archive
-from bench.study.execute import missing_groups
 from bench.study.file import load_study
 
 STUDY = """
@@ -84,14 +83,6 @@ def test_a_wrong_study_file_is_one_error_naming_the_field(
         load_study(path)
     assert message in str(error.value) and "\n" not in str(error.value)
     assert str(error.value).startswith(str(path))
-
-
-def test_missing_cells_become_runs_that_ask_for_nothing_done() -> None:
-    missing = [("a", 0, 0), ("b", 0, 0), ("a", 1, 0), ("b", 1, 0), ("a", 2, 0), ("a", 2, 1)]
-    groups = missing_groups(missing)
-    assert groups == [(("a", "b"), 0, (0, 1)), (("a",), 0, (2,)), (("a",), 1, (2,))]
-    asked = {(m, d, t) for methods, t, seeds in groups for m in methods for d in seeds}
-    assert asked == set(missing)  # each product is exactly missing cells
 
 
 def _archive(values: dict[str, float], device: str = "cpu (EPYC)", threads: int = 1):
@@ -205,6 +196,21 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert main([*again, "--no-progress"]) == 0
     assert capsys.readouterr().out.count("every run is done") == 2
     assert not (fresh / "tiny" / "runs").exists()
+    # Splits that miss different methods run together, in one pool: exactly the missing cells.
+    partial = _write(tiny_project / "studies", STUDY, "partial-study.toml")
+    studies = tiny_project / "studies"
+    shutil.copytree(studies / "tiny-study", studies / "partial-study")
+    gaps = {("ce+crt", 0), ("supcon+crt", 1), ("ce", 2)}
+    archived = read_archive(studies / "partial-study", "tiny")
+    cells = zip(archived.runs["method"], archived.runs["data_seed"], strict=True)
+    archived.runs = archived.runs[[cell not in gaps for cell in cells]]
+    write_archive(studies / "partial-study", "tiny", archived)
+    gapped = tmp_path / "gapped"
+    assert main(["study", "run", str(partial), "--datasets", "tiny", "--results-dir", str(gapped),
+                 "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    assert "3 method(s), 3 run(s): 0 already done, 3 to run" in capsys.readouterr().out
+    ran = pd.read_csv(gapped / "tiny" / "runs.csv")
+    assert set(zip(ran["method"], ran["data_seed"], strict=True)) == gaps
     # A part of the study (while it is being built): only the datasets named.
     part = ["compare", "--study", str(path), "--datasets", "tiny", "--results-dir", str(fresh)]
     assert main(part) == 0

@@ -46,6 +46,9 @@ class RunOptions:
     report: bool = True
     methods_dir: Path | None = None
     progress: bool = True
+    # Only these (method, data seed, train seed) of the product above (None: all of it); a
+    # study's missing cells, so that one pool of workers runs them all.
+    cells: frozenset[tuple[str, int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ def plan_run(experiment: Experiment, method: Method, train_seed: int, manifest: 
 def plan(
     options: RunOptions, spec: DatasetSpec, methods: list[Method], device: torch.device
 ) -> list[PlannedRun]:
-    """Every (method, data seed, train seed) asked, each in the experiment of its settings
+    """Every (method, data seed, train seed) asked (of `options.cells` when it names them),
+    each in the experiment of its settings
     (image sets are loaded once per image size, splits drawn once per data seed)."""
     conditions = options.conditions
     resolved = {
@@ -137,7 +141,11 @@ def plan(
                 progress=options.progress,
                 compile=conditions.compile,
             )
-            planned += [plan_run(experiment, method, seed, manifest) for seed in options.seeds]
+            planned += [
+                plan_run(experiment, method, seed, manifest)
+                for seed in options.seeds
+                if options.cells is None or (method.name, data_seed, seed) in options.cells
+            ]
     for method in methods:
         size = resolved[method.name].settings.image_size
         for note in tuning_notes(method, spec, imagesets[size], drawn[size]):

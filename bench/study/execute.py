@@ -14,7 +14,7 @@ from bench.execution.executors import ExecutorOptions
 from bench.recipes.methods import MethodRegistry
 from bench.run.runner import RunOptions, run_benchmark
 from bench.study.file import Study, StudyDataset
-from bench.study.grid import Cell, export, progress
+from bench.study.grid import export, progress
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ def run_study(
     export_each: bool = False,
     prefer: str | None = None,
 ) -> StudyOutcome:
-    """Run what `datasets` of `study` miss: a run in the results folder or in the study's
-    archive is not run again, so a fresh checkout goes on where the archive ends. `base`
+    """Run what `datasets` of `study` miss, each dataset's missing cells in one pool of
+    workers: a run in the results folder or in the study's archive is not run again, so a
+    fresh checkout goes on where the archive ends. `base`
     brings the results folder, progress bars and the conditions (device, data root, cache),
     each dataset its settings; `prefer` resolves the conflicts of `export_each` (see
     `bench.results.archive.merge`)."""
@@ -45,34 +46,22 @@ def run_study(
         missing = progress(study, dataset, results_dir, registry).missing
         if not missing:
             tqdm.write(f"{dataset.name}: every run is done (in {results_dir} or the archive)")
-        for methods, train_seed, data_seeds in missing_groups(missing):
+        if missing:
             options = dataclasses.replace(
                 base,
                 dataset=dataset.name,
-                methods=",".join(methods),
-                seeds=(train_seed,),
-                data_seeds=data_seeds,
+                methods=",".join(dict.fromkeys(method for method, _, _ in missing)),
+                seeds=tuple(sorted({train_seed for _, _, train_seed in missing})),
+                data_seeds=tuple(sorted({data_seed for _, data_seed, _ in missing})),
+                cells=frozenset(missing),
                 conditions=dataset.conditions(base.conditions),
                 results_dir=results_dir,
                 report=False,
             )
             outcome = run_benchmark(options, execution)
             if outcome.failures:
-                failures[dataset.name] = failures.get(dataset.name, ()) + outcome.failures
+                failures[dataset.name] = outcome.failures
         if export_each:
             written = export(study, dataset, results_dir, registry, prefer)
             tqdm.write(f"{dataset.name}: {len(written.runs)} run(s) in {study.archive}")
     return StudyOutcome(failures)
-
-
-def missing_groups(missing: list[Cell]) -> list[tuple[tuple[str, ...], int, tuple[int, ...]]]:
-    """The missing cells as `bench run` invocations: (methods, train seed, data seeds) whose
-    product is exactly a set of missing cells (data seeds that miss the same methods at the
-    same train seed run together, so that their stage 1s share one pool of workers)."""
-    by_split: dict[tuple[int, int], list[str]] = {}
-    for method, data_seed, train_seed in missing:
-        by_split.setdefault((data_seed, train_seed), []).append(method)
-    groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
-    for (data_seed, train_seed), methods in by_split.items():
-        groups.setdefault((tuple(methods), train_seed), []).append(data_seed)
-    return [(methods, seed, tuple(seeds)) for (methods, seed), seeds in groups.items()]
