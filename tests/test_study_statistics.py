@@ -98,6 +98,10 @@ def test_the_bootstrap_interval_holds_its_mean_and_is_zero_against_itself() -> N
     )  # the same numbers, as if each split had its test set
     assert boot is not None and own is not None and own.kind == T_OVER_SPLITS
     assert boot.low <= boot.mean <= boot.high
+    # The standard error of the resampled means spans the percentile interval as a normal
+    # one would (their mean differences are near normal): what stricter levels rest on.
+    assert boot.error is not None
+    assert boot.high - boot.low == pytest.approx(2 * 1.96 * boot.error, rel=0.15)
     same = interval(scores, "ce+crt", "ce+crt")
     assert same is not None and (same.low, same.high) == (0.0, 0.0)  # nothing to resample
 
@@ -128,6 +132,20 @@ def test_a_decision_on_a_shared_test_set_stands_only_where_the_bootstrap_agrees(
     # Lower is better (ECE): an interval below zero agrees with `better`.
     assert decide(better, Interval(-2.0, -3.5, -0.5, BOOTSTRAP), 1.0, False) == "better"
     assert decide(better, Interval(2.0, 0.5, 3.5, BOOTSTRAP), 1.0, False) == "undecided"
+
+
+def test_at_a_corrected_threshold_the_bootstrap_must_agree_at_that_level() -> None:
+    sure = Posterior(0.9999, 0.0001, 0.0, 5, 2.0)
+    spread = Interval(2.0, 0.5, 3.5, BOOTSTRAP, error=0.75)  # 95 %: 2 ± 1.96 × 0.75 ≈ [0.5, 3.5]
+    assert spread.bounds() == (0.5, 3.5)
+    low, high = spread.bounds(0.9992)  # z = 3.35: 2 ± 2.51
+    assert (low, high) == (pytest.approx(2.0 - 3.3528 * 0.75, abs=1e-3), pytest.approx(4.5146))
+    assert decide(sure, spread, rope=1.0, level=0.95) == "better"
+    assert decide(sure, spread, rope=1.0, level=0.9992) == "undecided"  # the bound crosses 0
+    narrow = Interval(2.0, 1.6, 2.4, BOOTSTRAP, error=0.2)
+    assert decide(sure, narrow, rope=1.0, level=0.9992) == "better"
+    with pytest.raises(ValueError, match=r"drawn at 0\.95 only"):
+        Interval(2.0, 0.5, 3.5, T_OVER_SPLITS).bounds(0.9992)
 
 
 def _blocks(gain: float, seed: int) -> pd.DataFrame:

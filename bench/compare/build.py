@@ -11,6 +11,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -119,12 +120,14 @@ def decide(
     level: float = LEVEL,
 ) -> str:
     """The posterior's decision at `level`, kept where the splits share a test set only if
-    the bootstrap interval (which counts the test sample's variance) agrees: better or worse
-    need it on that side of zero, equivalent need it within the ROPE; else undecided."""
+    the bootstrap interval at `level` (which counts the test sample's variance) agrees: better
+    or worse need it on that side of zero, equivalent need it within the ROPE; else
+    undecided."""
     made = posterior.decision(level)
     if made == "undecided" or spread is None or spread.kind != BOOTSTRAP:
         return made
-    low, high = (spread.low, spread.high) if higher_is_better else (-spread.high, -spread.low)
+    low, high = spread.bounds(level)
+    low, high = (low, high) if higher_is_better else (-high, -low)
     agrees = {"better": low > 0, "worse": high < 0, "equivalent": -rope <= low and high <= rope}
     return made if agrees[made] else "undecided"
 
@@ -411,11 +414,22 @@ def _multiplicity(
         for pair in comparison.pairs
         if pair.pooled is not None and (decision := pair.pooled.decision(corrected)) != "undecided"
     ]
+    bootstrapped = any(
+        spread is not None and spread.kind == BOOTSTRAP
+        for pair in comparison.pairs
+        for spread in pair.intervals.values()
+    )
+    agreeing = (
+        f" (where splits share a test set, with the bootstrap agreeing at that level: the mean "
+        f"± {NormalDist().inv_cdf((1 + corrected) / 2):.2f} standard errors of its resamples)"
+        if bootstrapped
+        else ""
+    )
     return [
         f"The page makes {n} tests; were no stage 1 different from its baseline, each could "
         f"still pass 0.95 by chance, so up to about {(1 - LEVEL) * n:.1f} of its decisions may "
-        f"be chance. At the threshold corrected for {n} tests (1 − 0.05/{n} = {corrected:.4f}), "
-        f"the decisions that remain: {'; '.join(kept) if kept else 'none'}."
+        f"be chance. At the threshold corrected for {n} tests (1 − 0.05/{n} = {corrected:.4f})"
+        f"{agreeing}, the decisions that remain: {'; '.join(kept) if kept else 'none'}."
     ]
 
 
