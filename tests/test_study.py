@@ -85,11 +85,14 @@ def test_a_wrong_study_file_is_one_error_naming_the_field(
     assert str(error.value).startswith(str(path))
 
 
-def _archive(values: dict[str, float], device: str = "cpu (EPYC)", threads: int = 1):
+def _archive(
+    values: dict[str, float], device: str = "cpu (EPYC)", threads: int = 1, first_seed: int = 0
+):
     runs = pd.DataFrame(
         {
             "run_id": list(values), "dataset": "d", "method": "ce", "settings_id": "0123",
-            "data_seed": range(len(values)), "train_seed": 0, "split_hash": "1e5",
+            "data_seed": range(first_seed, first_seed + len(values)), "train_seed": 0,
+            "split_hash": "1e5",
             "test_digest": "t", "git_commit": "", "bench_version": "0.1.0", "torch_version": "",
             "device": device, "threads": threads,
             "balanced_accuracy": list(values.values()), "recall_a": 0.5,
@@ -100,15 +103,15 @@ def _archive(values: dict[str, float], device: str = "cpu (EPYC)", threads: int 
 
 
 def test_archives_merge_by_the_stated_rule_and_never_silently() -> None:
-    kept = _archive({"r1": 0.5, "r2": 0.6})
-    same = merge(kept, _archive({"r2": 0.6, "r3": 0.7}), None)
+    kept = _archive({"r1": 0.5, "r2": 0.6})  # data seeds 0 and 1
+    same = merge(kept, _archive({"r2": 0.6, "r3": 0.7}, first_seed=1), None)
     assert (same.added, same.same, same.resolved) == (1, 1, ())
     assert list(same.archive.runs["run_id"]) == ["r1", "r2", "r3"]
     # Other numbers on the same device and thread count: one of them is not what it claims.
     with pytest.raises(BenchError, match="recorded twice on cpu \\(EPYC\\) at 1 thread"):
         merge(kept, _archive({"r2": 0.61}), "incoming")
     # Elsewhere (another machine or thread count): the user names which to keep.
-    elsewhere = _archive({"r2": 0.61}, threads=2)
+    elsewhere = _archive({"r2": 0.61}, threads=2, first_seed=1)
     with pytest.raises(BenchError, match=r"--prefer kept .* or --prefer incoming"):
         merge(kept, elsewhere, None)
     incoming = merge(kept, elsewhere, "incoming")
@@ -116,6 +119,15 @@ def test_archives_merge_by_the_stated_rule_and_never_silently() -> None:
     assert incoming.archive.runs.set_index("run_id").loc["r2", "balanced_accuracy"] == 0.61
     held = merge(kept, elsewhere, "kept")
     assert held.archive.runs.set_index("run_id").loc["r2", "balanced_accuracy"] == 0.6
+    # r2's cell run on a GPU: another run id (the device type enters it), still one cell.
+    on_cuda = _archive({"r2-cuda": 0.62}, device="cuda (H100)", first_seed=1)
+    with pytest.raises(BenchError, match=r"a cell the archive holds under another run id"):
+        merge(kept, on_cuda, None)
+    swapped = merge(kept, on_cuda, "incoming")
+    assert list(swapped.archive.runs["run_id"]) == ["r1", "r2-cuda"]
+    assert set(swapped.archive.predicted) == {"r1", "r2-cuda"}
+    assert swapped.resolved == ("r2-cuda",)
+    assert list(merge(kept, on_cuda, "kept").archive.runs["run_id"]) == ["r1", "r2"]
 
 
 def test_an_archive_is_written_sorted_and_read_back_whole(tmp_path: Path) -> None:

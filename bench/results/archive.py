@@ -11,7 +11,8 @@ what a bootstrap over test images resamples.
 Archives merge (another session, machine or lab): a run present in both with the same numbers
 is kept once; with other numbers it is an error when both ran on the same device at the same
 thread count (the numbers should be identical), and otherwise one is kept by the rule the user
-names (`prefer`), never silently.
+names (`prefer`), never silently. So is a cell (method, settings, seeds) run in both under
+two run ids, as on cpu and on cuda, whose device type enters the run id.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TEXT = tuple(c for c in (*IDENTITY, *PROVENANCE) if c not in ("data_seed", "trai
 # Columns compared when a run is found twice: its numbers.
 NUMBERS = (*SCALARS, "val_balanced_accuracy")
 PREFER = ("kept", "incoming")  # on a conflict: the archive's row, or the one merged into it
+CELL = ("method", "settings_id", "data_seed", "train_seed")  # one run of a study's grid
 
 
 def test_digest(store: ResultsStore, split_hash: str) -> str:
@@ -217,15 +219,30 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
     old = kept.runs.set_index("run_id", drop=False)
     rows = [row for _, row in old.iterrows()]
     index = {run_id: k for k, run_id in enumerate(old.index)}
+    cells = {_cell(row): str(row["run_id"]) for row in rows}
     predicted, labels = dict(kept.predicted), dict(kept.labels)
     added = same = 0
     conflicts, resolved = [], []
     for _, row in incoming.runs.iterrows():
         run_id = row["run_id"]
         labels.setdefault(row["test_digest"], incoming.labels[row["test_digest"]])
+        if run_id not in index and (other := cells.get(_cell(row))) is not None:
+            # The same cell under another run id (another device type, or another split).
+            if prefer is None:
+                conflicts.append(run_id)
+                continue
+            if prefer == "incoming":
+                index[run_id] = index.pop(other)
+                rows[index[run_id]] = row
+                predicted.pop(other)
+                predicted[run_id] = incoming.predicted[run_id]
+                cells[_cell(row)] = run_id
+            resolved.append(run_id)
+            continue
         if run_id not in index:
             index[run_id] = len(rows)
             rows.append(row)
+            cells[_cell(row)] = run_id
             predicted[run_id] = incoming.predicted[run_id]
             added += 1
             continue
@@ -253,11 +270,16 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
     if conflicts:
         raise BenchError(
             f"{len(conflicts)} run(s) are recorded twice with different numbers on different "
-            f"machines or thread counts, first {conflicts[0]}; name which to keep with "
+            "machines or thread counts, or run a cell the archive holds under another run id "
+            f"(another device type), first {conflicts[0]}; name which to keep with "
             "--prefer kept (the archive's) or --prefer incoming."
         )
     runs = pd.DataFrame(rows).reset_index(drop=True) if rows else kept.runs
     return Merged(DatasetArchive(runs, predicted, labels), added, same, tuple(resolved))
+
+
+def _cell(row: pd.Series) -> tuple[str, ...]:
+    return tuple(str(row[column]) for column in CELL)
 
 
 def _same_numbers(first: pd.Series, second: pd.Series) -> bool:

@@ -84,7 +84,8 @@ def _in_study(
             f"{dataset.name}: {int(repeated.sum())} runs share cells, first {first['method']} at "
             f"data seed {first['data_seed']}, train seed {first['train_seed']} (another split "
             "of that data seed, when the data or its spec changed, or another device type, cpu "
-            "or cuda, which enters the run id); keep one run per cell."
+            "or cuda, which enters the run id); keep one run per cell (`bench study merge "
+            "--prefer` keeps one when archives merge)."
         )
     return archive
 
