@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import load_images, run_tiny
@@ -253,6 +254,13 @@ def test_imbalance_reaches_the_split_of_a_run(
     targets = profile(max(available), len(kept), 20)  # capped where a class has fewer
     expected = [min(t, available[c]) for c, t in zip(by_frequency, targets, strict=True)]
     assert [kept[c] for c in by_frequency] == expected
+    # Report, status and compare show the runs made at the ratio they are given.
+    place = ["--dataset", "tiny", "--results-dir", str(tmp_path), "--epochs", "1"]
+    capsys.readouterr()
+    assert main(["report", *place, "--imbalance", "20"]) == 0
+    assert list(pd.read_csv(tmp_path / "tiny" / "report" / "main.csv")["method"]) == ["ce"]
+    assert main(["report", *place]) == 2  # the spec's own ratio: not these runs
+    assert "were made at other settings" in capsys.readouterr().err
 
 
 def _listing(root: Path) -> Path:

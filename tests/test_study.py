@@ -229,6 +229,8 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     assert "Over 1 dataset(s) (tiny 3 split(s))" in capsys.readouterr().out
     assert main([*part, "--methods", "ce"]) == 2
     assert "--study names the methods" in capsys.readouterr().err
+    assert main([*part, "--imbalance", "20"]) == 2
+    assert "leave out --imbalance" in capsys.readouterr().err
 
     # A second machine's archive of the same study merges in; a run it has that this one
     # lacks is added.

@@ -65,6 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "study's, else 1)",
     )
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    options.add_imbalance(parser)
     options.add_settings(parser, "The runs compared are those made at these settings.")
     options.add_results_dir(parser)
     options.add_cache_dir(parser)
@@ -114,6 +115,8 @@ def _study_scores(
         )
     if args.profile:
         raise BenchError("--study gives each dataset its profile; leave out --profile.")
+    if args.imbalance is not None:
+        raise BenchError("--study gives each dataset its imbalance; leave out --imbalance.")
     study = load_study(args.study, registry)
     datasets = list(study.datasets)
     if args.datasets:  # a part of the study, e.g. while it is being built

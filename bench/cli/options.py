@@ -135,7 +135,8 @@ def imbalance(text: str) -> float:
 
 
 def add_imbalance(parser: argparse.ArgumentParser) -> None:
-    """`--imbalance R`: the long-tailed protocol at ratio R (run, sweep, data info)."""
+    """`--imbalance R`: the long-tailed protocol at ratio R (run and sweep; data info, and
+    report, status and compare, which show the runs made at it)."""
     parser.add_argument(
         "--imbalance",
         type=imbalance,

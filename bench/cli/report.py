@@ -30,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "the best of each family by validation balanced accuracy)",
     )
     parser.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
+    options.add_imbalance(parser)
     options.add_settings(parser, "The runs reported are those made at these settings.")
     parser.add_argument(
         "--all-settings",

@@ -23,6 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="write runs.csv, the summary and the report from the runs recorded (what an "
         "interrupted `bench run` left undone)",
     )
+    options.add_imbalance(parser)
     options.add_settings(parser, "--finalize tabulates the runs made at these settings.")
     options.add_cache_dir(parser)
     parser.set_defaults(run=run)

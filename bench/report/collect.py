@@ -96,8 +96,8 @@ def load_results(
             raise BenchError(
                 f"{store.root}: its {other_settings} finished run(s) were made at other "
                 "settings than the current ones (or before settings were recorded); give the "
-                "settings they used (the same --epochs, --image-size, ... as `bench run`) or "
-                "--all-settings."
+                "settings they used (the same --epochs, --image-size, --imbalance, ... as "
+                "`bench run`) or --all-settings."
             )
     missing = [m for m in order or [] if m not in set(runs["method"])]
     rank = {name: i for i, name in enumerate(order or [])}

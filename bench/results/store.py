@@ -97,7 +97,9 @@ class ResultsStore:
         """The settings id each method (`names`, default: every method recorded here) has now
         under `conditions`: the one meaning of "current" that run, status, report and compare
         share. A method whose settings cannot be resolved here (a removed tuned recipe, a
-        profile that clashes with its tuning) has none, so none of its runs is current."""
+        profile that clashes with its tuning) has none, so none of its runs is current.
+        `spec` is taken as `conditions` take it (`--imbalance`)."""
+        spec = conditions.resolve_spec(spec)
         if names is None:
             runs = self.runs_table()
             names = list(runs["method"].unique()) if not runs.empty else []
