@@ -261,6 +261,14 @@ def test_imbalance_reaches_the_split_of_a_run(
     assert list(pd.read_csv(tmp_path / "tiny" / "report" / "main.csv")["method"]) == ["ce"]
     assert main(["report", *place]) == 2  # the spec's own ratio: not these runs
     assert "were made at other settings" in capsys.readouterr().err
+    assert main(["status", *place, "--finalize", "--imbalance", "20"]) == 0
+    capsys.readouterr()
+    assert list(pd.read_csv(tmp_path / "tiny" / "summary.csv")["method"]) == ["ce"]
+    compare = ["compare", "--datasets", "tiny", "--results-dir", str(tmp_path), "--epochs", "1"]
+    assert main([*compare, "--imbalance", "20"]) == 2  # found, but one method is too few
+    assert "1 method(s) were run on every dataset; compare needs 2" in capsys.readouterr().err
+    assert main(compare) == 2
+    assert "tiny: no finished runs at the current settings" in capsys.readouterr().err
 
 
 def _listing(root: Path) -> Path:

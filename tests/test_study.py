@@ -128,6 +128,12 @@ def test_archives_merge_by_the_stated_rule_and_never_silently() -> None:
     assert set(swapped.archive.predicted) == {"r1", "r2-cuda"}
     assert swapped.resolved == ("r2-cuda",)
     assert list(merge(kept, on_cuda, "kept").archive.runs["run_id"]) == ["r1", "r2"]
+    # Both in the runs merged in: no rule of origin tells which to keep.
+    both = _archive({"r2-cuda": 0.62, "r2-cpu": 0.6}, first_seed=1).runs.assign(data_seed=1)
+    twice = DatasetArchive(both, {r: np.array([0, 1, 1], np.int16) for r in both["run_id"]},
+                           on_cuda.labels)  # fmt: skip
+    with pytest.raises(BenchError, match=r"hold one cell twice .* r2-cuda and r2-cpu"):
+        merge(kept, twice, "incoming")
 
 
 def test_an_archive_is_written_sorted_and_read_back_whole(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from bench.sweep.objective import make_objective, pruner
 from bench.sweep.opening import open_study
 from bench.sweep.options import SweepOptions
 from bench.sweep.records import BEFORE_RULES, recorded_settings, settle_conditions
-from bench.sweep.space import search_space
+from bench.sweep.space import applied, search_space
 from bench.sweep.storage import masked, open_storage
 from bench.sweep.trials import fail_dead_trials, mark_begun
 
@@ -63,6 +63,13 @@ def test_search_space_is_read_from_both_recipes(tiny_project: Path) -> None:
     (tiny_project / "space.toml").write_text(SPACE)
     only = search_space(MethodRegistry().get("ce+crt"), tiny_project / "space.toml")
     assert [d.path for d in only] == ["stage2.lr"]
+    # A trial's values are set in the recipe that holds their table; a stranger is an error.
+    stage1, stage2 = applied(MethodRegistry().get("supcon+crt"), {"metric.weight": 0.3,
+                                                                   "stage2.lr": 0.01})  # fmt: skip
+    assert (stage1["metric"]["weight"], stage2["stage2"]["lr"]) == (0.3, 0.01)
+    assert "search" not in stage1 and "search" not in stage2
+    with pytest.raises(BenchError, match=r"supcon\+crt: 'optim\.lr' names no table"):
+        applied(MethodRegistry().get("supcon+crt"), {"optim.lr": 0.1})
 
 
 @pytest.mark.parametrize(

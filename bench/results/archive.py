@@ -11,8 +11,9 @@ what a bootstrap over test images resamples.
 Archives merge (another session, machine or lab): a run present in both with the same numbers
 is kept once; with other numbers it is an error when both ran on the same device at the same
 thread count (the numbers should be identical), and otherwise one is kept by the rule the user
-names (`prefer`), never silently. So is a cell (method, settings, seeds) run in both under
-two run ids, as on cpu and on cuda, whose device type enters the run id.
+names (`prefer`), never silently. So is a cell (method, settings, seeds, split) run in both
+under two run ids, as on cpu and on cuda, whose device type enters the run id; the run not
+kept leaves the archive.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ TEXT = tuple(c for c in (*IDENTITY, *PROVENANCE) if c not in ("data_seed", "trai
 # Columns compared when a run is found twice: its numbers.
 NUMBERS = (*SCALARS, "val_balanced_accuracy")
 PREFER = ("kept", "incoming")  # on a conflict: the archive's row, or the one merged into it
-CELL = ("method", "settings_id", "data_seed", "train_seed")  # one run of a study's grid
+# One run of a study's grid on one split: two run ids here differ in the device type.
+CELL = ("method", "settings_id", "data_seed", "train_seed", "split_hash")
 
 
 def test_digest(store: ResultsStore, split_hash: str) -> str:
@@ -216,10 +218,11 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
     or None (a conflict is then an error that lists them)."""
     if prefer not in (None, *PREFER):
         raise BenchError(f"prefer must be one of {', '.join(PREFER)}, got {prefer!r}.")
+    _refuse_repeated_cells(incoming)
     old = kept.runs.set_index("run_id", drop=False)
     rows = [row for _, row in old.iterrows()]
     index = {run_id: k for k, run_id in enumerate(old.index)}
-    cells = {_cell(row): str(row["run_id"]) for row in rows}
+    cells = {_cell(row): str(row["run_id"]) for row in rows}  # the kept archive's cells
     predicted, labels = dict(kept.predicted), dict(kept.labels)
     added = same = 0
     conflicts, resolved = [], []
@@ -227,7 +230,7 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
         run_id = row["run_id"]
         labels.setdefault(row["test_digest"], incoming.labels[row["test_digest"]])
         if run_id not in index and (other := cells.get(_cell(row))) is not None:
-            # The same cell under another run id (another device type, or another split).
+            # The same cell and split under another run id (another device type).
             if prefer is None:
                 conflicts.append(run_id)
                 continue
@@ -242,7 +245,6 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
         if run_id not in index:
             index[run_id] = len(rows)
             rows.append(row)
-            cells[_cell(row)] = run_id
             predicted[run_id] = incoming.predicted[run_id]
             added += 1
             continue
@@ -280,6 +282,24 @@ def merge(kept: DatasetArchive, incoming: DatasetArchive, prefer: str | None) ->
 
 def _cell(row: pd.Series) -> tuple[str, ...]:
     return tuple(str(row[column]) for column in CELL)
+
+
+def _refuse_repeated_cells(incoming: DatasetArchive) -> None:
+    """Runs merged in must hold each cell once: which of two to keep is not a rule of origin."""
+    runs = incoming.runs
+    if runs.empty:
+        return
+    repeated = runs[runs.duplicated(list(CELL), keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        twins = repeated[[_cell(row) == _cell(first) for _, row in repeated.iterrows()]]
+        raise BenchError(
+            f"the runs merged in hold one cell twice ({first['method']} at data seed "
+            f"{first['data_seed']}, train seed {first['train_seed']}: "
+            f"{' and '.join(map(str, twins['run_id']))}, on "
+            f"{' and '.join(map(str, twins['device']))}); remove one of them (its run folder) "
+            "and merge again."
+        )
 
 
 def _same_numbers(first: pd.Series, second: pd.Series) -> bool:

@@ -130,6 +130,9 @@ def applied(method: Method, values: dict[str, Any]) -> list[dict[str, Any]]:
     parts: list[tuple[Recipe | Stage2Recipe, tuple[str, ...]]] = [(method.stage1, STAGE1_TABLES)]
     if method.stage2:
         parts.append((method.stage2, STAGE2_TABLES))
+    known = {table for _, tables in parts for table in tables}
+    if strangers := [path for path in values if path.partition(".")[0] not in known]:
+        raise BenchError(f"{method.name}: {strangers[0]!r} names no table of its recipe(s).")
     return [
         set_fields(
             _raw(recipe.path),
