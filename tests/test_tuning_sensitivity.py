@@ -15,6 +15,7 @@ from bench.compare.build import analyse
 from bench.compare.collect import scores_of
 from bench.compare.tuning import (
     Sensitivity,
+    TuningAsked,
     choose,
     missing_variants,
     section,
@@ -231,17 +232,20 @@ def test_the_page_notes_a_tuning_grid_not_yet_run_and_omits_one_not_compared(
 ) -> None:
     registry = MethodRegistry()
     study = load_study(_write(tiny_project / "studies", STUDY), registry)
+    assert study.tuning is not None
+    grids = study.tuning.variants(registry)
+    asked = TuningAsked("tiny", grids, list(study.methods), "ce", "bench study run S.toml")
     archive = _five_splits()
     runs = archive.runs
     partial = DatasetArchive(runs[runs["method"] != WEIGHT], archive.predicted, archive.labels)
     scores = scores_of({"tiny": partial}, list(study.methods), "balanced_accuracy")
-    note = sensitivity_section(study, {"tiny": partial}, scores, registry, "balanced_accuracy", 1)
+    note = sensitivity_section(asked, {"tiny": partial}, scores, registry, "balanced_accuracy", 1)
     assert note is not None and note.tables == []
     assert note.text == (
-        f"Tuning sensitivity on tiny: not compared yet; 1 variant(s) of its grids have no "
-        f"finished run (first {WEIGHT}); `bench study run {study.path} --datasets tiny` runs them."
+        "Tuning sensitivity on tiny: not compared yet; 1 variant(s) of its grids have no "
+        f"finished run (first {WEIGHT}); `bench study run S.toml` runs them."
     )
     other = {"elsewhere": partial}
-    assert sensitivity_section(study, other, scores, registry, "balanced_accuracy", 1) is None
-    found = sensitivity_section(study, {"tiny": archive}, scores, registry, "balanced_accuracy", 1)
+    assert sensitivity_section(asked, other, scores, registry, "balanced_accuracy", 1) is None
+    found = sensitivity_section(asked, {"tiny": archive}, scores, registry, "balanced_accuracy", 1)
     assert found is not None and "Tuning sensitivity on tiny (5 split(s))" in found.text

@@ -102,7 +102,7 @@ def _study_scores(
     """The scores of exactly what `--study` names, its ROPE and reference, and the section
     of its tuning sensitivity when it has one and its dataset is compared."""
     from bench.compare.collect import scores_of
-    from bench.compare.tuning import sensitivity_section
+    from bench.compare.tuning import TuningAsked, sensitivity_section
     from bench.study.file import load_study
     from bench.study.grid import study_runs
 
@@ -132,7 +132,16 @@ def _study_scores(
     metric = args.metric or study.metric
     scores = scores_of(archives, methods, metric, pooled)
     rope = args.rope if args.rope is not None else study.rope
-    found = sensitivity_section(study, archives, scores, registry, metric, rope)
+    if study.tuning is None:
+        return scores, rope, study.reference, ()
+    asked = TuningAsked(
+        study.tuning.dataset,
+        study.tuning.variants(registry),
+        methods,
+        study.reference,
+        f"bench study run {args.study} --datasets {study.tuning.dataset}",
+    )
+    found = sensitivity_section(asked, archives, scores, registry, metric, rope)
     return scores, rope, study.reference, (found,) if found else ()
 
 

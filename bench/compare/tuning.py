@@ -20,7 +20,6 @@ from bench.compare.collect import DatasetScores, scores_of
 from bench.recipes.methods import MethodRegistry
 from bench.report.tables import Table
 from bench.results.archive import DatasetArchive
-from bench.study.file import Study
 
 VALIDATION = "val_balanced_accuracy"  # what a split's choice is made on, after stage 2
 
@@ -40,40 +39,51 @@ class Sensitivity:
     tuned: Comparison
 
 
+@dataclass(frozen=True)
+class TuningAsked:
+    """What a study's `[tuning]` table asks of its comparison: the dataset tuned on, each tuned
+    method's variants in grid order, the study's methods and reference, and the command that
+    runs what is missing."""
+
+    dataset: str
+    grids: dict[str, list[str]]
+    methods: list[str]
+    reference: str
+    run_command: str
+
+
 def sensitivity_section(
-    study: Study,
+    asked: TuningAsked,
     archives: dict[str, DatasetArchive],
     scores: list[DatasetScores],
     registry: MethodRegistry,
     metric: str,
     rope: float,
 ) -> Section | None:
-    """The page's section on `study`'s tuning sensitivity, from the runs in `archives` (by
+    """The page's section on a study's tuning sensitivity, from the runs in `archives` (by
     dataset; `scores`, the study's methods on them, say whether each is pooled): None when
-    the study tunes nothing or its tuning dataset is not compared, a note while a variant has
-    no finished run."""
-    tuning = study.tuning
-    if tuning is None or tuning.dataset not in archives:
+    the tuning dataset is not compared, a note while a variant has no finished run."""
+    name, grids = asked.dataset, asked.grids
+    if name not in archives:
         return None
-    name = tuning.dataset
-    grids = tuning.variants(registry)
     if missing := missing_variants(archives[name], grids):
         return Section(
             f"Tuning sensitivity on {name}: not compared yet; {len(missing)} variant(s) of "
-            f"its grids have no finished run (first {missing[0]}); `bench study run "
-            f"{study.path} --datasets {name}` runs them.",
+            f"its grids have no finished run (first {missing[0]}); `{asked.run_command}` runs "
+            "them.",
             [],
         )
-    methods = [m.name for m in study.method_list(registry)]
     pooled = next(s.pooled for s in scores if s.name == name)
-    as_run, tuned, chosen, variants = choose(name, archives[name], methods, grids, metric, pooled)
+    as_run, tuned, chosen, variants = choose(
+        name, archives[name], asked.methods, grids, metric, pooled
+    )
     found = Sensitivity(
         tuned,
         grids,
         chosen,
         variants,
-        analyse([as_run], registry, rope, study.reference),
-        analyse([tuned], registry, rope, study.reference),
+        analyse([as_run], registry, rope, asked.reference),
+        analyse([tuned], registry, rope, asked.reference),
     )
     return section(found)
 
