@@ -29,7 +29,7 @@ from bench.core.errors import BenchError, TrainingDiverged
 from bench.data.specs import get_spec
 from bench.experiment.experiment import Experiment, settings_for
 from bench.recipes.methods import MethodRegistry, Tuning
-from bench.run.plan import tuning_notes
+from bench.run.plan import RunOptions, plan, tuning_notes
 from bench.stage1.artefacts import ArtefactCache
 from bench.sweep import callbacks
 from bench.sweep.callbacks import StopAfterFailures, WaitForPlace
@@ -409,6 +409,13 @@ def test_a_study_is_bound_to_its_splits_and_runs_count_test_items_it_was_tuned_o
     assert counts[0][0] == 0 and counts[1][0] > 0
     assert f"data seed 1: {counts[1][0]} of {counts[1][1]}" in out
     assert "data seed 0:" not in out
+    # A pool that runs the tuned method at data seed 0 alone says nothing of seed 1's test.
+    only = frozenset({("tuned/ce+crt-tiny", 0, 0)})
+    options = RunOptions("tiny", "tuned/ce+crt-tiny", (0,), (0, 1), results_dir=runs, cells=only)
+    methods = MethodRegistry().expand("tuned/ce+crt-tiny")
+    planned = plan(options, get_spec("tiny"), methods, torch.device("cpu"))
+    assert [run.experiment.split.data_seed for run in planned] == [0]
+    assert "data seed 1:" not in capsys.readouterr().out
 
     # The dataset now draws other splits: resuming the study would mix validation sets.
     spec = tiny_project / "datasets" / "tiny.toml"

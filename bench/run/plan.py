@@ -148,7 +148,9 @@ def plan(
             ]
     for method in methods:
         size = resolved[method.name].settings.image_size
-        for note in tuning_notes(method, spec, imagesets[size], drawn[size]):
+        ran = {run.experiment.split.data_seed for run in planned if run.method.name == method.name}
+        its_splits = [split for split in drawn[size] if split.data_seed in ran]
+        for note in tuning_notes(method, spec, imagesets[size], its_splits):
             tqdm.write(note)
     return planned
 
