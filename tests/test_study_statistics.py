@@ -45,7 +45,7 @@ def _shared(splits: int = 4, seeds: int = 2, n: int = 60, gain: float = 0.1) -> 
     )  # fmt: skip
 
 
-def _slow_bootstrap(scores: DatasetScores, first: str, second: str) -> tuple[float, float]:
+def _slow_bootstrap(scores: DatasetScores, first: str, second: str) -> np.ndarray:
     """The two-level bootstrap written plainly, one resample and one run at a time, with
     scikit-learn's balanced accuracy and the same random draws as the fast one."""
     assert scores.labels is not None and scores.predicted is not None
@@ -71,8 +71,7 @@ def _slow_bootstrap(scores: DatasetScores, first: str, second: str) -> tuple[flo
                 ]  # fmt: skip
                 differences.append(np.mean(per_seed))
             means.append(np.mean([differences[k] for k in chosen[b]]))
-    low, high = np.quantile(means, [0.025, 0.975])
-    return float(low), float(high)
+    return np.array(means)
 
 
 @pytest.mark.slow
@@ -84,10 +83,18 @@ def test_the_bootstrap_over_splits_and_test_images_matches_a_slow_reference(
     scores = _shared()
     found = interval(scores, "supcon+crt", "ce+crt")
     assert found is not None and found.kind == BOOTSTRAP
-    low, high = _slow_bootstrap(scores, "supcon+crt", "ce+crt")
-    assert (found.low, found.high) == pytest.approx((low, high), abs=1e-9)
+    means = _slow_bootstrap(scores, "supcon+crt", "ce+crt")
     differences = scores.blocks.groupby(level="split").mean()
-    assert found.mean == pytest.approx((differences["supcon+crt"] - differences["ce+crt"]).mean())
+    mean = (differences["supcon+crt"] - differences["ce+crt"]).mean()
+    k = len(differences)  # the standard error of k resampled splits, corrected to k - 1
+    error = means.std(ddof=1) * np.sqrt(k / (k - 1))
+    half = stats.t.ppf(0.975, k - 1) * error
+    assert (found.mean, found.error, found.freedom) == (
+        pytest.approx(mean),
+        pytest.approx(error),
+        k - 1,
+    )
+    assert (found.low, found.high) == (pytest.approx(mean - half), pytest.approx(mean + half))
 
 
 def test_the_bootstrap_interval_holds_its_mean_and_is_zero_against_itself() -> None:
@@ -97,11 +104,9 @@ def test_the_bootstrap_interval_holds_its_mean_and_is_zero_against_itself() -> N
         DatasetScores("own", scores.blocks, test_sets=5), "supcon+crt", "ce+crt"
     )  # the same numbers, as if each split had its test set
     assert boot is not None and own is not None and own.kind == T_OVER_SPLITS
-    assert boot.low <= boot.mean <= boot.high
-    # The standard error of the resampled means spans the percentile interval as a normal
-    # one would (their mean differences are near normal): what stricter levels rest on.
-    assert boot.error is not None
-    assert boot.high - boot.low == pytest.approx(2 * 1.96 * boot.error, rel=0.15)
+    assert boot.low <= boot.mean <= boot.high and boot.freedom == own.freedom == 4
+    # The test images' variance comes on top of the splits': wider than over splits alone.
+    assert boot.error > own.error
     same = interval(scores, "ce+crt", "ce+crt")
     assert same is not None and (same.low, same.high) == (0.0, 0.0)  # nothing to resample
 
@@ -115,37 +120,45 @@ def test_splits_with_their_own_test_sets_get_students_t_and_one_split_none() -> 
     per_split = np.array([1.0, 2.0, 0.0, 3.0, 3.0])  # the train seeds of a split averaged
     half = stats.t.ppf(0.975, 4) * per_split.std(ddof=1) / np.sqrt(5)
     assert found == Interval(
-        pytest.approx(1.8), pytest.approx(1.8 - half), pytest.approx(1.8 + half), T_OVER_SPLITS
+        pytest.approx(1.8),
+        pytest.approx(1.8 - half),
+        pytest.approx(1.8 + half),
+        T_OVER_SPLITS,
+        pytest.approx(per_split.std(ddof=1) / np.sqrt(5)),
+        4,
     )
     one = DatasetScores("d", blocks.loc[[0]], test_sets=1)
     assert interval(one, "supcon+crt", "ce+crt") is None
 
 
+def _spread(mean: float, low: float, high: float, kind: str = BOOTSTRAP) -> Interval:
+    """An interval over five splits spanning [low, high] at 95 % (symmetric about `mean`)."""
+    return Interval(mean, low, high, kind, (high - low) / 2 / stats.t.ppf(0.975, 4), 4)
+
+
 def test_a_decision_on_a_shared_test_set_stands_only_where_the_bootstrap_agrees() -> None:
     better = Posterior(0.97, 0.02, 0.01, 5, 2.0)
     equivalent = Posterior(0.01, 0.98, 0.01, 5, 0.1)
-    assert decide(better, Interval(2.0, 0.5, 3.5, BOOTSTRAP), rope=1.0) == "better"
-    assert decide(better, Interval(2.0, -0.5, 3.5, BOOTSTRAP), rope=1.0) == "undecided"
-    assert decide(better, Interval(2.0, -0.5, 3.5, T_OVER_SPLITS), rope=1.0) == "better"
-    assert decide(equivalent, Interval(0.1, -0.8, 0.9, BOOTSTRAP), rope=1.0) == "equivalent"
-    assert decide(equivalent, Interval(0.1, -1.5, 0.9, BOOTSTRAP), rope=1.0) == "undecided"
+    assert decide(better, _spread(2.0, 0.5, 3.5), rope=1.0) == "better"
+    assert decide(better, _spread(1.5, -0.5, 3.5), rope=1.0) == "undecided"
+    assert decide(better, _spread(1.5, -0.5, 3.5, T_OVER_SPLITS), rope=1.0) == "better"
+    assert decide(equivalent, _spread(0.05, -0.8, 0.9), rope=1.0) == "equivalent"
+    assert decide(equivalent, _spread(-0.3, -1.5, 0.9), rope=1.0) == "undecided"
     # Lower is better (ECE): an interval below zero agrees with `better`.
-    assert decide(better, Interval(-2.0, -3.5, -0.5, BOOTSTRAP), 1.0, False) == "better"
-    assert decide(better, Interval(2.0, 0.5, 3.5, BOOTSTRAP), 1.0, False) == "undecided"
+    assert decide(better, _spread(-2.0, -3.5, -0.5), 1.0, False) == "better"
+    assert decide(better, _spread(2.0, 0.5, 3.5), 1.0, False) == "undecided"
 
 
 def test_at_a_corrected_threshold_the_bootstrap_must_agree_at_that_level() -> None:
     sure = Posterior(0.9999, 0.0001, 0.0, 5, 2.0)
-    spread = Interval(2.0, 0.5, 3.5, BOOTSTRAP, error=0.75)  # 95 %: 2 ± 1.96 × 0.75 ≈ [0.5, 3.5]
-    assert spread.bounds() == (0.5, 3.5)
-    low, high = spread.bounds(0.9992)  # z = 3.35: 2 ± 2.51
-    assert (low, high) == (pytest.approx(2.0 - 3.3528 * 0.75, abs=1e-3), pytest.approx(4.5146))
+    spread = Interval(2.0, 0.61, 3.39, BOOTSTRAP, error=0.5, freedom=4)  # 95 %: t = 2.78
+    assert spread.bounds() == pytest.approx((0.6118, 3.3882), abs=1e-4)
+    low, high = spread.bounds(0.9992)  # t(4) at 0.9996 is 9.13: 2 ± 4.56
+    assert (low, high) == (pytest.approx(2.0 - 4.5629, abs=1e-3), pytest.approx(6.5629, abs=1e-3))
     assert decide(sure, spread, rope=1.0, level=0.95) == "better"
     assert decide(sure, spread, rope=1.0, level=0.9992) == "undecided"  # the bound crosses 0
-    narrow = Interval(2.0, 1.6, 2.4, BOOTSTRAP, error=0.2)
+    narrow = Interval(2.0, 1.72, 2.28, BOOTSTRAP, error=0.1, freedom=4)
     assert decide(sure, narrow, rope=1.0, level=0.9992) == "better"
-    with pytest.raises(ValueError, match=r"drawn at 0\.95 only"):
-        Interval(2.0, 0.5, 3.5, T_OVER_SPLITS).bounds(0.9992)
 
 
 def _blocks(gain: float, seed: int) -> pd.DataFrame:

@@ -11,7 +11,6 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -277,7 +276,8 @@ def tables(comparison: Comparison) -> list[Table]:
             "a decision needs a probability of 0.95. Per dataset the observations are its "
             "independent splits (train seeds averaged within a split), and the bracket is the "
             "95 % interval of the mean difference over them: Student's t where each split has "
-            "its own test set, a bootstrap over splits and test images where splits share one "
+            "its own test set, Student's t on the standard error of a bootstrap over splits and "
+            "test images where splits share one "
             "(a decision there also needs the interval on its side of zero, or within the ROPE "
             "for equivalence); no bracket with one split. Pooled: the mean differences of "
             f"{', '.join(comparison.pooled)}. Fewer than "
@@ -330,7 +330,8 @@ def verdict(comparison: Comparison) -> str:
     if shared := [s.name for s in comparison.scores if s.shared_test_set]:
         lines.append(
             f"The splits of {', '.join(shared)} share a test set (the source fixes it): there "
-            "the interval is a bootstrap over splits and test images, and a decision stands "
+            "the interval is Student's t on the standard error of a bootstrap over splits and "
+            "test images, and a decision stands "
             "only where that interval agrees with it."
         )
     if not comparison.pairs:
@@ -420,8 +421,8 @@ def _multiplicity(
         for spread in pair.intervals.values()
     )
     agreeing = (
-        f" (where splits share a test set, with the bootstrap agreeing at that level: the mean "
-        f"± {NormalDist().inv_cdf((1 + corrected) / 2):.2f} standard errors of its resamples)"
+        " (where splits share a test set, with the interval agreeing at that level: its mean "
+        "± the t quantile at that level times its standard error)"
         if bootstrapped
         else ""
     )
@@ -530,7 +531,8 @@ def _write(comparison: Comparison, scratch: Path, pdf: bool, sections: tuple[Sec
          f"Paired differences per dataset (representation-learning stage 1 minus "
          f"{comparison.reference} stage 1, same stage 2): the mean over splits and the interval "
          "the pairs table gives, from the observations its test uses (Student's t over splits "
-         "with their own test sets; a bootstrap over splits and test images where they share "
+         "with their own test sets; t on the standard error of a bootstrap over splits and "
+         "test images where they share "
          f"one; a bare point with one split); shaded: ±{comparison.rope:g} points."),
     ]  # fmt: skip
     html = page("Comparison over datasets", text, written, figures)
