@@ -268,7 +268,9 @@ def test_imbalance_reaches_the_split_of_a_run(
     assert main([*compare, "--imbalance", "20"]) == 2  # found, but one method is too few
     assert "1 method(s) were run on every dataset; compare needs 2" in capsys.readouterr().err
     assert main(compare) == 2
-    assert "tiny: no finished runs at the current settings" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "tiny: no finished runs at the current settings" in said
+    assert "its 1 finished run(s) were made at other settings" in said and "--imbalance" in said
 
 
 def _listing(root: Path) -> Path:

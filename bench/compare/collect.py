@@ -97,9 +97,17 @@ def finished_runs(
             raise BenchError(f"no dataset in {results_dir} has runs at the current settings.")
     for name, table in runs.items():
         if table.empty:
+            recorded = ResultsStore(results_dir, name).runs_table()
+            other = int((recorded["status"] == "done").sum()) if not recorded.empty else 0
+            advice = (
+                f"its {other} finished run(s) were made at other settings; give the settings "
+                "they used (the same --epochs, --image-size, --imbalance, ... as `bench run`)"
+                if other
+                else f"run some first (bench run --dataset {name})"
+            )
             raise BenchError(
                 f"{name}: no finished runs at the current settings in {results_dir / name}; "
-                f"run some first (bench run --dataset {name})."
+                f"{advice}."
             )
     return runs
 
