@@ -4,16 +4,21 @@ archive alone with the same tables and verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from bench.cli.main import main
 from bench.core.errors import BenchError
+from bench.data.specs import get_spec
+from bench.recipes.methods import MethodRegistry
 from bench.results.archive import DatasetArchive, merge, read_archive, write_archive
+from bench.run.plan import RunOptions, group_units, plan
 from bench.study.file import load_study
 
 STUDY = """
@@ -252,3 +257,24 @@ def test_a_study_runs_exports_and_is_compared_again_from_its_archive_alone(
     changed.to_csv(other_lab / "tiny.csv", index=False)
     assert main(["study", "merge", str(path), str(other_lab)]) == 2
     assert "with different numbers" in capsys.readouterr().err
+
+
+def test_a_pool_starts_the_stage_1s_measured_longest_first(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    options = RunOptions(
+        "tiny", "ce,ce+crt,supcon+crt,triplet+crt", (0,), (0,), results_dir=tmp_path
+    )
+    methods = MethodRegistry().expand(options.methods)
+    planned = plan(options, get_spec("tiny"), methods, torch.device("cpu"))
+
+    def order(seconds: dict[str, float]) -> list[str]:
+        timed = dataclasses.replace(options, stage1_seconds=seconds)
+        return [unit.methods[0].stage1.name for unit in group_units(planned, timed, tmp_path)]
+
+    # Unmeasured, a stage 1 costs its epochs × images × pixels: alike here, so ce, with two
+    # runs to its one stage 1, comes first.
+    assert order({}) == ["ce", "supcon", "triplet"]
+    # Measured (a study's archive): the longest first; one not measured at their median.
+    assert order({"ce": 10.0, "supcon": 100.0}) == ["supcon", "triplet", "ce"]
+    assert order({"ce": 100.0, "triplet": 10.0, "supcon": 50.0}) == ["ce", "supcon", "triplet"]

@@ -9,6 +9,7 @@ trained once wherever the units execute.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class RunOptions:
     # Only these (method, data seed, train seed) of the product above (None: all of it); a
     # study's missing cells, so that one pool of workers runs them all.
     cells: frozenset[tuple[str, int, int]] | None = None
+    # Measured seconds of a stage 1 by recipe name on this dataset (a study's archive knows
+    # them): the order its units start in, longest first.
+    stage1_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -231,8 +235,12 @@ def group_units(
     results_dir: Path,
 ) -> list[WorkUnit]:
     """The runs grouped by stage-1 artefact, most expensive first. A stage 1 to train costs
-    its epochs × images × pixels; one already cached, only its stage 2s (a small constant
-    per run), so the longest units start first and the last ones finish close together."""
+    its measured seconds (`options.stage1_seconds`; one not measured there, their median),
+    else its epochs × images × pixels; one already cached, only its stage 2s (a small
+    constant per run), so the longest units start first and the last ones finish close
+    together."""
+    measured = options.stage1_seconds
+    typical = statistics.median(measured.values()) if measured else None
     units = []
     for key, members in by_stage1(runs).items():
         first = members[0]
@@ -241,7 +249,10 @@ def group_units(
         cached = experiment.cache.has(key)
         pixels = len(experiment.split.train) * settings.image_size**2
         epochs = Schedule.plan(len(experiment.split.train), settings).epochs
-        train_cost = 0.0 if cached else epochs * pixels
+        work = float(epochs * pixels)
+        if typical is not None:
+            work = measured.get(first.method.stage1.name, typical)
+        per_run = 0.01 * work / epochs  # a stage 2: about a hundredth of a stage-1 epoch
         units.append(
             WorkUnit(
                 stage1_key=key,
@@ -254,7 +265,7 @@ def group_units(
                 manifest=first.manifest,
                 conditions=options.conditions.for_workers(experiment.device.type),
                 results_dir=results_dir,
-                cost=train_cost + 0.01 * pixels * len(members),
+                cost=(0.0 if cached else work) + per_run * len(members),
                 cached=cached,
             )
         )

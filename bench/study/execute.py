@@ -43,7 +43,8 @@ def run_study(
     results_dir = base.results_dir or default_results_dir()
     for dataset in datasets:
         tqdm.write(f"study {study.name}: {dataset.name} {dataset.options()}".rstrip())
-        missing = progress(study, dataset, results_dir, registry).missing
+        state = progress(study, dataset, results_dir, registry)
+        missing = state.missing
         if not missing:
             tqdm.write(f"{dataset.name}: every run is done (in {results_dir} or the archive)")
         if missing:
@@ -54,6 +55,7 @@ def run_study(
                 seeds=tuple(sorted({train_seed for _, _, train_seed in missing})),
                 data_seeds=tuple(sorted({data_seed for _, data_seed, _ in missing})),
                 cells=frozenset(missing),
+                stage1_seconds=state.stage1_seconds,  # the longest start first
                 conditions=dataset.conditions(base.conditions),
                 results_dir=results_dir,
                 report=False,

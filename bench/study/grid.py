@@ -112,7 +112,8 @@ def _merged(
 @dataclass(frozen=True)
 class Progress:
     """One dataset's state in a study: its cells, the done ones' runs, the missing cells, the
-    stage-1 trainings they need, and their estimated seconds (None: nothing measured yet)."""
+    stage-1 trainings they need, their estimated seconds (None: nothing measured yet), and
+    the median measured seconds of each stage 1 (by recipe name) they come from."""
 
     dataset: StudyDataset
     cells: int
@@ -120,6 +121,7 @@ class Progress:
     missing: list[Cell]
     stage1_missing: int
     estimate_s: float | None
+    stage1_seconds: dict[str, float]
 
 
 def progress(
@@ -146,17 +148,17 @@ def progress(
         if isinstance(seconds, float | int) and seconds == seconds:  # not NaN
             times.setdefault(stage1_of[str(method)], []).append(float(seconds))
     every = [t for values in times.values() for t in values]
+    medians = {stage1: statistics.median(values) for stage1, values in times.items()}
     estimate: float | None = None
     if every:
         overall = statistics.median(every)
         # A variant's stage 1 not measured yet: as long as its recipe's.
-        medians = {stage1: statistics.median(values) for stage1, values in times.items()}
         estimate = sum(
             medians.get(stage1, medians.get(base_name(stage1), overall)) for stage1, _, _ in needed
         )
     elif not needed:
         estimate = 0.0
-    return Progress(dataset, len(grid), runs, missing, len(needed), estimate)
+    return Progress(dataset, len(grid), runs, missing, len(needed), estimate, medians)
 
 
 def export(
