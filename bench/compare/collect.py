@@ -17,6 +17,7 @@ from bench.data.formats import FORMATS
 from bench.data.specs import all_specs, get_spec
 from bench.experiment.conditions import Conditions
 from bench.recipes.methods import MethodRegistry
+from bench.report.collect import SETTINGS_ADVICE
 from bench.results.archive import DatasetArchive, from_results
 from bench.results.store import ResultsStore
 
@@ -100,8 +101,7 @@ def finished_runs(
             recorded = ResultsStore(results_dir, name).runs_table()
             other = int((recorded["status"] == "done").sum()) if not recorded.empty else 0
             advice = (
-                f"its {other} finished run(s) were made at other settings; give the settings "
-                "they used (the same --epochs, --image-size, --imbalance, ... as `bench run`)"
+                f"its {other} finished run(s) were made at other settings; {SETTINGS_ADVICE}"
                 if other
                 else f"run some first (bench run --dataset {name})"
             )

@@ -49,9 +49,15 @@ class Interval:
     error: float
     freedom: int
 
+    @classmethod
+    def drawn(cls, mean: float, error: float, freedom: int, kind: str) -> Interval:
+        """The 95 % interval of `mean` with this standard error and degrees of freedom."""
+        half = _half(LEVEL, error, freedom)
+        return cls(mean, mean - half, mean + half, kind, error, freedom)
+
     def bounds(self, level: float = LEVEL) -> tuple[float, float]:
         """The interval at `level`: the mean ± the t quantile times its standard error."""
-        half = float(stats.t.ppf((1 + level) / 2, self.freedom)) * self.error
+        half = _half(level, self.error, self.freedom)
         return self.mean - half, self.mean + half
 
     def text(self) -> str:
@@ -77,9 +83,12 @@ def interval(scores: DatasetScores, first: str, second: str) -> Interval | None:
     else:
         error = float(np.std(differences, ddof=1)) / np.sqrt(k)
         kind = T_OVER_SPLITS
-    mean = float(np.mean(differences))
-    half = float(stats.t.ppf((1 + LEVEL) / 2, k - 1)) * error
-    return Interval(mean, mean - half, mean + half, kind, error, k - 1)
+    return Interval.drawn(float(np.mean(differences)), error, k - 1, kind)
+
+
+def _half(level: float, error: float, freedom: int) -> float:
+    """Half the two-sided t-interval at `level`."""
+    return float(stats.t.ppf((1 + level) / 2, freedom)) * error
 
 
 def _bootstrap(scores: DatasetScores, first: str, second: str) -> np.ndarray:

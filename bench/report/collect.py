@@ -16,6 +16,11 @@ from bench.results.store import (
     runs_at_settings,
 )
 
+# What to say when the finished runs were made at other settings than the ones asked.
+SETTINGS_ADVICE = (
+    "give the settings they used (the same --epochs, --image-size, --imbalance, ... as `bench run`)"
+)
+
 
 @dataclass(frozen=True)
 class Results:
@@ -95,9 +100,8 @@ def load_results(
         if runs.empty:
             raise BenchError(
                 f"{store.root}: its {other_settings} finished run(s) were made at other "
-                "settings than the current ones (or before settings were recorded); give the "
-                "settings they used (the same --epochs, --image-size, --imbalance, ... as "
-                "`bench run`) or --all-settings."
+                "settings than the current ones (or before settings were recorded); "
+                f"{SETTINGS_ADVICE} or --all-settings."
             )
     missing = [m for m in order or [] if m not in set(runs["method"])]
     rank = {name: i for i, name in enumerate(order or [])}

@@ -47,7 +47,7 @@ def run_study(
         missing = state.missing
         if not missing:
             tqdm.write(f"{dataset.name}: every run is done (in {results_dir} or the archive)")
-        if missing:
+        else:
             options = dataclasses.replace(
                 base,
                 dataset=dataset.name,
