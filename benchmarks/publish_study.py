@@ -21,6 +21,8 @@ from pathlib import Path
 from bench.study.file import load_study
 
 PUBLISHED = ("verdict.md", "ranks.md", "pairs.md", "ranks.csv", "pairs.csv")
+# The other metrics: mean ranks by metric, and every method's means by dataset and metric.
+METRICS = ("metric_ranks.md", "metric_ranks.csv", "metric_means.md", "metric_means.csv")
 # The tuning sensitivity's tables, written when the study's tuning dataset is compared.
 TUNING = ("tuning.md", "tuning.csv", "tuning_variants.md", "tuning_variants.csv")
 FIGURES = ("cd_diagram.png", "pairs.png")
@@ -44,7 +46,7 @@ def main() -> int:
         if done.returncode:
             return done.returncode
         target.mkdir(parents=True, exist_ok=True)
-        for name in (*PUBLISHED, *FIGURES):
+        for name in (*PUBLISHED, *METRICS, *FIGURES):
             shutil.copyfile(Path(empty) / "compare" / name, target / name)
         for name in TUNING:
             written = Path(empty) / "compare" / name

@@ -18,9 +18,10 @@ import pytest
 
 from bench.cli.main import main
 from bench.compare.build import analyse, metric_pairs, tables, verdict
-from bench.compare.collect import DatasetScores, collect, finished_runs
+from bench.compare.collect import DatasetScores, finished_runs, results_archives, scores_of
 from bench.compare.stats import critical_difference, friedman, mean_ranks, signed_rank
 from bench.recipes.methods import REPRESENTATION_APPROACHES, MethodRegistry
+from bench.report.page import block_html
 
 
 def test_ranks_and_friedman_match_hand_computed_values() -> None:
@@ -122,11 +123,16 @@ def test_the_verdict_reports_each_approach_apart() -> None:
     )
     comparison = analyse([DatasetScores("a", blocks, test_sets=5)], MethodRegistry(), rope=1.0)
     text = verdict(comparison)
-    metric = text.index("Supervised metric learning: Better than cross-entropy")
-    contrastive = text.index("Long-tailed contrastive: Better than cross-entropy")
+    # A list item per approach, its decisions nested under it.
+    metric = text.index("\n- Supervised metric learning: 0 of its 1 (pair, dataset) tests")
+    contrastive = text.index("\n- Long-tailed contrastive: 0 of its 1 (pair, dataset) tests")
     assert metric < contrastive
-    assert "supcon+crt on a (+5.0 points" in text[metric:contrastive]
-    assert "Worse than it: kcl+crt on a (-5.0 points" in text[contrastive:]
+    better = "\n    - Better than cross-entropy under the same stage 2: supcon+crt on a (+5.0"
+    assert better in text[metric:contrastive]
+    assert "\n    - Worse than it: kcl+crt on a (-5.0 points" in text[contrastive:]
+    html = block_html(text.split("\n\n")[2])
+    assert html.startswith("<ul><li>Supervised metric learning: 0 of its 1")
+    assert html.count("<ul>") == 3 and html.count("<li>") == 2 + 2 * 3
     (pairs,) = [t for t in tables(comparison) if t.name == "pairs"]
     assert [row[:3] for row in pairs.rows] == [
         ["supervised metric learning", "supcon+crt", "ce+crt"],
@@ -155,7 +161,7 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     assert _compare(tiny_project, results, "--pdf") == 0
     out = capsys.readouterr().out
     assert "(tiny 3 split(s), other 3 split(s))" in out
-    assert "Undecided: 2 of its 2 (pair, dataset) tests" in out  # 3 splits decide nothing
+    assert "2 of its 2 (pair, dataset) tests undecided" in out  # 3 splits decide nothing
     folder = results / "compare"
     for name in ("ranks", "pairs"):
         for suffix in (".md", ".csv", ".tex"):
@@ -182,7 +188,9 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
     shared = json.loads(manifests[1].read_text())
     shared["items"]["test"] = test_items
     manifests[1].write_text(json.dumps(shared))
-    [tiny] = collect(results, finished_runs(results, ["tiny"], MethodRegistry()), None)
+    [tiny] = scores_of(
+        results_archives(results, finished_runs(results, ["tiny"], MethodRegistry())), None
+    )
     assert (tiny.splits, tiny.test_sets) == (3, 2)
     assert tiny.described() == "3 split(s) sharing 2 test set(s)"
     # Data seeds that draw the same split (a source fixing its own) are one split, not two.
@@ -191,7 +199,9 @@ def test_compare_over_two_datasets_writes_tables_figures_and_a_verdict(
         if record["config"]["split"]["data_seed"] == 2:
             record["config"]["split"]["hash"] = hashes[1]
             path.write_text(json.dumps(record))
-    [tiny] = collect(results, finished_runs(results, ["tiny"], MethodRegistry()), None)
+    [tiny] = scores_of(
+        results_archives(results, finished_runs(results, ["tiny"], MethodRegistry())), None
+    )
     assert tiny.splits == 2 and len(tiny.blocks) == 2  # seeds 1 and 2 averaged as one split
     # A method missing on one dataset is a one-line error naming it.
     argv = ["compare", "--datasets", "tiny,other", "--results-dir", str(results)]
@@ -301,7 +311,7 @@ def test_a_verdict_counts_splits_not_train_seeds_and_says_what_each_dataset_show
     text = verdict(comparison)
     assert "Better than cross-entropy under the same stage 2: supcon+crt on a (+5.0 points" in text
     assert "Practically equivalent to it: supcon+crt on bb (" in text
-    assert "Worse than it: none." in text and "Undecided: 0 of its 2 (pair, dataset) tests." in text
+    assert "Worse than it: none." in text and "0 of its 2 (pair, dataset) tests undecided." in text
     assert "2 per-dataset mean differences (a, bb), too few datasets to decide" in text
     assert "share a test set" not in text
     fixed = DatasetScores("bb", _scores("bb", 0.0).blocks, test_sets=1)

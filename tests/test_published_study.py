@@ -21,8 +21,9 @@ def test_the_published_study_comes_from_its_committed_archive(tmp_path: Path) ->
     argv = ["compare", "--study", str(study), "--datasets", datasets]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0  # no results: the archive only
     derived = tmp_path / "compare"
-    tables = ["verdict.md", "ranks.md", "pairs.md"]
-    numbers = ["ranks.csv", "pairs.csv"]  # what the CD diagram and the pairs figure plot
+    tables = ["verdict.md", "ranks.md", "pairs.md", "metric_ranks.md", "metric_means.md"]
+    # What the CD diagram and the pairs figure plot, and the other metrics' numbers.
+    numbers = ["ranks.csv", "pairs.csv", "metric_ranks.csv", "metric_means.csv"]
     if (PUBLISHED / "tuning.md").exists():  # the tuning sensitivity, once its dataset is in
         tables += ["tuning.md", "tuning_variants.md"]
         numbers += ["tuning.csv", "tuning_variants.csv"]

@@ -6,6 +6,8 @@ only."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,3 +197,20 @@ def test_pooled_analyses_leave_out_datasets_reported_apart_and_count_the_tests()
     assert "the mean rank is over a, b, c (synthetic reported apart)" in rank_table.caption
     assert pair_table.rows[0][3].startswith("+3.0 [+")  # the interval beside the mean
     assert set(pair_table.numbers.columns) >= {"ci_low", "ci_high", "interval", "decision"}
+
+
+def test_a_metric_without_a_test_image_bootstrap_says_its_interval_counts_less() -> None:
+    # Splits sharing one test set, compared on AUROC: the runs keep predicted labels only, so
+    # the interval is over splits alone, and the page says what that leaves out.
+    shared = DatasetScores("a", _blocks(3.0, 0), test_sets=1, metric="auroc")
+    comparison = analyse([shared], MethodRegistry(), rope=1.0)
+    spread = comparison.pairs[0].intervals["a"]
+    assert spread is not None and spread.kind == T_OVER_SPLITS
+    text = verdict(comparison)
+    assert "the interval is Student's t over splits alone, which leaves out the test " in text
+    assert "macro AUROC cannot be recomputed on resampled test images" in text
+    assert "the interval and the decisions there are surer than the data allow." in text
+    caption = tables(comparison)[1].caption
+    assert "Student's t over splits alone" in caption and "also needs the interval" not in caption
+    bacc = analyse([dataclasses.replace(shared, metric="balanced_accuracy")], MethodRegistry(), 1.0)
+    assert "also needs the interval" in tables(bacc)[1].caption

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bench.compare.build import Section
     from bench.compare.collect import DatasetScores
     from bench.recipes.methods import MethodRegistry
+    from bench.results.archive import DatasetArchive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -75,6 +76,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, write the page and print the verdict."""
     from bench.compare.build import analyse, verdict, write_comparison
+    from bench.compare.metric_ranks import metrics_section
     from bench.core.files import ensure_writable
     from bench.core.layout import default_results_dir
     from bench.recipes.methods import MethodRegistry
@@ -83,13 +85,15 @@ def run(args: argparse.Namespace) -> int:
     registry = MethodRegistry()
     sections: tuple[Section, ...] = ()
     if args.study:
-        scores, rope, reference, sections = _study_scores(args, results_dir, registry)
+        archives, scores, rope, reference, sections = _study_scores(args, results_dir, registry)
     else:
-        scores, rope, reference = _results_scores(args, results_dir, registry), args.rope, "ce"
+        archives, scores = _results_scores(args, results_dir, registry)
+        rope, reference = args.rope, "ce"
     if not rope > 0:
         raise BenchError(f"--rope must be a positive number of points, got {rope}.")
     ensure_writable(results_dir, "the results folder", "choose it with --results-dir")
     comparison = analyse(scores, registry, rope, reference)
+    sections = (metrics_section(archives, comparison), *sections)
     folder = write_comparison(comparison, results_dir, args.pdf, sections)
     print("\n\n".join([verdict(comparison), *(section.text for section in sections)]))
     print(f"comparison: {folder}; open {folder / 'index.html'}")
@@ -98,9 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _study_scores(
     args: argparse.Namespace, results_dir: Path, registry: MethodRegistry
-) -> tuple[list[DatasetScores], float, str, tuple[Section, ...]]:
-    """The scores of exactly what `--study` names, its ROPE and reference, and the section
-    of its tuning sensitivity when it has one and its dataset is compared."""
+) -> tuple[dict[str, DatasetArchive], list[DatasetScores], float, str, tuple[Section, ...]]:
+    """The runs (by dataset) and scores of exactly what `--study` names, its ROPE and
+    reference, and the section of its tuning sensitivity when it has one and its dataset is
+    compared."""
     from bench.compare.collect import scores_of
     from bench.compare.tuning import TuningAsked, sensitivity_section
     from bench.study.file import load_study
@@ -133,7 +138,7 @@ def _study_scores(
     scores = scores_of(archives, methods, metric, pooled)
     rope = args.rope if args.rope is not None else study.rope
     if study.tuning is None:
-        return scores, rope, study.reference, ()
+        return archives, scores, rope, study.reference, ()
     asked = TuningAsked(
         study.tuning.dataset,
         study.tuning.variants(registry),
@@ -142,14 +147,19 @@ def _study_scores(
         f"bench study run {args.study} --datasets {study.tuning.dataset}",
     )
     found = sensitivity_section(asked, archives, scores, registry, metric, rope)
-    return scores, rope, study.reference, (found,) if found else ()
+    return archives, scores, rope, study.reference, (found,) if found else ()
 
 
 def _results_scores(
     args: argparse.Namespace, results_dir: Path, registry: MethodRegistry
-) -> list[DatasetScores]:
-    """The scores of the results folder's runs at the current settings."""
-    from bench.compare.collect import collect, datasets_with_runs, finished_runs
+) -> tuple[dict[str, DatasetArchive], list[DatasetScores]]:
+    """The results folder's runs at the current settings (by dataset) and their scores."""
+    from bench.compare.collect import (
+        datasets_with_runs,
+        finished_runs,
+        results_archives,
+        scores_of,
+    )
     from bench.data.specs import get_spec
 
     if args.prefer:
@@ -166,4 +176,5 @@ def _results_scores(
     runs = finished_runs(
         results_dir, datasets, registry, options.conditions(args), skip_stale=not args.datasets
     )
-    return collect(results_dir, runs, methods, args.metric or "balanced_accuracy")
+    archives = results_archives(results_dir, runs)
+    return archives, scores_of(archives, methods, args.metric or "balanced_accuracy")

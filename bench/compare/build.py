@@ -18,7 +18,14 @@ import scikit_posthocs as posthocs
 from matplotlib.figure import Figure
 
 from bench.compare.collect import DatasetScores
-from bench.compare.intervals import BOOTSTRAP, Interval, interval, split_differences
+from bench.compare.intervals import (
+    BOOTSTRAP,
+    BOOTSTRAPPED,
+    Interval,
+    interval,
+    shared_interval,
+    split_differences,
+)
 from bench.compare.stats import (
     MIN_OBSERVATIONS,
     Friedman,
@@ -276,10 +283,14 @@ def tables(comparison: Comparison) -> list[Table]:
             "a decision needs a probability of 0.95. Per dataset the observations are its "
             "independent splits (train seeds averaged within a split), and the bracket is the "
             "95 % interval of the mean difference over them: Student's t where each split has "
-            "its own test set, Student's t on the standard error of a bootstrap over splits and "
-            "test images where splits share one "
-            "(a decision there also needs the interval on its side of zero, or within the ROPE "
-            "for equivalence); no bracket with one split. Pooled: the mean differences of "
+            f"its own test set, {shared_interval(metric)} where splits share one"
+            + (
+                " (a decision there also needs the interval on its side of zero, or within "
+                "the ROPE for equivalence)"
+                if metric.key in BOOTSTRAPPED
+                else ""
+            )
+            + "; no bracket with one split. Pooled: the mean differences of "
             f"{', '.join(comparison.pooled)}. Fewer than "
             f"{MIN_OBSERVATIONS} observations decide nothing (undecided)."
         ),
@@ -291,11 +302,16 @@ def tables(comparison: Comparison) -> list[Table]:
     return [rank_table, pair_table]
 
 
-def _approach_lines(approach: str, tests: list[tuple[PairResult, str, Posterior]]) -> list[str]:
-    """What the tests of one approach's pairs decided, outcome by outcome."""
+def _approach_item(approach: str, tests: list[tuple[PairResult, str, Posterior]]) -> str:
+    """One approach's item of the verdict's list: how many of its tests are undecided, then
+    what the others decided, outcome by outcome (nested items)."""
     if not tests:
-        return [f"{approach.capitalize()}: no dataset with enough splits to test."]
-    lines = []
+        return f"- {approach.capitalize()}: no dataset with enough splits to test."
+    undecided = sum(pair.decisions[dataset] == "undecided" for pair, dataset, _ in tests)
+    lines = [
+        f"- {approach.capitalize()}: {undecided} of its {len(tests)} (pair, dataset) tests "
+        "undecided."
+    ]
     for outcome in OUTCOMES:
         found = [
             f"{pair.method} on {dataset} ({posterior.mean_difference:+.1f} points"
@@ -304,14 +320,14 @@ def _approach_lines(approach: str, tests: list[tuple[PairResult, str, Posterior]
             for pair, dataset, posterior in tests
             if pair.decisions[dataset] == outcome
         ]
-        lines.append(f"{OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
-    undecided = sum(pair.decisions[dataset] == "undecided" for pair, dataset, _ in tests)
-    lines.append(f"Undecided: {undecided} of its {len(tests)} (pair, dataset) tests.")
-    return [f"{approach.capitalize()}: {lines[0]}", *lines[1:]]
+        lines.append(f"    - {OUTCOMES[outcome]}: {'; '.join(found) if found else 'none'}.")
+    return "\n".join(lines)
 
 
 def verdict(comparison: Comparison) -> str:
-    """The answer in plain words, never more than the statistics say."""
+    """The answer in plain words, never more than the statistics say: Markdown paragraphs
+    (what is asked and how it is decided; the pooled test; how many tests the page makes;
+    Friedman's test) and a list of what each approach's tests decided."""
     n = len(comparison.scores)
     lines = []
     splits = ", ".join(f"{s.name} {s.described()}" for s in comparison.scores)
@@ -330,16 +346,19 @@ def verdict(comparison: Comparison) -> str:
     if shared := [s.name for s in comparison.scores if s.shared_test_set]:
         lines.append(
             f"The splits of {', '.join(shared)} share a test set (the source fixes it): there "
-            "the interval is Student's t on the standard error of a bootstrap over splits and "
-            "test images, and a decision stands "
-            "only where that interval agrees with it."
+            f"the interval is {shared_interval(comparison.metric)}, and "
+            + (
+                "a decision stands only where that interval agrees with it."
+                if comparison.metric.key in BOOTSTRAPPED
+                else "the interval and the decisions there are surer than the data allow."
+            )
         )
     if not comparison.pairs:
         lines.append(
             "No such pair was run on every dataset (e.g. supcon+crt with ce+crt), so there "
             "is no answer yet."
         )
-    if comparison.pairs:
+    else:
         lines.append(
             f"A decision needs a probability of {LEVEL} on {MIN_OBSERVATIONS} or more "
             f"independent splits; within ±{comparison.rope:g} {comparison.metric.short} points "
@@ -351,8 +370,15 @@ def verdict(comparison: Comparison) -> str:
         for dataset, posterior in pair.per_dataset.items()
         if posterior is not None
     ]
-    for approach in dict.fromkeys(pair.approach for pair in comparison.pairs):
-        lines += _approach_lines(approach, [t for t in tests if t[0].approach == approach])
+    paragraphs = [" ".join(lines)]
+    if comparison.pairs:
+        paragraphs.append("What the tests of each approach decided, per (pair, dataset):")
+        paragraphs.append(
+            "\n".join(
+                _approach_item(approach, [t for t in tests if t[0].approach == approach])
+                for approach in dict.fromkeys(pair.approach for pair in comparison.pairs)
+            )
+        )
     pooled = [(pair, pair.pooled) for pair in comparison.pairs if pair.pooled is not None]
     if pooled:
         observations = len(comparison.pooled)  # one mean difference per pooled dataset
@@ -360,18 +386,20 @@ def verdict(comparison: Comparison) -> str:
             f"{pair.method} {p.better:.2f} / {p.worse:.2f} ({p.mean_difference:+.1f})"
             for pair, p in pooled
         )
-        lines.append(
+        paragraphs.append(
             f"Pooled over the {observations} per-dataset mean differences "
             f"({', '.join(comparison.pooled)})"
             + (", too few datasets to decide" if observations < MIN_OBSERVATIONS else "")
             + f", P(better) / P(worse) (mean difference): {listed}."
         )
-    lines += _multiplicity(comparison, tests)
+    paragraphs += _multiplicity(comparison, tests)
     f = comparison.friedman
     if f.p_value is None:
-        lines.append("The Friedman test needs three or more methods and two or more datasets.")
+        paragraphs.append("The Friedman test needs three or more methods and two or more datasets.")
     elif not math.isfinite(f.p_value):
-        lines.append("Every method ranks the same on every dataset: Friedman's test finds nothing.")
+        paragraphs.append(
+            "Every method ranks the same on every dataset: Friedman's test finds nothing."
+        )
     else:
         power = (
             f"With only {len(comparison.pooled)} datasets this test has little power; the paired "
@@ -379,7 +407,7 @@ def verdict(comparison: Comparison) -> str:
             if len(comparison.pooled) < 10
             else ""
         )
-        lines.append(
+        paragraphs.append(
             f"Across all {comparison.means.shape[1]} methods, Friedman's test over the "
             f"{len(comparison.pooled)} pooled datasets gives p = {f.p_value:.3f} (Nemenyi's "
             "critical difference of mean ranks: "
@@ -391,7 +419,7 @@ def verdict(comparison: Comparison) -> str:
             )
             + f"). {power}".rstrip()
         )
-    return " ".join(lines)
+    return "\n\n".join(paragraphs)
 
 
 def _multiplicity(
@@ -531,8 +559,7 @@ def _write(comparison: Comparison, scratch: Path, pdf: bool, sections: tuple[Sec
          f"Paired differences per dataset (representation-learning stage 1 minus "
          f"{comparison.reference} stage 1, same stage 2): the mean over splits and the interval "
          "the pairs table gives, from the observations its test uses (Student's t over splits "
-         "with their own test sets; t on the standard error of a bootstrap over splits and "
-         "test images where they share "
+         f"with their own test sets; {shared_interval(comparison.metric)} where they share "
          f"one; a bare point with one split); shaded: ±{comparison.rope:g} points."),
     ]  # fmt: skip
     html = page("Comparison over datasets", text, written, figures)

@@ -112,19 +112,12 @@ def finished_runs(
     return runs
 
 
-def collect(
-    results_dir: Path,
-    runs: dict[str, pd.DataFrame],
-    methods: list[str] | None,
-    metric: str = "balanced_accuracy",
-) -> list[DatasetScores]:
-    """Each dataset's test `metric` (a key of `SCALARS`) for `methods` (default: those run on
-    every dataset), on the blocks all of them have, from its `finished_runs`."""
-    archives = {
+def results_archives(results_dir: Path, runs: dict[str, pd.DataFrame]) -> dict[str, DatasetArchive]:
+    """Each dataset's `finished_runs` as an archive of runs (what `scores_of` reads)."""
+    return {
         name: from_results(ResultsStore(results_dir, name), table["run_id"])
         for name, table in runs.items()
     }
-    return scores_of(archives, methods, metric)
 
 
 def scores_of(

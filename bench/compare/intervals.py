@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from bench.compare.collect import DatasetScores
+from bench.components.scalars import Scalar
 from bench.report.statistics import balanced_accuracy_batch
 
 LEVEL = 0.95
@@ -63,6 +64,17 @@ class Interval:
     def text(self) -> str:
         """`[low, high]` in points."""
         return f"[{self.low:+.1f}, {self.high:+.1f}]"
+
+
+def shared_interval(metric: Scalar) -> str:
+    """How the interval is drawn where splits share a test set, in words, for `metric`."""
+    if metric.key in BOOTSTRAPPED:
+        return "Student's t on the standard error of a bootstrap over splits and test images"
+    return (
+        "Student's t over splits alone, which leaves out the test sample's own variance (the "
+        f"runs keep predicted labels, not scores, so {metric.long} cannot be recomputed on "
+        "resampled test images)"
+    )
 
 
 def split_differences(scores: DatasetScores, first: str, second: str) -> np.ndarray:

@@ -28,11 +28,30 @@ def figure_html(path: Path, caption: str) -> str:
     )
 
 
+def block_html(block: str) -> str:
+    """One block of Markdown-like text as HTML: a list where it starts with `- ` (items
+    indented by four spaces nest under the item above), else a paragraph."""
+    if not block.startswith("- "):
+        return f"<p>{html.escape(block)}</p>"
+    items: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("    - "):
+            items[-1][1].append(line.removeprefix("    - "))
+        else:
+            items.append((line.removeprefix("- "), []))
+    return f"<ul>{''.join(_item_html(item, nested) for item, nested in items)}</ul>"
+
+
+def _item_html(item: str, nested: list[str]) -> str:
+    inner = "".join(f"<li>{html.escape(text)}</li>" for text in nested)
+    return f"<li>{html.escape(item)}{f'<ul>{inner}</ul>' if nested else ''}</li>"
+
+
 def page(title: str, intro: str, tables: list[Table], figures: list[tuple[Path, str]]) -> str:
-    """The whole page: title, the paragraphs on what it shows (`intro`, split at blank
-    lines), tables, then figures."""
+    """The whole page: title, what it shows (`intro`, blocks split at blank lines: paragraphs
+    and lists, `block_html`), tables, then figures."""
     body = [f"<h1>{html.escape(title)}</h1>"]
-    body += [f"<p>{html.escape(paragraph)}</p>" for paragraph in intro.split("\n\n")]
+    body += [block_html(block) for block in intro.split("\n\n")]
     body += [render.html_fragment(t) for t in tables]
     body += ["<h2>Figures</h2>", *(figure_html(p, c) for p, c in figures)]
     return (
