@@ -3,7 +3,8 @@
 The bare loop is what one would write by hand: the same model, the same uint8 images (on the
 device when it is a GPU), the same batched augmentation and normalisation, Nesterov SGD with
 the same warm-up and cosine schedule, cross-entropy, bfloat16 autocast on CUDA, and a pass
-over the validation split after every epoch. What it lacks is everything the harness adds
+over the validation split after the last epoch (as the harness under its default rule, `last`,
+which reads no earlier epoch's score). What it lacks is everything the harness adds
 around it: samplers, objectives, metric losses, divergence checks, history, checkpoint choice.
 Both run back to back in one process; the ratio of their images per second is the harness's
 efficiency (1.0: no cost).
@@ -40,7 +41,7 @@ def bare_loop(
     settings: TrainingSettings,
     device: torch.device,
 ) -> float:
-    """Seconds to train `model` by hand for `settings.epochs`, scoring `val` every epoch."""
+    """Seconds to train `model` by hand for `settings.epochs`, then scoring `val`."""
     images, labels = train
     _sync(device)
     started = time.perf_counter()  # from the same point as the harness: statistics, upload
@@ -73,11 +74,11 @@ def bare_loop(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            for chunk in val.split(eval_batch_size(device)):
-                with autocast(device):
-                    model(normalizer(chunk.to(device))).float().cpu()
+    model.eval()
+    with torch.no_grad():
+        for chunk in val.split(eval_batch_size(device)):
+            with autocast(device):
+                model(normalizer(chunk.to(device))).float().cpu()
     _sync(device)
     return time.perf_counter() - started
 

@@ -39,12 +39,15 @@ HEAD_SCORE = "val_balanced_accuracy"
 class CheckpointRule:
     """A named rule: `merit(scores, epochs)` is the merit of the latest epoch given the
     validation scores of every epoch so far (dicts of `HEAD_SCORE`, and `NCM_SCORE` when
-    `needs_ncm`) and the number of epochs the training runs."""
+    `needs_ncm`) and the number of epochs the training runs. A rule that does not
+    `read_scores` (the last epoch) lets the trainer skip validating the epochs before the
+    last."""
 
     name: str
     merit: Callable[[Sequence[dict[str, float]], int], float]
     needs_ncm: bool = False
     copies_weights: bool = True
+    reads_scores: bool = True
 
 
 def _last(scores: Sequence[dict[str, float]], epochs: int) -> float:
@@ -69,7 +72,7 @@ def _ncm(scores: Sequence[dict[str, float]], epochs: int) -> float:
 CHECKPOINT_RULES: dict[str, CheckpointRule] = {
     rule.name: rule
     for rule in (
-        CheckpointRule("last", _last, copies_weights=False),
+        CheckpointRule("last", _last, copies_weights=False, reads_scores=False),
         CheckpointRule("best", _best),
         CheckpointRule("smoothed", _smoothed),
         CheckpointRule("ncm", _ncm, needs_ncm=True),

@@ -344,8 +344,10 @@ def _train_epoch(training: Training, loop: _Loop, epoch: int) -> float:
 def train_stage1(training: Training) -> TrainingOutcome:
     """Train over `Schedule.plan` and load the epoch that the settings' checkpoint rule keeps.
 
-    A non-finite training loss or validation output stops training with `TrainingDiverged`
-    (checked once per epoch, from a sum kept on the device).
+    The history holds each epoch's training loss, and its validation scores where a watched
+    rule reads them or `on_epoch` is set (the last epoch's always). A non-finite training loss
+    (checked once per epoch, from a sum kept on the device) or validation output stops
+    training with `TrainingDiverged`.
     """
     model, settings = training.model, training.settings
     loop = _set_up(training)
@@ -360,16 +362,21 @@ def train_stage1(training: Training) -> TrainingOutcome:
         leave=False,
         disable=not training.progress,
     )
+    # Validation of every epoch only where something reads it: a rule's merit or a sweep's
+    # pruner. Evaluation changes no weight and draws no random number, so the training is
+    # the same to the bit either way; the last epoch is always validated.
+    watching = training.on_epoch is not None or any(r.reads_scores for r in rules.values())
     for epoch in epochs:
+        final = epoch + 1 == loop.schedule.epochs
         record = {"epoch": epoch + 1, "train_loss": _train_epoch(training, loop, epoch)}
-        record.update(_validation_scores(training, loop, rules, epoch + 1))
+        postfix = {"loss": f"{record['train_loss']:.3f}"}
+        if watching or final:
+            record.update(_validation_scores(training, loop, rules, epoch + 1))
+            postfix["val_bacc"] = f"{record['val_balanced_accuracy']:.3f}"
         history.append(record)
-        epochs.set_postfix(
-            loss=f"{record['train_loss']:.3f}", val_bacc=f"{record['val_balanced_accuracy']:.3f}"
-        )
+        epochs.set_postfix(postfix)
         if training.on_epoch is not None:
             training.on_epoch(epoch + 1, record["val_balanced_accuracy"])
-        final = epoch + 1 == loop.schedule.epochs
         keeping = [name for name in keeper.observe(history) if rules[name].copies_weights or final]
         if keeping:  # the final weights are the model's own, unless other rules reload it
             shared = final and not training.also_watch
