@@ -13,7 +13,7 @@
    ../shared/data/ham10000): the cached uint8 tensors against the first load, which reads the
    metadata, hashes every file, decodes and resizes (each into a fresh, temporary cache).
 5. The harness's stage-1 training against a bare PyTorch loop with the same augmentation and
-   per-epoch validation (`bare_loop.py`), back to back, median of 3: at the CPU defaults
+   validation of the last epoch (`bare_loop.py`), back to back, median of 3: at the CPU defaults
    (`resnet-compact`, 28 px, batch 64) and `resnet18` at 64 px.
 6. The seconds `bench run` spends outside stage-1 training (loading data and artefacts, stage
    2, scoring, writing; no report): the `quick` list at seed 0 on `synthetic` at its
@@ -22,12 +22,21 @@
    times, against the interpreter alone (`python -c pass`) and `python -c "import torch"`
    (what every command paid before the commands imported their libraries lazily).
    `python benchmarks/perf.py startup` runs this item alone.
+8. Stage 1 under its default rule (`last`: only the last epoch validated) against the same
+   training validated after every epoch (as under `best`, or a sweep's pruner), at the CPU
+   defaults of `blood-lt` (`resnet-compact`, 28 px, batch 128) and its training and
+   validation sizes, and at `organa-lt`'s ratio of validation to training images (a quarter of
+   its sizes), 3 epochs in one thread (as a study's workers), alternating, median of 3: the
+   share of an epoch a validation pass costs. `python benchmarks/perf.py validation` runs this
+   item alone.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,13 +49,14 @@ import torch
 import torchvision.transforms.v2 as T
 from bare_loop import compare
 
+from bench.components.catalogue import LOSSES, SAMPLERS
 from bench.components.models import build_classifier
 from bench.components.settings import TrainingSettings
 from bench.data import synthetic
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.stage1.augment import Augment, Normalizer
-from bench.stage1.training import predict
+from bench.stage1.training import Objective, Training, predict, train_stage1
 from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures
 from bench.stage2.methods import HeadWeights, Stage2Context, crt
 
@@ -205,9 +215,61 @@ def startup() -> None:
         )
 
 
+def stage1_seconds(
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    template: torch.nn.Module,
+    settings: TrainingSettings,
+    every_epoch: bool,
+) -> float:
+    """Wall seconds of one `ce` stage 1 of a copy of `template`, validated after every epoch
+    (a watcher, as a sweep's pruner) or only after the last (the default rule)."""
+    objective = Objective(LOSSES["ce"](np.bincount(train[1].numpy())), SAMPLERS["instance"])
+    watch = {"on_epoch": lambda epoch, score: None} if every_epoch else {}
+    model = copy.deepcopy(template)
+    training = Training(model, train, val, objective, settings, CPU, progress=False, **watch)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    train_stage1(training)
+    return time.perf_counter() - start
+
+
+def validation_cost() -> None:
+    """Item 8: what validating every stage-1 epoch costs, as a share of an epoch, in one
+    thread (as a study's workers run, `--threads 1`)."""
+    settings = TrainingSettings(batch_size=128, epochs=3, min_steps=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for name, n_train, n_val in (("blood-lt", 4668, 1712), ("organa-lt / 4", 4148, 1623)):
+        generator = torch.Generator().manual_seed(0)
+        shape = (n_train + n_val, 3, 28, 28)
+        images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+        labels = torch.arange(n_train + n_val) % 8
+        train, val = (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
+        template = build_classifier("resnet-compact", 8)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(3):
+            for every_epoch in (True, False):
+                times[every_epoch].append(
+                    stage1_seconds(train, val, template, settings, every_epoch)
+                )
+        every, last = statistics.median(times[True]), statistics.median(times[False])
+        epoch = last / settings.epochs  # one epoch, its share of the final validation included
+        passes = settings.epochs - 1  # the validations the default rule leaves out
+        print(
+            f"stage 1 on {name} sizes ({n_train} training, {n_val} validation images), "
+            f"{settings.epochs} epochs, 1 thread: validated every epoch {every:.2f} s, last "
+            f"epoch only {last:.2f} s -> one validation pass / one epoch = "
+            f"{(every - last) / passes / epoch:.3f}"
+        )
+    torch.set_num_threads(threads)
+
+
 def main() -> None:
     if sys.argv[1:] == ["startup"]:
         startup()
+        return
+    if sys.argv[1:] == ["validation"]:
+        validation_cost()
         return
     startup()
     images, labels = synthetic.generate(synthetic.class_counts(1200, 58.3), 28, seed=0)
@@ -227,6 +289,7 @@ def main() -> None:
         f"{contiguous:.2f} s -> contiguous / channels-last = {contiguous / last:.2f}x"
     )
     bare_loop_ratios()
+    validation_cost()
     outside_training()
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
     root = Path(os.environ.get("BENCH_DATA_ROOT") or shared)
