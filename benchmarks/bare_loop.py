@@ -89,13 +89,19 @@ def harness(
     val: tuple[torch.Tensor, torch.Tensor],
     settings: TrainingSettings,
     device: torch.device,
+    every_epoch: bool = False,
 ) -> float:
-    """Seconds of the harness's `train_stage1` (cross-entropy, uniform sampling) on the same."""
+    """Seconds of the harness's `train_stage1` (cross-entropy, uniform sampling) on the same;
+    with `every_epoch`, validated after every epoch (a watcher, as a sweep's pruner), else
+    after the last only (the default rule)."""
     counts = np.bincount(train[1].numpy(), minlength=int(train[1].max()) + 1)
     objective = Objective(LOSSES["ce"](counts), SAMPLERS["instance"])
+    watch = (lambda epoch, score: None) if every_epoch else None
     _sync(device)
     started = time.perf_counter()
-    train_stage1(Training(model, train, val, objective, settings, device, progress=False))
+    train_stage1(
+        Training(model, train, val, objective, settings, device, progress=False, on_epoch=watch)
+    )
     _sync(device)
     return time.perf_counter() - started
 

@@ -47,16 +47,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms.v2 as T
-from bare_loop import compare
+from bare_loop import compare, harness
 
-from bench.components.catalogue import LOSSES, SAMPLERS
 from bench.components.models import build_classifier
 from bench.components.settings import TrainingSettings
 from bench.data import synthetic
 from bench.data.loading import load_imageset
 from bench.data.specs import get_spec
 from bench.stage1.augment import Augment, Normalizer
-from bench.stage1.training import Objective, Training, predict, train_stage1
+from bench.stage1.training import predict
 from bench.stage2.feature_sources import BatchNormFinetuning, CachedFeatures
 from bench.stage2.methods import HeadWeights, Stage2Context, crt
 
@@ -215,24 +214,6 @@ def startup() -> None:
         )
 
 
-def stage1_seconds(
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    template: torch.nn.Module,
-    settings: TrainingSettings,
-    every_epoch: bool,
-) -> float:
-    """Wall seconds of one `ce` stage 1 of a copy of `template`, validated after every epoch
-    (a watcher, as a sweep's pruner) or only after the last (the default rule)."""
-    objective = Objective(LOSSES["ce"](np.bincount(train[1].numpy())), SAMPLERS["instance"])
-    watch = {"on_epoch": lambda epoch, score: None} if every_epoch else {}
-    model = copy.deepcopy(template)
-    training = Training(model, train, val, objective, settings, CPU, progress=False, **watch)  # type: ignore[arg-type]
-    start = time.perf_counter()
-    train_stage1(training)
-    return time.perf_counter() - start
-
-
 def validation_cost() -> None:
     """Item 8: what validating every stage-1 epoch costs, as a share of an epoch, in one
     thread (as a study's workers run, `--threads 1`)."""
@@ -249,9 +230,8 @@ def validation_cost() -> None:
         times: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(3):
             for every_epoch in (True, False):
-                times[every_epoch].append(
-                    stage1_seconds(train, val, template, settings, every_epoch)
-                )
+                model = copy.deepcopy(template)
+                times[every_epoch].append(harness(model, train, val, settings, CPU, every_epoch))
         every, last = statistics.median(times[True]), statistics.median(times[False])
         epoch = last / settings.epochs  # one epoch, its share of the final validation included
         passes = settings.epochs - 1  # the validations the default rule leaves out

@@ -39,8 +39,8 @@ HEAD_SCORE = "val_balanced_accuracy"
 class CheckpointRule:
     """A named rule: `merit(scores, epochs)` is the merit of the latest epoch given the
     validation scores of every epoch so far (dicts of `HEAD_SCORE`, and `NCM_SCORE` when
-    `needs_ncm`) and the number of epochs the training runs. A rule that does not
-    `read_scores` (the last epoch) lets the trainer skip validating the epochs before the
+    `needs_ncm`) and the number of epochs the training runs. A rule that does not read them
+    (`reads_scores` false: the last epoch) lets the trainer skip validating the epochs before the
     last."""
 
     name: str
